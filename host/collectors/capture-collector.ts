@@ -1,0 +1,257 @@
+/**
+ * Keeps everything in memory: the span tree, events, values and metrics. For tests, snapshots and
+ * hosts that want to inspect what a guest did after the fact.
+ */
+import { fromPlainValues, toPlainValues, type PlainValue } from '../../shared/plain-value.js';
+import { LEVELS, type Level, type Value, type Values } from '../../shared/records.js';
+import type { CallsiteMeta, Collector, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo } from './collector.js';
+
+export interface CapturedEvent {
+  meta: CallsiteMeta;
+  parent: number | null | undefined;
+  values: Values;
+  time: bigint;
+  executionId?: string;
+}
+
+export interface CapturedSpan {
+  id: number;
+  meta: CallsiteMeta;
+  parent: number | null | undefined;
+  /** Current values: recorded fields replace the ones given at creation. */
+  values: Values;
+  follows: number[];
+  events: CapturedEvent[];
+  children: number[];
+  start: bigint;
+  end?: bigint;
+  closed: boolean;
+  forced?: ForcedClose;
+  /** Times entered minus times exited. */
+  entered: number;
+  executionId?: string;
+}
+
+/** Snapshot form: stable ids (`s1`, `s2`, … in first-seen order), no times, no empty fields. */
+export interface NormalizedSpan {
+  id: string;
+  name: string;
+  target: string;
+  level: Level;
+  fields: Record<string, Value>;
+  events: NormalizedEvent[];
+  follows: string[];
+  closed: boolean;
+  forced?: string;
+  children: NormalizedSpan[];
+}
+export interface NormalizedEvent {
+  name: string;
+  target: string;
+  level: Level;
+  fields: Record<string, Value>;
+}
+export interface NormalizedTrace {
+  spans: NormalizedSpan[];
+  /** Events outside any span. */
+  events: NormalizedEvent[];
+  metrics: Array<{ name: string; instrument: string; value: number | bigint; attributes: Record<string, Value> }>;
+}
+
+interface CaptureSnapshot {
+  capture: string;
+  id: number;
+  eventCount: number;
+  events: Array<{ meta: CallsiteMeta; values: Array<[string, PlainValue]>; time: string }>;
+}
+
+let instances = 0;
+
+/**
+ * @example
+ * const collector = new CaptureCollector();
+ * receiver = new TracingEventReceiver({ collector });
+ * receiver.receiveBatch(bytes);
+ * assert.deepStrictEqual(collector.normalize().spans[0].name, 'handle');
+ */
+export class CaptureCollector implements Collector {
+  readonly spans = new Map<number, CapturedSpan>();
+  readonly events: CapturedEvent[] = [];
+  readonly metrics: MetricInfo[] = [];
+  private readonly instance = `capture-${++instances}-${process.pid}`;
+  private readonly minLevel: number;
+  private readonly stack: number[] = [];
+  private nextId = 1;
+
+  /** `level`: the most verbose level kept (default trace, i.e. everything). */
+  constructor(options: { level?: Level } = {}) {
+    this.minLevel = LEVELS.indexOf(options.level ?? 'trace');
+  }
+
+  registerCallsite(meta: CallsiteMeta): 'always' | 'never' {
+    return this.enabled(meta) ? 'always' : 'never';
+  }
+  enabled(meta: CallsiteMeta): boolean {
+    return LEVELS.indexOf(meta.level) >= this.minLevel;
+  }
+  maxLevelHint(): Level {
+    return LEVELS[this.minLevel]!;
+  }
+
+  newSpan(info: NewSpanInfo): number {
+    const id = this.nextId++;
+    const span: CapturedSpan = {
+      id,
+      meta: info.meta,
+      parent: info.parent,
+      values: info.values.slice(),
+      follows: [],
+      events: [],
+      children: [],
+      start: info.time,
+      closed: false,
+      entered: 0,
+    };
+    if (info.executionId !== undefined) span.executionId = info.executionId;
+    this.spans.set(id, span);
+    if (typeof info.parent === 'number') this.spans.get(info.parent)?.children.push(id);
+    return id;
+  }
+
+  record(id: number, values: Values): void {
+    const span = this.spans.get(id);
+    if (span === undefined) return;
+    for (const pair of values) {
+      const i = span.values.findIndex((p) => p[0] === pair[0]);
+      if (i >= 0) span.values[i] = pair;
+      else span.values.push(pair);
+    }
+  }
+
+  recordFollowsFrom(id: number, follows: number): void {
+    this.spans.get(id)?.follows.push(follows);
+  }
+
+  event(info: EventInfo): void {
+    const e: CapturedEvent = { meta: info.meta, parent: info.parent, values: info.values, time: info.time };
+    if (info.executionId !== undefined) e.executionId = info.executionId;
+    this.events.push(e);
+    if (typeof info.parent === 'number') this.spans.get(info.parent)?.events.push(e);
+  }
+
+  enter(id: number): void {
+    const span = this.spans.get(id);
+    if (span !== undefined) span.entered++;
+    this.stack.push(id);
+  }
+
+  exit(id: number): void {
+    const span = this.spans.get(id);
+    if (span !== undefined) span.entered--;
+    const i = this.stack.lastIndexOf(id);
+    if (i >= 0) this.stack.splice(i, 1);
+  }
+
+  cloneSpan(id: number): number {
+    return id;
+  }
+
+  tryClose(id: number, time: bigint, forced?: ForcedClose): boolean {
+    const span = this.spans.get(id);
+    if (span === undefined || span.closed) return false;
+    span.closed = true;
+    span.end = time;
+    if (forced !== undefined) span.forced = forced;
+    return true;
+  }
+
+  currentSpan(): number | undefined {
+    return this.stack[this.stack.length - 1];
+  }
+
+  metric(m: MetricInfo): void {
+    this.metrics.push(m);
+  }
+
+  persistSpan(id: number): CaptureSnapshot | undefined {
+    const span = this.spans.get(id);
+    if (span === undefined) return undefined;
+    return {
+      capture: this.instance,
+      id,
+      eventCount: span.events.length,
+      events: span.events.map((e) => ({ meta: e.meta, values: toPlainValues(e.values), time: e.time.toString() })),
+    };
+  }
+
+  restoreSpan(info: RestoreSpanInfo): number {
+    const snap = info.snapshot as CaptureSnapshot | undefined;
+    const live = snap?.capture === this.instance ? this.spans.get(snap.id) : undefined;
+    if (live !== undefined && !live.closed && snap !== undefined) {
+      // Same collector: reset the span to its committed state (drops what a rolled-back execution added).
+      live.values = info.values.slice();
+      live.events.length = snap.eventCount;
+      return live.id;
+    }
+    const id = this.newSpan(info);
+    const span = this.spans.get(id)!;
+    for (const e of snap?.events ?? []) {
+      const ev: CapturedEvent = { meta: e.meta, parent: id, values: fromPlainValues(e.values), time: BigInt(e.time) };
+      span.events.push(ev);
+      this.events.push(ev);
+    }
+    return id;
+  }
+
+  /** Spans without a parent span, in creation order. */
+  roots(): CapturedSpan[] {
+    return [...this.spans.values()].filter((s) => typeof s.parent !== 'number' || !this.spans.has(s.parent));
+  }
+
+  /** The first span with this name. */
+  find(name: string): CapturedSpan | undefined {
+    for (const s of this.spans.values()) if (s.meta.name === name) return s;
+    return undefined;
+  }
+
+  /** A snapshot independent of ids and times, for golden tests and equality across runs. */
+  normalize(): NormalizedTrace {
+    const stable = new Map<number, string>();
+    const assign = (s: CapturedSpan): void => {
+      stable.set(s.id, `s${stable.size + 1}`);
+      for (const c of s.children) assign(this.spans.get(c)!);
+    };
+    const roots = this.roots();
+    for (const r of roots) assign(r);
+    const build = (s: CapturedSpan): NormalizedSpan => {
+      const n: NormalizedSpan = {
+        id: stable.get(s.id)!,
+        name: s.meta.name,
+        target: s.meta.target,
+        level: s.meta.level,
+        fields: fieldsOf(s.values),
+        events: s.events.map(normalizeEvent),
+        follows: s.follows.map((f) => stable.get(f) ?? '?'),
+        closed: s.closed,
+        children: s.children.map((c) => build(this.spans.get(c)!)),
+      };
+      if (s.forced !== undefined) n.forced = s.forced.cause;
+      return n;
+    };
+    return {
+      spans: roots.map(build),
+      events: this.events.filter((e) => typeof e.parent !== 'number').map(normalizeEvent),
+      metrics: this.metrics.map((m) => ({ name: m.name, instrument: m.instrument, value: m.value, attributes: fieldsOf(m.attributes) })),
+    };
+  }
+}
+
+function fieldsOf(values: Values): Record<string, Value> {
+  const out: Record<string, Value> = {};
+  for (const [k, v] of values) if (!(typeof v === 'object' && v !== null && 'empty' in v)) out[k] = v;
+  return out;
+}
+
+function normalizeEvent(e: CapturedEvent): NormalizedEvent {
+  return { name: e.meta.name, target: e.meta.target, level: e.meta.level, fields: fieldsOf(e.values) };
+}

@@ -1,0 +1,89 @@
+/**
+ * The collector interface: where the receiver hands rebuilt spans, events and metrics.
+ *
+ * It has the shape of tracing-core's `Collect` trait. Ids passed to and returned by a collector
+ * are the collector's own span ids (host ids), never guest ids.
+ */
+import type { Level, Values } from '../../shared/records.js';
+import type { Interest, CallsiteMeta } from '../receiver/callsite-registry.js';
+
+export type { Interest, CallsiteMeta };
+
+/** A span as it is created (or re-created after a restore). `time` is unix nanoseconds. */
+export interface NewSpanInfo {
+  meta: CallsiteMeta;
+  /** A host span id, `null` for an explicit root, `undefined` when the guest had no span entered. */
+  parent: number | null | undefined;
+  values: Values;
+  time: bigint;
+  executionId?: string;
+}
+
+export interface EventInfo {
+  meta: CallsiteMeta;
+  parent: number | null | undefined;
+  values: Values;
+  time: bigint;
+  executionId?: string;
+}
+
+export interface MetricInfo {
+  name: string;
+  instrument: 'counter' | 'histogram' | 'gauge';
+  value: number | bigint;
+  attributes: Values;
+  time: bigint;
+  executionId?: string;
+}
+
+/** Why a span was closed by the host rather than by the guest. */
+export interface ForcedClose {
+  /** Machine-readable cause: trap, abort, deadline, out_of_memory, stack_overflow, exception, host_cancel, rollback. */
+  cause: string;
+  /** Human-readable description, e.g. `abort: bad input at plugin.ts:12:5`. */
+  message: string;
+}
+
+/** What the receiver keeps of a span between executions, handed to {@link Collector.restoreSpan}. */
+export interface RestoreSpanInfo extends NewSpanInfo {
+  /** Whatever {@link Collector.persistSpan} returned for this span, as plain data. */
+  snapshot: unknown;
+}
+
+/**
+ * Receives what guests do. Implement it to send guest telemetry anywhere.
+ *
+ * The receiver owns reference counting: `cloneSpan` is informational, and `tryClose` is called
+ * exactly once per span, when the guest drops its last reference or when the host force-closes
+ * the span (then `forced` says why).
+ *
+ * @example
+ * const collector: Collector = {
+ *   registerCallsite: () => 'always', enabled: () => true,
+ *   newSpan: ({ meta }) => { console.log('span', meta.name); return nextId++; },
+ *   record() {}, recordFollowsFrom() {}, event: ({ meta }) => console.log(meta.name),
+ *   enter() {}, exit() {}, cloneSpan: (id) => id, tryClose: () => true, currentSpan: () => undefined,
+ * };
+ */
+export interface Collector {
+  /** Called once per interned callsite; the answer is cached. 'sometimes' makes the receiver ask `enabled` each time. */
+  registerCallsite(meta: CallsiteMeta): Interest;
+  enabled(meta: CallsiteMeta): boolean;
+  /** The most verbose level this collector wants; guests use it to skip disabled callsites early. */
+  maxLevelHint?(): Level | undefined;
+  newSpan(span: NewSpanInfo): number;
+  record(span: number, values: Values): void;
+  recordFollowsFrom(span: number, follows: number): void;
+  event(event: EventInfo): void;
+  enter(span: number, time: bigint): void;
+  exit(span: number, time: bigint): void;
+  cloneSpan(span: number): number;
+  tryClose(span: number, time: bigint, forced?: ForcedClose): boolean;
+  currentSpan(): number | undefined;
+  /** Metric points (counter add, histogram record, gauge set). */
+  metric?(metric: MetricInfo): void;
+  /** Plain, JSON-safe data needed to re-create this open span in another execution or process. */
+  persistSpan?(span: number): unknown;
+  /** Re-creates a persisted span (lazily, on its first use); returns its host id. */
+  restoreSpan?(info: RestoreSpanInfo): number;
+}

@@ -1,0 +1,34 @@
+/** Human-readable rendering of field values, shared by the terminal collector and the CLI. */
+import type { ErrorValue, Value } from '../../shared/records.js';
+
+export function formatError(e: ErrorValue): string {
+  return e.source === undefined ? e.message : `${e.message}: ${formatError(e.source)}`;
+}
+
+export function formatValue(v: Value): string {
+  switch (typeof v) {
+    case 'string':
+      return /^[\w.:/@-]*$/.test(v) && v.length > 0 ? v : JSON.stringify(v);
+    case 'number':
+    case 'bigint':
+    case 'boolean':
+      return String(v);
+  }
+  if (v instanceof Uint8Array) {
+    const hex = Buffer.from(v.subarray(0, 16)).toString('hex');
+    return v.length > 16 ? `0x${hex}…(${v.length} bytes)` : `0x${hex}`;
+  }
+  if ('debug' in v) return v.debug;
+  if ('error' in v) return formatError(v.error);
+  return '∅';
+}
+
+/** `k=v k2=v2`, leaving out fields not recorded yet. */
+export function formatFields(values: ReadonlyArray<readonly [string, Value]>): string {
+  let out = '';
+  for (const [k, v] of values) {
+    if (typeof v === 'object' && v !== null && 'empty' in v) continue;
+    out += `${out ? ' ' : ''}${k}=${formatValue(v)}`;
+  }
+  return out;
+}

@@ -1,0 +1,20 @@
+/**
+ * sandtrace, host side: receive tracing data from sandboxed guests and hand it to collectors.
+ *
+ * @example
+ * import { TracingEventReceiver, CaptureCollector } from 'sandtrace';
+ * const collector = new CaptureCollector();
+ * const receiver = new TracingEventReceiver({ collector });
+ * receiver.receiveBatch(frameFromGuest);
+ */
+export { TracingEventReceiver, type ReceiverOptions, type BatchResult, type ReceiverStats, type ReceiverState } from './receiver/receiver.js';
+export { ReceiveError, type ReceiveErrorCode } from './receiver/receive-error.js';
+export { CallsiteRegistry, defaultCallsiteRegistry, type CallsiteMeta, type Interest } from './receiver/callsite-registry.js';
+export { describeCause, type TerminationCause, type TerminationKind } from './receiver/termination.js';
+export type { PersistedMetadata, PersistedSpan, PersistedSpans } from './receiver/persisted-state.js';
+export type { Collector, NewSpanInfo, EventInfo, MetricInfo, ForcedClose, RestoreSpanInfo } from './collectors/collector.js';
+export { CaptureCollector, type CapturedSpan, type CapturedEvent, type NormalizedTrace, type NormalizedSpan, type NormalizedEvent } from './collectors/capture-collector.js';
+export { FmtCollector, formatDuration, type FmtOptions } from './collectors/fmt-collector.js';
+export { NullCollector } from './collectors/null-collector.js';
+export { formatValue, formatFields } from './collectors/format-value.js';
+export * from '../shared/index.js';

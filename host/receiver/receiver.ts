@@ -1,0 +1,715 @@
+/**
+ * The host receiver: turns a guest's stream of records back into spans, events and metrics on a
+ * {@link Collector}. One receiver serves one execution of one guest.
+ *
+ * Every record is validated before anything changes, so a rejected record leaves the receiver
+ * exactly as it was. Spans are reference-counted here (the collector sees one `tryClose` per
+ * span), enters are counted per span, and contextual parents are resolved against this
+ * execution's own stack of entered spans, so executions sharing a collector never mix.
+ */
+import { EMPTY, FrameError, FrameReader, RawRecord } from '../../shared/frame-reader.js';
+import { fromPlainValues, toPlainValues } from '../../shared/plain-value.js';
+import { PROTOCOL_VERSION, Tag, type CallsiteData, type TracingEvent, type Values } from '../../shared/records.js';
+import { hostNowNs } from '../clock.js';
+import type { Collector, ForcedClose } from '../collectors/collector.js';
+import { defaultCallsiteRegistry, type CallsiteMeta, type CallsiteRegistry, type Interest } from './callsite-registry.js';
+import type { PersistedMetadata, PersistedSpan, PersistedSpans } from './persisted-state.js';
+import { ReceiveError, type ReceiveErrorCode } from './receive-error.js';
+import { describeCause, type TerminationCause } from './termination.js';
+
+export interface ReceiverOptions {
+  collector: Collector;
+  /** From an earlier `persistMetadata()`: callsites the guest may use without announcing them. */
+  metadata?: PersistedMetadata;
+  /** From an earlier `persist()`: spans carried over into this execution. */
+  spans?: PersistedSpans;
+  /** Most values one record may carry (default 32). */
+  maxValues?: number;
+  /** Carried on every span, event and metric this receiver produces. */
+  executionId?: string;
+  /** Interning registry (default: the process-wide one). */
+  registry?: CallsiteRegistry;
+  /** Unix ns at which guest time 0 lies, until a hello record says otherwise (default: now). */
+  clockOrigin?: bigint;
+}
+
+/** Outcome of {@link TracingEventReceiver.receiveBatch}. */
+export interface BatchResult {
+  applied: number;
+  rejected: number;
+  /** 1 when the frame ended in the middle of a record (everything before it was applied), else 0. */
+  truncated: number;
+  /** The first few rejections, for diagnostics (all of them are counted in `stats`). */
+  errors: ReceiveError[];
+}
+
+export interface ReceiverStats {
+  applied: number;
+  rejected: number;
+  rejectedByCode: Partial<Record<ReceiveErrorCode, number>>;
+  truncatedFrames: number;
+  /** Records the guest reported it dropped itself (dropped records). */
+  guestDropped: number;
+}
+
+export type ReceiverState = 'open' | 'persisted' | 'rolledBack' | 'terminated';
+
+interface CallsiteSlot {
+  meta: CallsiteMeta;
+  interest: Interest;
+}
+
+/** Host id markers for spans that have no collector span (yet). */
+const DISABLED = -1;
+const PENDING_RESTORE = -2;
+const RESTORING = -3;
+const MAX_REPORTED_ERRORS = 16;
+
+class SpanEntry {
+  /** Collector span id, or one of the markers above. */
+  host = PENDING_RESTORE;
+  /** For disabled spans: the host parent their children inherit. */
+  hostParent: number | null | undefined = undefined;
+  refs = 1;
+  entered = 0;
+  /** Enters carried over from the persisted state: the collector already saw them exited. */
+  carried = 0;
+  start = 0n;
+  values: Values = [];
+  follows: number[] | undefined = undefined;
+  persisted: PersistedSpan | undefined = undefined;
+  constructor(
+    readonly id: number,
+    readonly meta: CallsiteMeta,
+    readonly guestParent: number | null | undefined,
+    /** Created in this execution (as opposed to carried over from a persisted one). */
+    readonly local: boolean,
+  ) {}
+}
+
+/**
+ * @example
+ * const collector = new CaptureCollector();
+ * using receiver = new TracingEventReceiver({ collector });
+ * const { applied, rejected, truncated } = receiver.receiveBatch(frameBytes);
+ * const state = receiver.persist(); // commit; without it, disposal rolls back
+ */
+export class TracingEventReceiver {
+  readonly collector: Collector;
+  readonly executionId: string | undefined;
+  readonly maxValues: number;
+  private readonly registry: CallsiteRegistry;
+  private readonly callsites = new Map<number, CallsiteSlot>();
+  private readonly spans = new Map<number, SpanEntry>();
+  /** Entered spans of this execution, innermost last. */
+  private readonly stack: SpanEntry[] = [];
+  private readonly reader = new FrameReader();
+  private readonly rec = new RawRecord();
+  private clockOrigin: bigint;
+  /** Latest guest-monotonic ns seen, or -1. */
+  private lastMono = -1;
+  private _state: ReceiverState = 'open';
+  readonly stats: ReceiverStats = { applied: 0, rejected: 0, rejectedByCode: {}, truncatedFrames: 0, guestDropped: 0 };
+  /** What the guest said of itself in its hello record. */
+  guest: { kind: string; sdkVersion: string } | undefined;
+
+  constructor(options: ReceiverOptions) {
+    this.collector = options.collector;
+    this.executionId = options.executionId;
+    this.maxValues = options.maxValues ?? 32;
+    this.registry = options.registry ?? defaultCallsiteRegistry;
+    this.clockOrigin = options.clockOrigin ?? hostNowNs();
+    for (const cs of options.metadata?.callsites ?? []) this.callsites.set(cs.id, this.slotFor(cs));
+    for (const p of options.spans?.spans ?? []) {
+      const entry = new SpanEntry(p.id, this.registry.intern(p.callsite), p.parent, false);
+      entry.refs = p.refs;
+      entry.entered = entry.carried = p.entered ?? 0;
+      entry.persisted = p;
+      this.spans.set(p.id, entry);
+    }
+    for (const id of options.spans?.stack ?? []) {
+      const entry = this.spans.get(id);
+      if (entry !== undefined) this.stack.push(entry);
+    }
+  }
+
+  get state(): ReceiverState {
+    return this._state;
+  }
+
+  /** Number of spans open in this receiver (local and carried over). */
+  get openSpans(): number {
+    return this.spans.size;
+  }
+
+  /** Applies one event; throws {@link ReceiveError} and changes nothing when it is bad. */
+  tryReceive(event: TracingEvent): void {
+    this.assertOpen();
+    this.fromEvent(event, this.rec);
+    this.apply(this.rec, undefined);
+    this.stats.applied++;
+  }
+
+  /** Like {@link tryReceive}, but returns the error (and counts it) instead of throwing. */
+  receive(event: TracingEvent): ReceiveError | undefined {
+    try {
+      this.tryReceive(event);
+      return undefined;
+    } catch (e) {
+      if (!(e instanceof ReceiveError)) throw e;
+      this.countRejected(e);
+      return e;
+    }
+  }
+
+  /**
+   * Decodes a frame and applies every record in it. A bad record is rejected and counted, and
+   * the records around it still apply; a frame cut in the middle of a record keeps every
+   * complete record before the cut.
+   */
+  receiveBatch(bytes: Uint8Array): BatchResult {
+    const result: BatchResult = { applied: 0, rejected: 0, truncated: 0, errors: [] };
+    if (this._state !== 'open') {
+      const e = new ReceiveError('RECEIVER_CLOSED', `receiver is ${this._state}; frame of ${bytes.length} bytes not applied`);
+      this.countRejected(e);
+      result.rejected = 1;
+      result.errors.push(e);
+      return result;
+    }
+    const reader = this.reader;
+    const rec = this.rec;
+    reader.reset(bytes);
+    while (!reader.done) {
+      try {
+        reader.readHead(rec);
+        this.apply(rec, reader);
+        result.applied++;
+      } catch (e) {
+        let err: ReceiveError;
+        if (e instanceof FrameError) {
+          if (e.fault === 'truncated') {
+            result.truncated = 1;
+            this.stats.truncatedFrames++;
+            break;
+          }
+          err = new ReceiveError('MALFORMED', e.message);
+        } else if (e instanceof ReceiveError) err = e;
+        else throw e;
+        const resynced = reader.resync();
+        result.rejected++;
+        this.countRejected(err);
+        if (result.errors.length < MAX_REPORTED_ERRORS) result.errors.push(err);
+        if (!resynced) break; // not msgpack any more: the rest of the frame cannot be delimited
+      }
+    }
+    this.stats.applied += result.applied;
+    return result;
+  }
+
+  /** Callsites this receiver knows by guest id; merge into the metadata of later executions. */
+  persistMetadata(): PersistedMetadata {
+    const callsites: PersistedMetadata['callsites'] = [];
+    for (const [id, slot] of this.callsites) callsites.push({ id, ...callsiteData(slot.meta) });
+    return { version: 1, callsites };
+  }
+
+  /**
+   * Commits the execution: entered spans are exited (they stay open) and every open span is
+   * returned as plain data for the next execution. The receiver accepts nothing afterwards.
+   */
+  persist(): PersistedSpans {
+    this.assertOpen();
+    const time = this.lastTime();
+    const stack = this.stack.map((e) => e.id);
+    const entered = new Map<SpanEntry, number>();
+    for (const e of this.stack) entered.set(e, e.entered);
+    this.exitAll(time);
+    const spans: PersistedSpan[] = [];
+    for (const entry of this.spans.values()) {
+      const n = entered.get(entry) ?? 0;
+      if (entry.host === PENDING_RESTORE) {
+        const p: PersistedSpan = { ...entry.persisted!, refs: entry.refs };
+        if (n > 0) p.entered = n;
+        else delete p.entered;
+        spans.push(p);
+        continue;
+      }
+      const p: PersistedSpan = {
+        id: entry.id,
+        callsite: callsiteData(entry.meta),
+        refs: entry.refs,
+        start: entry.start.toString(),
+        values: toPlainValues(entry.values),
+        follows: entry.follows?.slice() ?? [],
+      };
+      if (entry.guestParent !== undefined) p.parent = entry.guestParent;
+      if (n > 0) p.entered = n;
+      const execId = entry.persisted?.executionId ?? this.executionId;
+      if (execId !== undefined) p.executionId = execId;
+      if (entry.host > 0) {
+        const snapshot = this.collector.persistSpan?.(entry.host);
+        if (snapshot !== undefined) p.collector = snapshot;
+      }
+      spans.push(p);
+    }
+    this._state = 'persisted';
+    const state: PersistedSpans = { version: 1, spans };
+    if (stack.length > 0) state.stack = stack;
+    return state;
+  }
+
+  /**
+   * Ends the execution without a commit: spans created in it are closed with an error status
+   * (cause `rollback`); spans carried over stay as they were persisted. Returns how many spans
+   * were closed. Does nothing after persist(), rollback() or terminate().
+   */
+  rollback(): number {
+    if (this._state !== 'open') return 0;
+    const n = this.closeLocal({ cause: 'rollback', message: 'execution ended without persist()' });
+    this._state = 'rolledBack';
+    return n;
+  }
+
+  /**
+   * The guest died: every span this execution created is force-closed with a status naming the
+   * cause, at the last time observed from the guest. Carried-over spans are exited and stay as
+   * persisted, so a retried step can resume them. Returns how many spans were closed.
+   */
+  terminate(cause: TerminationCause): number {
+    if (this._state !== 'open') return 0;
+    const n = this.closeLocal({ cause: cause.kind, message: describeCause(cause) });
+    this._state = 'terminated';
+    return n;
+  }
+
+  [Symbol.dispose](): void {
+    this.rollback();
+  }
+
+  // ---- applying records --------------------------------------------------------------------
+
+  private apply(rec: RawRecord, reader: FrameReader | undefined): void {
+    switch (rec.tag) {
+      case Tag.newSpan:
+        return this.onNewSpan(rec, reader);
+      case Tag.newEvent:
+        return this.onNewEvent(rec, reader);
+      case Tag.spanEntered:
+        return this.onEnter(rec);
+      case Tag.spanExited:
+        return this.onExit(rec);
+      case Tag.spanDropped:
+        return this.onDrop(rec);
+      case Tag.spanCloned:
+        return this.onClone(rec);
+      case Tag.valuesRecorded:
+        return this.onRecord(rec, reader);
+      case Tag.followsFrom:
+        return this.onFollowsFrom(rec);
+      case Tag.newCallSite:
+        return this.onCallsite(rec);
+      case Tag.metric:
+        return this.onMetric(rec);
+      case Tag.hello:
+        if (rec.version !== PROTOCOL_VERSION) {
+          throw new ReceiveError('UNSUPPORTED_VERSION', `guest speaks protocol version ${rec.version}; this host speaks ${PROTOCOL_VERSION}`);
+        }
+        this.clockOrigin = rec.clockOrigin;
+        this.guest = { kind: rec.guestKind, sdkVersion: rec.sdkVersion };
+        return;
+      case Tag.dropped:
+        this.stats.guestDropped += rec.droppedCount;
+        return;
+    }
+  }
+
+  private onCallsite(rec: RawRecord): void {
+    if (rec.fields.length > this.maxValues) {
+      throw new ReceiveError('TOO_MANY_VALUES', `callsite ${rec.id} '${rec.name}' declares ${rec.fields.length} fields; at most ${this.maxValues} are allowed`);
+    }
+    const data: CallsiteData = { kind: rec.kind, name: rec.name, target: rec.target, level: rec.level, fields: rec.fields };
+    if (rec.modulePath !== undefined) data.modulePath = rec.modulePath;
+    if (rec.file !== undefined) data.file = rec.file;
+    if (rec.line !== undefined) data.line = rec.line;
+    // A repeated announcement interns to the same meta; a different one re-binds the guest id.
+    this.callsites.set(rec.id, this.slotFor(data));
+  }
+
+  private onNewSpan(rec: RawRecord, reader: FrameReader | undefined): void {
+    const slot = this.slot(rec.callsite);
+    const meta = slot.meta;
+    if (meta.kind !== 'span') throw new ReceiveError('KIND_MISMATCH', `callsite ${rec.callsite} '${meta.name}' is an event callsite, used for span ${rec.id}`);
+    this.checkValueCount(rec.pending + rec.count, meta);
+    if (this.spans.has(rec.id)) throw new ReceiveError('DUPLICATE_SPAN_ID', `span ${rec.id} already exists`);
+    const parentEntry = typeof rec.parent === 'number' ? this.span(rec.parent) : undefined;
+    const enabled = this.isEnabled(slot);
+    if (reader !== undefined) {
+      if (enabled) reader.readValues(rec);
+      else reader.skipRest(rec);
+    }
+    // Validated: from here on, state changes.
+    const time = this.timeOf(rec.time);
+    const entry = new SpanEntry(rec.id, meta, rec.parent, true);
+    entry.start = time;
+    const hostParent = this.resolveParent(rec.parent, parentEntry);
+    if (enabled) {
+      const values = pairs(meta, rec);
+      entry.values = values;
+      entry.host = this.collector.newSpan({ meta, parent: hostParent, values, time, executionId: this.executionId });
+    } else {
+      entry.host = DISABLED;
+      entry.hostParent = hostParent;
+    }
+    this.spans.set(rec.id, entry);
+  }
+
+  private onNewEvent(rec: RawRecord, reader: FrameReader | undefined): void {
+    const slot = this.slot(rec.callsite);
+    const meta = slot.meta;
+    if (meta.kind !== 'event') throw new ReceiveError('KIND_MISMATCH', `callsite ${rec.callsite} '${meta.name}' is a span callsite, used for an event`);
+    this.checkValueCount(rec.pending + rec.count, meta);
+    const parentEntry = typeof rec.parent === 'number' ? this.span(rec.parent) : undefined;
+    const enabled = this.isEnabled(slot);
+    if (reader !== undefined) {
+      if (enabled) reader.readValues(rec);
+      else reader.skipRest(rec);
+    }
+    const time = this.timeOf(rec.time);
+    if (!enabled) return;
+    const parent = this.resolveParent(rec.parent, parentEntry);
+    this.collector.event({ meta, parent, values: pairs(meta, rec), time, executionId: this.executionId });
+  }
+
+  private onEnter(rec: RawRecord): void {
+    const entry = this.span(rec.id);
+    const time = this.timeOf(rec.time);
+    const host = this.hostOf(entry);
+    entry.entered++;
+    this.stack.push(entry);
+    if (host > 0) this.collector.enter(host, time);
+  }
+
+  private onExit(rec: RawRecord): void {
+    const entry = this.span(rec.id);
+    if (entry.entered === 0) throw new ReceiveError('NOT_ENTERED', `span ${rec.id} exited but it is not entered`);
+    const time = this.timeOf(rec.time);
+    this.popStack(entry);
+    if (entry.entered-- <= entry.carried) entry.carried--;
+    else if (entry.host > 0) this.collector.exit(entry.host, time);
+  }
+
+  private onClone(rec: RawRecord): void {
+    const entry = this.span(rec.id);
+    entry.refs++;
+    if (entry.host > 0) this.collector.cloneSpan(entry.host);
+  }
+
+  private onDrop(rec: RawRecord): void {
+    const entry = this.span(rec.id);
+    const time = this.timeOf(rec.time);
+    if (--entry.refs > 0) return;
+    // Last reference: a span dropped while still entered is exited first.
+    const host = this.hostOf(entry);
+    while (entry.entered > 0) {
+      this.popStack(entry);
+      if (entry.entered-- <= entry.carried) entry.carried--;
+      else if (host > 0) this.collector.exit(host, time);
+    }
+    this.spans.delete(rec.id);
+    if (host > 0) this.collector.tryClose(host, time);
+  }
+
+  private onRecord(rec: RawRecord, reader: FrameReader | undefined): void {
+    const entry = this.span(rec.id);
+    const meta = entry.meta;
+    const n = rec.pending + rec.count;
+    if (n > this.maxValues) throw new ReceiveError('TOO_MANY_VALUES', `record of ${n} values on span ${rec.id}; at most ${this.maxValues} are allowed`);
+    if (reader !== undefined) reader.readValues(rec);
+    const fields = meta.fields;
+    const values: Values = new Array(rec.count);
+    for (let i = 0; i < rec.count; i++) {
+      const idx = rec.indices[i]!;
+      if (idx >= fields.length) throw new ReceiveError('UNKNOWN_FIELD', `span ${rec.id} '${meta.name}' has no field #${idx} (it declares ${fields.length})`);
+      values[i] = [fields[idx]!, rec.values[i]!];
+    }
+    const host = this.hostOf(entry);
+    entry.values = mergeValues(entry.values, values);
+    if (host > 0) this.collector.record(host, values);
+  }
+
+  private onFollowsFrom(rec: RawRecord): void {
+    const entry = this.span(rec.id);
+    const follows = this.span(rec.follows);
+    const host = this.hostOf(entry);
+    const followsHost = this.hostOf(follows);
+    (entry.follows ??= []).push(rec.follows);
+    if (host > 0 && followsHost > 0) this.collector.recordFollowsFrom(host, followsHost);
+  }
+
+  private onMetric(rec: RawRecord): void {
+    const attributes = rec.attributes ?? [];
+    if (attributes.length > this.maxValues) throw new ReceiveError('TOO_MANY_VALUES', `metric '${rec.name}' has ${attributes.length} attributes; at most ${this.maxValues} are allowed`);
+    const time = this.timeOf(rec.time);
+    this.collector.metric?.({ name: rec.name, instrument: rec.instrument, value: rec.metricValue, attributes, time, executionId: this.executionId });
+  }
+
+  // ---- helpers -----------------------------------------------------------------------------
+
+  private slotFor(data: CallsiteData): CallsiteSlot {
+    const meta = this.registry.intern(data);
+    return { meta, interest: this.registry.interest(this.collector, meta) };
+  }
+
+  private slot(id: number): CallsiteSlot {
+    const slot = this.callsites.get(id);
+    if (slot === undefined) throw new ReceiveError('UNKNOWN_METADATA_ID', `unknown callsite id ${id}`);
+    return slot;
+  }
+
+  private span(id: number): SpanEntry {
+    const entry = this.spans.get(id);
+    if (entry === undefined) throw new ReceiveError('UNKNOWN_SPAN_ID', `unknown span id ${id}`);
+    return entry;
+  }
+
+  private isEnabled(slot: CallsiteSlot): boolean {
+    const i = slot.interest;
+    return i === 'always' || (i === 'sometimes' && this.collector.enabled(slot.meta));
+  }
+
+  private checkValueCount(n: number, meta: CallsiteMeta): void {
+    if (n > this.maxValues) throw new ReceiveError('TOO_MANY_VALUES', `${n} values for '${meta.name}'; at most ${this.maxValues} are allowed`);
+    if (n > meta.fields.length) throw new ReceiveError('TOO_MANY_VALUES', `${n} values for '${meta.name}', which declares ${meta.fields.length} fields`);
+  }
+
+  /** Host span for a guest parent reference (restoring a carried-over parent on first use). */
+  private resolveParent(parent: number | null | undefined, parentEntry: SpanEntry | undefined): number | null | undefined {
+    if (parent === null) return null;
+    if (parentEntry !== undefined) {
+      const host = this.hostOf(parentEntry);
+      return host > 0 ? host : parentEntry.hostParent;
+    }
+    // Contextual: the innermost entered span of this execution, else the host's context.
+    for (let i = this.stack.length - 1; i >= 0; i--) {
+      const e = this.stack[i]!;
+      if (e.host > 0) return e.host;
+      if (e.host === DISABLED) return e.hostParent;
+    }
+    return undefined;
+  }
+
+  /** The collector id of a span, re-creating a carried-over span on its first use. */
+  private hostOf(entry: SpanEntry): number {
+    if (entry.host === PENDING_RESTORE) this.restore(entry);
+    return entry.host;
+  }
+
+  private restore(entry: SpanEntry): void {
+    const p = entry.persisted!;
+    entry.host = RESTORING; // guards against parent cycles in bogus state
+    let parent: number | null | undefined;
+    if (p.parent === null) parent = null;
+    else if (typeof p.parent === 'number') {
+      const pe = this.spans.get(p.parent);
+      parent = pe === undefined || pe.host === RESTORING ? undefined : this.resolveParent(p.parent, pe);
+    }
+    const interest = this.registry.interest(this.collector, entry.meta);
+    if (interest === 'never' || (interest === 'sometimes' && !this.collector.enabled(entry.meta))) {
+      entry.host = DISABLED;
+      entry.hostParent = parent;
+      return;
+    }
+    const values = fromPlainValues(p.values);
+    const time = BigInt(p.start);
+    entry.values = values;
+    entry.start = time;
+    entry.follows = p.follows.slice();
+    const info = { meta: entry.meta, parent, values, time, executionId: p.executionId, snapshot: p.collector };
+    entry.host = this.collector.restoreSpan !== undefined ? this.collector.restoreSpan(info) : this.collector.newSpan(info);
+  }
+
+  private popStack(entry: SpanEntry): void {
+    const stack = this.stack;
+    if (stack[stack.length - 1] === entry) {
+      stack.pop();
+      return;
+    }
+    const i = stack.lastIndexOf(entry);
+    if (i >= 0) stack.splice(i, 1);
+  }
+
+  /** Exits, on the collector, every enter this execution made (carried-over enters were exited before). */
+  private exitAll(time: bigint): void {
+    for (let i = this.stack.length - 1; i >= 0; i--) {
+      const e = this.stack[i]!;
+      if (e.entered-- <= e.carried) e.carried--;
+      else if (e.host > 0) this.collector.exit(e.host, time);
+    }
+    this.stack.length = 0;
+  }
+
+  private closeLocal(forced: ForcedClose): number {
+    this.assertOpen();
+    const time = this.lastTime();
+    this.exitAll(time);
+    const local: SpanEntry[] = [];
+    for (const entry of this.spans.values()) if (entry.local) local.push(entry);
+    let closed = 0;
+    for (let i = local.length - 1; i >= 0; i--) {
+      const entry = local[i]!;
+      this.spans.delete(entry.id);
+      if (entry.host > 0) {
+        this.collector.tryClose(entry.host, time, forced);
+        closed++;
+      }
+    }
+    return closed;
+  }
+
+  /** Unix ns for a guest-monotonic time; a record without one takes the last time seen. */
+  private timeOf(mono: number): bigint {
+    if (mono < 0) return this.lastTime();
+    if (mono > this.lastMono) this.lastMono = mono;
+    return this.clockOrigin + BigInt(mono);
+  }
+
+  /** The last time observed from the guest, or the host's clock when the guest sent none. */
+  private lastTime(): bigint {
+    return this.lastMono < 0 ? hostNowNs() : this.clockOrigin + BigInt(this.lastMono);
+  }
+
+  private assertOpen(): void {
+    if (this._state !== 'open') throw new ReceiveError('RECEIVER_CLOSED', `receiver is ${this._state}`);
+  }
+
+  private countRejected(e: ReceiveError): void {
+    this.stats.rejected++;
+    this.stats.rejectedByCode[e.code] = (this.stats.rejectedByCode[e.code] ?? 0) + 1;
+  }
+
+  /** Puts an event object into the scratch record form, mapping field names to positions. */
+  private fromEvent(e: TracingEvent, rec: RawRecord): void {
+    rec.pending = 0;
+    rec.count = 0;
+    rec.time = -1;
+    if ('time' in e && e.time !== undefined) {
+      if (e.time < 0n || e.time > BigInt(Number.MAX_SAFE_INTEGER)) throw new ReceiveError('MALFORMED', `time ${e.time} out of range`);
+      rec.time = Number(e.time);
+    }
+    switch (e.type) {
+      case 'hello':
+        rec.tag = Tag.hello;
+        rec.version = e.version;
+        rec.guestKind = e.guestKind;
+        rec.sdkVersion = e.sdkVersion;
+        rec.clockOrigin = e.clockOrigin;
+        return;
+      case 'newCallSite':
+        rec.tag = Tag.newCallSite;
+        rec.id = e.id;
+        rec.kind = e.kind;
+        rec.name = e.name;
+        rec.target = e.target;
+        rec.level = e.level;
+        rec.modulePath = e.modulePath;
+        rec.file = e.file;
+        rec.line = e.line;
+        rec.fields = e.fields.slice();
+        return;
+      case 'newSpan':
+      case 'newEvent': {
+        rec.tag = e.type === 'newSpan' ? Tag.newSpan : Tag.newEvent;
+        if (e.type === 'newSpan') rec.id = e.id;
+        rec.callsite = e.metadataId;
+        rec.parent = e.parentId;
+        if (e.values.length > this.maxValues) throw new ReceiveError('TOO_MANY_VALUES', `${e.values.length} values; at most ${this.maxValues} are allowed`);
+        const fields = this.slot(e.metadataId).meta.fields;
+        rec.values.length = 0;
+        let count = 0;
+        for (const [name, v] of e.values) {
+          const i = fieldIndex(fields, name);
+          while (count < i) rec.values[count++] = EMPTY;
+          rec.values[i] = v;
+          if (i >= count) count = i + 1;
+        }
+        rec.count = count;
+        return;
+      }
+      case 'valuesRecorded': {
+        rec.tag = Tag.valuesRecorded;
+        rec.id = e.id;
+        if (e.values.length > this.maxValues) throw new ReceiveError('TOO_MANY_VALUES', `${e.values.length} values; at most ${this.maxValues} are allowed`);
+        const fields = this.span(e.id).meta.fields;
+        for (let i = 0; i < e.values.length; i++) {
+          rec.indices[i] = fieldIndex(fields, e.values[i]![0]);
+          rec.values[i] = e.values[i]![1];
+        }
+        rec.count = e.values.length;
+        return;
+      }
+      case 'followsFrom':
+        rec.tag = Tag.followsFrom;
+        rec.id = e.id;
+        rec.follows = e.followsFrom;
+        return;
+      case 'spanEntered':
+      case 'spanExited':
+      case 'spanDropped':
+        rec.tag = e.type === 'spanEntered' ? Tag.spanEntered : e.type === 'spanExited' ? Tag.spanExited : Tag.spanDropped;
+        rec.id = e.id;
+        return;
+      case 'spanCloned':
+        rec.tag = Tag.spanCloned;
+        rec.id = e.id;
+        return;
+      case 'metric':
+        rec.tag = Tag.metric;
+        rec.name = e.name;
+        rec.instrument = e.instrument;
+        rec.metricValue = e.value;
+        rec.attributes = e.attributes;
+        return;
+      case 'dropped':
+        rec.tag = Tag.dropped;
+        rec.droppedCount = e.count;
+        return;
+      default:
+        throw new ReceiveError('MALFORMED', `unknown event type '${(e as { type: unknown }).type}'`);
+    }
+  }
+}
+
+function fieldIndex(fields: readonly string[], name: string): number {
+  const i = fields.indexOf(name);
+  if (i < 0) throw new ReceiveError('UNKNOWN_FIELD', `field '${name}' is not declared by the callsite (fields: ${fields.join(', ') || 'none'})`);
+  return i;
+}
+
+/** Positional values of the scratch record as `[name, value]` pairs. */
+function pairs(meta: CallsiteMeta, rec: RawRecord): Values {
+  const n = rec.count;
+  const fields = meta.fields;
+  const values = rec.values;
+  const out: Values = new Array(n);
+  for (let i = 0; i < n; i++) out[i] = [fields[i]!, values[i]!];
+  return out;
+}
+
+/** The span's values after a record: recorded fields replace earlier values, in place. */
+function mergeValues(current: Values, recorded: Values): Values {
+  const out = current.slice();
+  for (const pair of recorded) {
+    const i = out.findIndex((p) => p[0] === pair[0]);
+    if (i >= 0) out[i] = pair;
+    else out.push(pair);
+  }
+  return out;
+}
+
+function callsiteData(meta: CallsiteMeta): CallsiteData {
+  const d: CallsiteData = { kind: meta.kind, name: meta.name, target: meta.target, level: meta.level, fields: meta.fields.slice() };
+  if (meta.modulePath !== undefined) d.modulePath = meta.modulePath;
+  if (meta.file !== undefined) d.file = meta.file;
+  if (meta.line !== undefined) d.line = meta.line;
+  return d;
+}
