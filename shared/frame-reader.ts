@@ -243,6 +243,7 @@ export class FrameReader {
       rec.line = undefined;
     } else rec.line = this.u53('line');
     const nf = this.arrayLength();
+    if (nf > this.end - this.pos) this.truncated(); // every element takes at least a byte
     const fields: string[] = new Array(nf);
     for (let i = 0; i < nf; i++) fields[i] = this.str();
     rec.fields = fields;
@@ -262,6 +263,7 @@ export class FrameReader {
       if (this.peek() === 0xc0) this.pos++;
       else {
         const m = this.mapLength();
+        if (2 * m > this.end - this.pos) this.truncated();
         const attrs: Array<[string, Value]> = new Array(m);
         for (let i = 0; i < m; i++) attrs[i] = [this.str(), this.value(1)];
         rec.attributes = attrs;

@@ -4,7 +4,7 @@
  */
 import { fromPlainValues, toPlainValues, type PlainValue } from '../../shared/plain-value.js';
 import { LEVELS, type Level, type Value, type Values } from '../../shared/records.js';
-import type { CallsiteMeta, Collector, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo } from './collector.js';
+import type { CallsiteMeta, Interest, Collector, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo } from './collector.js';
 
 export interface CapturedEvent {
   meta: CallsiteMeta;
@@ -88,7 +88,7 @@ export class CaptureCollector implements Collector {
     this.minLevel = LEVELS.indexOf(options.level ?? 'trace');
   }
 
-  registerCallsite(meta: CallsiteMeta): 'always' | 'never' {
+  registerCallsite(meta: CallsiteMeta): Interest {
     return this.enabled(meta) ? 'always' : 'never';
   }
   enabled(meta: CallsiteMeta): boolean {

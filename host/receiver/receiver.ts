@@ -492,8 +492,9 @@ export class TracingEventReceiver {
     // Contextual: the innermost entered span of this execution, else the host's context.
     for (let i = this.stack.length - 1; i >= 0; i--) {
       const e = this.stack[i]!;
-      if (e.host > 0) return e.host;
-      if (e.host === DISABLED) return e.hostParent;
+      const host = this.hostOf(e); // a carried-over span the guest is still in is restored here
+      if (host > 0) return host;
+      if (host === DISABLED) return e.hostParent;
     }
     return undefined;
   }
