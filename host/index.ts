@@ -16,5 +16,6 @@ export type { Collector, NewSpanInfo, EventInfo, MetricInfo, ForcedClose, Restor
 export { CaptureCollector, type CapturedSpan, type CapturedEvent, type NormalizedTrace, type NormalizedSpan, type NormalizedEvent } from './collectors/capture-collector.js';
 export { FmtCollector, formatDuration, type FmtOptions } from './collectors/fmt-collector.js';
 export { NullCollector } from './collectors/null-collector.js';
+export { LevelFilter } from './collectors/level-filter.js';
 export { formatValue, formatFields } from './collectors/format-value.js';
 export * from '../shared/index.js';

@@ -3,8 +3,9 @@
  * hosts that want to inspect what a guest did after the fact.
  */
 import { fromPlainValues, toPlainValues, type PlainValue } from '../../shared/plain-value.js';
-import { LEVELS, type Level, type Value, type Values } from '../../shared/records.js';
-import type { CallsiteMeta, Interest, Collector, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo } from './collector.js';
+import type { Level, Value, Values } from '../../shared/records.js';
+import { LevelFilter } from './level-filter.js';
+import type { CallsiteMeta, Collector, Interest, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo } from './collector.js';
 
 export interface CapturedEvent {
   meta: CallsiteMeta;
@@ -79,23 +80,23 @@ export class CaptureCollector implements Collector {
   readonly events: CapturedEvent[] = [];
   readonly metrics: MetricInfo[] = [];
   private readonly instance = `capture-${++instances}-${process.pid}`;
-  private readonly minLevel: number;
+  private readonly filter: LevelFilter;
   private readonly stack: number[] = [];
   private nextId = 1;
 
   /** `level`: the most verbose level kept (default trace, i.e. everything). */
   constructor(options: { level?: Level } = {}) {
-    this.minLevel = LEVELS.indexOf(options.level ?? 'trace');
+    this.filter = new LevelFilter(options.level);
   }
 
   registerCallsite(meta: CallsiteMeta): Interest {
-    return this.enabled(meta) ? 'always' : 'never';
+    return this.filter.interest(meta);
   }
   enabled(meta: CallsiteMeta): boolean {
-    return LEVELS.indexOf(meta.level) >= this.minLevel;
+    return this.filter.enabled(meta);
   }
   maxLevelHint(): Level {
-    return LEVELS[this.minLevel]!;
+    return this.filter.level;
   }
 
   newSpan(info: NewSpanInfo): number {

@@ -2,9 +2,10 @@
  * Prints the span tree as it is rebuilt: one line when a span opens, one per event, one when it
  * closes (with its duration, and the cause when the host force-closed it).
  */
-import { LEVELS, type Level, type Values } from '../../shared/records.js';
-import type { CallsiteMeta, Collector, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo } from './collector.js';
+import type { Level, Values } from '../../shared/records.js';
+import type { CallsiteMeta, Collector, Interest, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo } from './collector.js';
 import { formatFields, formatValue } from './format-value.js';
+import { LevelFilter } from './level-filter.js';
 
 export interface FmtOptions {
   /** Where lines go (default: process.stdout). */
@@ -45,7 +46,7 @@ export function formatDuration(ns: bigint): string {
 export class FmtCollector implements Collector {
   private readonly write: (line: string) => void;
   private readonly color: boolean;
-  private readonly minLevel: number;
+  private readonly filter: LevelFilter;
   private readonly showMetrics: boolean;
   private readonly spans = new Map<number, FmtSpan>();
   private nextId = 1;
@@ -53,18 +54,18 @@ export class FmtCollector implements Collector {
   constructor(options: FmtOptions = {}) {
     this.write = options.write ?? ((line) => process.stdout.write(`${line}\n`));
     this.color = options.color ?? process.stdout.isTTY === true;
-    this.minLevel = LEVELS.indexOf(options.level ?? 'trace');
+    this.filter = new LevelFilter(options.level);
     this.showMetrics = options.metrics ?? true;
   }
 
-  registerCallsite(meta: CallsiteMeta): 'always' | 'never' {
-    return this.enabled(meta) ? 'always' : 'never';
+  registerCallsite(meta: CallsiteMeta): Interest {
+    return this.filter.interest(meta);
   }
   enabled(meta: CallsiteMeta): boolean {
-    return LEVELS.indexOf(meta.level) >= this.minLevel;
+    return this.filter.enabled(meta);
   }
   maxLevelHint(): Level {
-    return LEVELS[this.minLevel]!;
+    return this.filter.level;
   }
 
   newSpan(info: NewSpanInfo): number {
