@@ -19,3 +19,4 @@ export { NullCollector } from './collectors/null-collector.js';
 export { LevelFilter } from './collectors/level-filter.js';
 export { formatValue, formatFields } from './collectors/format-value.js';
 export * from '../shared/index.js';
+export { toPlainValue, fromPlainValue, toPlainValues, fromPlainValues, type PlainValue } from './receiver/plain-value.js';

@@ -31,7 +31,7 @@ const MAX_TIME = Number.MAX_SAFE_INTEGER;
  */
 export class RawRecord {
   tag = -1;
-  /** Span id, or callsite id for newCallSite / newEvent's callsite goes to `callsite`. */
+  /** Span id (for newCallSite: the callsite's id; newSpan/newEvent name their callsite in `callsite`). */
   id = 0;
   callsite = 0;
   parent: number | null | undefined = undefined;

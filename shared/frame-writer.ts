@@ -427,7 +427,7 @@ export class FrameWriter {
   value(v: Value | null | undefined, depth: number): void {
     switch (typeof v) {
       case 'number':
-        if (Number.isInteger(v) && Number.isSafeInteger(v) && !(v === 0 && 1 / v < 0)) this.int(v);
+        if (Number.isSafeInteger(v) && !(v === 0 && 1 / v < 0)) this.int(v); // -0 stays a float
         else this.float(v);
         return;
       case 'string':

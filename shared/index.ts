@@ -3,4 +3,3 @@ export * from './records.js';
 export { FrameWriter, utf8Length, writeUtf8 } from './frame-writer.js';
 export { FrameReader, RawRecord, FrameError, EMPTY, type FrameFault } from './frame-reader.js';
 export { FrameDecoder, EventEncoder, EncodeError, type DecodedFrame } from './event-codec.js';
-export { toPlainValue, fromPlainValue, toPlainValues, fromPlainValues, type PlainValue } from './plain-value.js';

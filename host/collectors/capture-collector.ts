@@ -2,7 +2,7 @@
  * Keeps everything in memory: the span tree, events, values and metrics. For tests, snapshots and
  * hosts that want to inspect what a guest did after the fact.
  */
-import { fromPlainValues, toPlainValues, type PlainValue } from '../../shared/plain-value.js';
+import { fromPlainValues, toPlainValues, type PlainValue } from '../receiver/plain-value.js';
 import type { Level, Value, Values } from '../../shared/records.js';
 import { LevelFilter } from './level-filter.js';
 import type { CallsiteMeta, Collector, Interest, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo } from './collector.js';

@@ -4,7 +4,7 @@
  * round trips: times are decimal strings of unix nanoseconds, values use the PlainValue form.
  */
 import type { CallsiteData } from '../../shared/records.js';
-import type { PlainValue } from '../../shared/plain-value.js';
+import type { PlainValue } from './plain-value.js';
 
 /** A guest's callsites by guest id, for guests that do not announce them again when resumed. */
 export interface PersistedMetadata {

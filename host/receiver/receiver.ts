@@ -8,7 +8,7 @@
  * execution's own stack of entered spans, so executions sharing a collector never mix.
  */
 import { EMPTY, FrameError, FrameReader, RawRecord } from '../../shared/frame-reader.js';
-import { fromPlainValues, toPlainValues } from '../../shared/plain-value.js';
+import { fromPlainValues, toPlainValues } from './plain-value.js';
 import { PROTOCOL_VERSION, Tag, type CallsiteData, type TracingEvent, type Values } from '../../shared/records.js';
 import { hostNowNs } from '../clock.js';
 import type { Collector, ForcedClose } from '../collectors/collector.js';

@@ -2,7 +2,7 @@
  * JSON-safe form of field values, for persisted state: it must survive `JSON.stringify` and a
  * msgpack round trip unchanged. Plain JSON values stay as they are; the rest are tagged objects.
  */
-import type { Value, Values } from './records.js';
+import type { Value, Values } from '../../shared/records.js';
 
 export type PlainValue =
   | boolean
