@@ -84,8 +84,6 @@ export class FrameReader {
   private lastTime = 0;
   /** Position where the current record started (for resynchronising after a bad record). */
   recordStart = 0;
-  /** Position after the current record's array ends, once known (see skipRest). */
-  private recordElems = 0;
   /** Strings longer than this are rejected as malformed. */
   maxStringBytes = 1 << 20;
   /** Values with deeper error chains or nested arrays/maps are rejected. */
@@ -111,7 +109,6 @@ export class FrameReader {
   readHead(rec: RawRecord): void {
     this.recordStart = this.pos;
     const n = this.arrayLength();
-    this.recordElems = n;
     if (n < 2) this.malformed(`record array has ${n} elements`);
     const tag = this.u53('tag');
     rec.tag = tag;

@@ -53,11 +53,6 @@ export class FrameWriter {
     this.lastTime = 0;
   }
 
-  /** Rolls the frame back to an earlier `length` (used by guests that run out of room mid-record). */
-  truncate(length: number): void {
-    if (length < this.pos) this.pos = length;
-  }
-
   hello(version: number, guestKind: string, sdkVersion: string, clockOrigin: bigint | number): void {
     this.arrayHeader(5);
     this.uint(Tag.hello);
