@@ -18,5 +18,9 @@ export { FmtCollector, formatDuration, type FmtOptions } from './collectors/fmt-
 export { NullCollector } from './collectors/null-collector.js';
 export { LevelFilter } from './collectors/level-filter.js';
 export { formatValue, formatFields } from './collectors/format-value.js';
+export { runQuickJS, loadQuickJS, quickJSEngineResets, type QuickJSRunOptions } from './sandbox/quickjs-runner.js';
+export { newExecutionId, type RunOptions, type RunResult, type ExecutionSummary, type PersistedExecution } from './sandbox/execution.js';
+export { parseTraceParent, formatTraceParent, type TraceParent } from './sandbox/traceparent.js';
+export { DEFAULT_LIMITS, type ReceiverLimits } from './receiver/receiver.js';
 export * from '../shared/index.js';
 export { toPlainValue, fromPlainValue, toPlainValues, fromPlainValues, type PlainValue } from './receiver/plain-value.js';

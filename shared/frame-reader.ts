@@ -9,7 +9,8 @@ import { ExtType, INSTRUMENTS, LEVELS, Tag, type ErrorValue, type Instrument, ty
 import { MAX_ERROR_DEPTH } from './frame-writer.js';
 
 /** Why a frame could not be read further. */
-export type FrameFault = 'truncated' | 'malformed';
+/** `limit`: the record is well-formed but larger than the reader accepts (see maxStringBytes). */
+export type FrameFault = 'truncated' | 'malformed' | 'limit';
 
 /** Thrown (internally) when a record is bad; `truncated` means the bytes ran out mid-record. */
 export class FrameError extends Error {
@@ -414,7 +415,7 @@ export class FrameReader {
   }
 
   private utf8(len: number): string {
-    if (len > this.maxStringBytes) this.malformed(`string of ${len} bytes exceeds ${this.maxStringBytes}`);
+    if (len > this.maxStringBytes) throw new FrameError('limit', `string of ${len} bytes exceeds maxStringBytes (${this.maxStringBytes}) (record at byte ${this.recordStart})`);
     const start = this.take(len);
     const bytes = this.bytes;
     // Short ASCII is faster by hand than through TextDecoder.

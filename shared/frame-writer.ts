@@ -432,7 +432,9 @@ export class FrameWriter {
         this.byte(v ? 0xc3 : 0xc2);
         return;
       case 'bigint':
-        this.int(v);
+        // Beyond 64 bits msgpack has no integer: keep the digits, marked as debug text.
+        if (v < -0x8000000000000000n || v > 0xffffffffffffffffn) this.value({ debug: v.toString() }, depth);
+        else this.int(v);
         return;
       case 'undefined':
         this.nil();

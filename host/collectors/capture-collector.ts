@@ -4,6 +4,7 @@
  */
 import { fromPlainValues, toPlainValues, type PlainValue } from '../receiver/plain-value.js';
 import type { Level, Value, Values } from '../../shared/records.js';
+import type { TraceParent } from '../sandbox/traceparent.js';
 import { LevelFilter } from './level-filter.js';
 import type { CallsiteMeta, Collector, Interest, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo } from './collector.js';
 
@@ -31,6 +32,8 @@ export interface CapturedSpan {
   /** Times entered minus times exited. */
   entered: number;
   executionId?: string;
+  remoteParent?: TraceParent;
+  links?: TraceParent[];
 }
 
 /** Snapshot form: stable ids (`s1`, `s2`, … in first-seen order), no times, no empty fields. */
@@ -114,6 +117,8 @@ export class CaptureCollector implements Collector {
       entered: 0,
     };
     if (info.executionId !== undefined) span.executionId = info.executionId;
+    if (info.remoteParent !== undefined) span.remoteParent = info.remoteParent;
+    if (info.links !== undefined) span.links = info.links;
     this.spans.set(id, span);
     if (typeof info.parent === 'number') this.spans.get(info.parent)?.children.push(id);
     return id;

@@ -6,6 +6,7 @@
  */
 import type { Level, Values } from '../../shared/records.js';
 import type { Interest, CallsiteMeta } from '../receiver/callsite-registry.js';
+import type { TraceParent } from '../sandbox/traceparent.js';
 
 export type { Interest, CallsiteMeta };
 
@@ -17,6 +18,13 @@ export interface NewSpanInfo {
   values: Values;
   time: bigint;
   executionId?: string;
+  /**
+   * Only on a runner's execution span: the host's parent context (from a W3C traceparent or the
+   * active OpenTelemetry span), which the execution span, and so every guest span, belongs to.
+   */
+  remoteParent?: TraceParent;
+  /** Links to remote spans (for instance a trace context the guest supplied, which never becomes a parent). */
+  links?: TraceParent[];
 }
 
 export interface EventInfo {

@@ -5,6 +5,7 @@
  */
 import type { CallsiteData, Level } from '../../shared/records.js';
 import type { Collector } from '../collectors/collector.js';
+import { ReceiveError } from './receive-error.js';
 
 export type Interest = 'always' | 'sometimes' | 'never';
 
@@ -33,6 +34,12 @@ function contentKey(d: CallsiteData): string {
  * a === b; // true
  */
 export class CallsiteRegistry {
+  /**
+   * @param maxSize distinct callsites held at most (default 100,000): guests that invent a new
+   * callsite in every execution cannot grow the host without bound.
+   */
+  constructor(readonly maxSize = 100_000) {}
+
   private readonly byKey = new Map<string, CallsiteMeta>();
   private readonly byId: CallsiteMeta[] = [];
   private readonly interests = new WeakMap<Collector, Interest[]>();
@@ -47,6 +54,7 @@ export class CallsiteRegistry {
     const key = contentKey(data);
     const found = this.byKey.get(key);
     if (found !== undefined) return found;
+    if (this.byId.length >= this.maxSize) throw new ReceiveError('LIMIT_EXCEEDED', `callsite registry is full (${this.maxSize} distinct callsites); '${data.name}' not interned`);
     const meta: CallsiteMeta = Object.freeze({
       id: this.byId.length + 1,
       kind: data.kind,

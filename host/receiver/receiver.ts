@@ -25,6 +25,13 @@ export interface ReceiverOptions {
   spans?: PersistedSpans;
   /** Most values one record may carry (default 32). */
   maxValues?: number;
+  /** Per-execution limits against hostile guests (see {@link ReceiverLimits}). */
+  limits?: Partial<ReceiverLimits>;
+  /**
+   * Host span that guest spans and events with a contextual parent get when the guest has no
+   * span entered (for instance the runner's execution span). Default: none (`undefined`).
+   */
+  rootParent?: number;
   /** Carried on every span, event and metric this receiver produces. */
   executionId?: string;
   /** Interning registry (default: the process-wide one). */
@@ -32,6 +39,34 @@ export interface ReceiverOptions {
   /** Unix ns at which guest time 0 lies, until a hello record says otherwise (default: now). */
   clockOrigin?: bigint;
 }
+
+/**
+ * Limits per receiver (one execution). A record past a limit is rejected with `LIMIT_EXCEEDED`
+ * and counted; nothing it would have created is kept, so host memory stays bounded.
+ */
+export interface ReceiverLimits {
+  /** Records accepted per execution (default 1,000,000). */
+  maxRecords: number;
+  /** Bytes in one frame (default 8 MiB); a larger frame is refused whole. */
+  maxFrameBytes: number;
+  /** Bytes in one string value or name (default 64 KiB). */
+  maxStringBytes: number;
+  /** Spans open at once (default 10,000). */
+  maxOpenSpans: number;
+  /** Depth of span nesting (default 128). */
+  maxDepth: number;
+  /** Callsites one guest may announce (default 1,000). */
+  maxCallsites: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<ReceiverLimits> = Object.freeze({
+  maxRecords: 1_000_000,
+  maxFrameBytes: 8 << 20,
+  maxStringBytes: 64 << 10,
+  maxOpenSpans: 10_000,
+  maxDepth: 128,
+  maxCallsites: 1_000,
+});
 
 /** Outcome of {@link TracingEventReceiver.receiveBatch}. */
 export interface BatchResult {
@@ -48,6 +83,9 @@ export interface ReceiverStats {
   rejected: number;
   rejectedByCode: Partial<Record<ReceiveErrorCode, number>>;
   truncatedFrames: number;
+  /** Frames refused whole for exceeding maxFrameBytes, and their bytes. */
+  refusedFrames: number;
+  refusedBytes: number;
   /** Records the guest reported it dropped itself (dropped records). */
   guestDropped: number;
 }
@@ -72,6 +110,8 @@ class SpanEntry {
   hostParent: number | null | undefined = undefined;
   refs = 1;
   entered = 0;
+  /** Nesting depth: 1 for a span without a guest parent. */
+  depth = 1;
   /** Enters carried over from the persisted state: the collector already saw them exited. */
   carried = 0;
   start = 0n;
@@ -98,7 +138,11 @@ export class TracingEventReceiver {
   readonly collector: Collector;
   readonly executionId: string | undefined;
   readonly maxValues: number;
+  readonly limits: Readonly<ReceiverLimits>;
+  private readonly rootParent: number | undefined;
   private readonly registry: CallsiteRegistry;
+  /** Records seen (applied or rejected), for maxRecords. */
+  private seen = 0;
   private readonly callsites = new Map<number, CallsiteSlot>();
   private readonly spans = new Map<number, SpanEntry>();
   /** Entered spans of this execution, innermost last. */
@@ -109,7 +153,7 @@ export class TracingEventReceiver {
   /** Latest guest-monotonic ns seen, or -1. */
   private lastMono = -1;
   private _state: ReceiverState = 'open';
-  readonly stats: ReceiverStats = { applied: 0, rejected: 0, rejectedByCode: {}, truncatedFrames: 0, guestDropped: 0 };
+  readonly stats: ReceiverStats = { applied: 0, rejected: 0, rejectedByCode: {}, truncatedFrames: 0, refusedFrames: 0, refusedBytes: 0, guestDropped: 0 };
   /** What the guest said of itself in its hello record. */
   guest: { kind: string; sdkVersion: string } | undefined;
 
@@ -117,6 +161,9 @@ export class TracingEventReceiver {
     this.collector = options.collector;
     this.executionId = options.executionId;
     this.maxValues = options.maxValues ?? 32;
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.reader.maxStringBytes = this.limits.maxStringBytes;
+    this.rootParent = options.rootParent;
     this.registry = options.registry ?? defaultCallsiteRegistry;
     this.clockOrigin = options.clockOrigin ?? hostNowNs();
     for (const cs of options.metadata?.callsites ?? []) this.callsites.set(cs.id, this.slotFor(cs));
@@ -145,6 +192,7 @@ export class TracingEventReceiver {
   /** Applies one event; throws {@link ReceiveError} and changes nothing when it is bad. */
   tryReceive(event: TracingEvent): void {
     this.assertOpen();
+    this.countRecord();
     this.fromEvent(event, this.rec);
     this.apply(this.rec, undefined);
     this.stats.applied++;
@@ -176,12 +224,22 @@ export class TracingEventReceiver {
       result.errors.push(e);
       return result;
     }
+    if (bytes.length > this.limits.maxFrameBytes) {
+      const e = new ReceiveError('LIMIT_EXCEEDED', `frame of ${bytes.length} bytes exceeds maxFrameBytes (${this.limits.maxFrameBytes}); refused whole`);
+      this.countRejected(e);
+      this.stats.refusedFrames++;
+      this.stats.refusedBytes += bytes.length;
+      result.rejected = 1;
+      result.errors.push(e);
+      return result;
+    }
     const reader = this.reader;
     const rec = this.rec;
     reader.reset(bytes);
     while (!reader.done) {
       try {
         reader.readHead(rec);
+        this.countRecord();
         this.apply(rec, reader);
         result.applied++;
       } catch (e) {
@@ -192,7 +250,7 @@ export class TracingEventReceiver {
             this.stats.truncatedFrames++;
             break;
           }
-          err = new ReceiveError('MALFORMED', e.message);
+          err = new ReceiveError(e.fault === 'limit' ? 'LIMIT_EXCEEDED' : 'MALFORMED', e.message);
         } else if (e instanceof ReceiveError) err = e;
         else throw e;
         const resynced = reader.resync();
@@ -331,6 +389,9 @@ export class TracingEventReceiver {
     if (rec.modulePath !== undefined) data.modulePath = rec.modulePath;
     if (rec.file !== undefined) data.file = rec.file;
     if (rec.line !== undefined) data.line = rec.line;
+    if (this.callsites.size >= this.limits.maxCallsites && !this.callsites.has(rec.id)) {
+      throw new ReceiveError('LIMIT_EXCEEDED', `callsite ${rec.id} '${rec.name}' exceeds maxCallsites (${this.limits.maxCallsites})`);
+    }
     // A repeated announcement interns to the same meta; a different one re-binds the guest id.
     this.callsites.set(rec.id, this.slotFor(data));
   }
@@ -342,6 +403,9 @@ export class TracingEventReceiver {
     this.checkValueCount(rec.pending + rec.count, meta);
     if (this.spans.has(rec.id)) throw new ReceiveError('DUPLICATE_SPAN_ID', `span ${rec.id} already exists`);
     const parentEntry = typeof rec.parent === 'number' ? this.span(rec.parent) : undefined;
+    if (this.spans.size >= this.limits.maxOpenSpans) throw new ReceiveError('LIMIT_EXCEEDED', `span ${rec.id} exceeds maxOpenSpans (${this.limits.maxOpenSpans})`);
+    const depth = rec.parent === null ? 1 : (parentEntry ?? this.stack[this.stack.length - 1])?.depth ?? 0;
+    if (depth >= this.limits.maxDepth) throw new ReceiveError('LIMIT_EXCEEDED', `span ${rec.id} would nest ${depth + 1} deep; maxDepth is ${this.limits.maxDepth}`);
     const enabled = this.isEnabled(slot);
     if (reader !== undefined) {
       if (enabled) reader.readValues(rec);
@@ -351,6 +415,7 @@ export class TracingEventReceiver {
     const time = this.timeOf(rec.time);
     const entry = new SpanEntry(rec.id, meta, rec.parent, true);
     entry.start = time;
+    entry.depth = depth + 1;
     const hostParent = this.resolveParent(rec.parent, parentEntry);
     if (enabled) {
       const values = pairs(meta, rec);
@@ -496,7 +561,7 @@ export class TracingEventReceiver {
       if (host > 0) return host;
       if (host === DISABLED) return e.hostParent;
     }
-    return undefined;
+    return this.rootParent;
   }
 
   /** The collector id of a span, re-creating a carried-over span on its first use. */
@@ -577,6 +642,10 @@ export class TracingEventReceiver {
   /** The last time observed from the guest, or the host's clock when the guest sent none. */
   private lastTime(): bigint {
     return this.lastMono < 0 ? hostNowNs() : this.clockOrigin + BigInt(this.lastMono);
+  }
+
+  private countRecord(): void {
+    if (++this.seen > this.limits.maxRecords) throw new ReceiveError('LIMIT_EXCEEDED', `record ${this.seen} exceeds maxRecords (${this.limits.maxRecords})`);
   }
 
   private assertOpen(): void {

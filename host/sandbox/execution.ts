@@ -1,0 +1,202 @@
+/**
+ * One run of one guest, as both sandbox runners see it: a receiver, the host-side execution span
+ * every guest root span hangs under, and the summary that comes out at the end. The runners only
+ * differ in how they run the guest and get its frames; this is the part they share.
+ */
+import { hostNowNs } from '../clock.js';
+import type { Collector } from '../collectors/collector.js';
+import { NullCollector } from '../collectors/null-collector.js';
+import { defaultCallsiteRegistry, type CallsiteRegistry } from '../receiver/callsite-registry.js';
+import type { PersistedMetadata, PersistedSpans } from '../receiver/persisted-state.js';
+import { TracingEventReceiver, type ReceiverLimits } from '../receiver/receiver.js';
+import { describeCause, type TerminationCause } from '../receiver/termination.js';
+import type { Level, Values } from '../../shared/records.js';
+import { parseTraceParent, type TraceParent } from './traceparent.js';
+
+/** State a workflow engine keeps between executions: pass it back as `state` to resume. */
+export interface PersistedExecution {
+  metadata: PersistedMetadata;
+  spans: PersistedSpans;
+}
+
+/** Options both runners take. */
+export interface RunOptions {
+  /** Where spans, events and metrics go (default: none; the summary still counts them). */
+  collector?: Collector;
+  /** Most verbose level the guest emits (default: the collector's hint, else info). */
+  level?: Level;
+  /** Host parent context as a W3C traceparent; guest spans become its descendants. */
+  traceparent?: string;
+  /** Wall-clock budget for the guest, in ms (default 5,000). */
+  deadlineMs?: number;
+  /** Guest heap limit, in bytes (QuickJS default 64 MiB; WebAssembly: the module's own maximum). */
+  memoryLimitBytes?: number;
+  /** Guest stack limit, in bytes (QuickJS only; default 256 KiB, at most 384 KiB). */
+  stackLimitBytes?: number;
+  /** Carried on every span, event and metric of the run (default: a random id). */
+  executionId?: string;
+  /** State from an earlier run's `result.state`, to resume its open spans. */
+  state?: PersistedExecution;
+  /** Commit open spans at a normal end and return them as `result.state` (default false: roll back). */
+  persist?: boolean;
+  /** Per-execution limits against hostile guests. */
+  limits?: Partial<ReceiverLimits>;
+  /** A name for the guest in traces and errors (default `guest.js` / `guest.wasm`). */
+  filename?: string;
+  /** Cancels the run; the guest is stopped at its next interrupt check and its spans closed. */
+  signal?: AbortSignal;
+  /** Interning registry (default: the process-wide one). */
+  registry?: CallsiteRegistry;
+}
+
+/** What a run reports, alongside the guest's own result. */
+export interface ExecutionSummary {
+  executionId: string;
+  guestKind: 'quickjs' | 'wasm';
+  /** Host crossings: frames the guest handed over (batches, not events). */
+  frames: number;
+  /** Records applied / rejected (every rejection has a code in `rejectedByCode`). */
+  records: number;
+  rejected: number;
+  rejectedByCode: Record<string, number>;
+  /** Records lost to per-execution limits (included in `rejected`). */
+  limitDropped: number;
+  /** Frames cut mid-record (a guest that died while writing). */
+  truncated: number;
+  /** Records the guest reported dropping itself. */
+  guestDropped: number;
+  /** Spans the host closed because the guest died or did not commit. */
+  forceClosed: number;
+  /** Spans committed for the next execution (with `persist: true`). */
+  persistedSpans: number;
+  durationMs: number;
+  /** How the guest died, if it did. */
+  termination?: TerminationCause;
+  /** One line naming the cause, if the guest died. */
+  cause?: string;
+}
+
+/** The result of `runQuickJS` / `runWasm`. */
+export interface RunResult {
+  /** True when the guest ran to completion without an uncaught error. */
+  ok: boolean;
+  /** The guest's result (QuickJS: the script's completion value or module exports; WebAssembly: the export's return value). */
+  value?: unknown;
+  /** The uncaught error, when the guest threw. */
+  error?: { name: string; message: string; stack?: string };
+  summary: ExecutionSummary;
+  /** With `persist: true` and a normal end: the state to pass as `state` to the next run. */
+  state?: PersistedExecution;
+}
+
+const EXECUTION_FIELDS = ['execution.id', 'guest.kind', 'guest.source', 'sandtrace.records', 'sandtrace.dropped', 'termination.cause'];
+
+let executionCounter = 0;
+
+/** Creates an execution id unique within this process (and very likely beyond). */
+export function newExecutionId(): string {
+  return `${Date.now().toString(36)}-${process.pid.toString(36)}-${(++executionCounter).toString(36)}`;
+}
+
+export class Execution {
+  readonly receiver: TracingEventReceiver;
+  readonly executionId: string;
+  private readonly collector: Collector;
+  private readonly rootSpan: number | undefined;
+  private readonly started = performance.now();
+  private readonly persistRequested: boolean;
+  private frames = 0;
+
+  constructor(
+    readonly guestKind: 'quickjs' | 'wasm',
+    readonly source: string,
+    options: RunOptions,
+  ) {
+    this.executionId = options.executionId ?? newExecutionId();
+    const collector = (this.collector = options.collector ?? new NullCollector());
+    this.persistRequested = options.persist === true;
+    const registry = options.registry ?? defaultCallsiteRegistry;
+    this.rootSpan = this.openExecutionSpan(collector, registry, options.traceparent);
+    this.receiver = new TracingEventReceiver({
+      collector,
+      registry,
+      executionId: this.executionId,
+      ...(options.state && { metadata: options.state.metadata, spans: options.state.spans }),
+      ...(options.limits && { limits: options.limits }),
+      ...(this.rootSpan !== undefined && { rootParent: this.rootSpan }),
+    });
+  }
+
+  /** The most verbose level guests should emit (trace 0 … error 4). */
+  static minLevel(options: RunOptions): number {
+    const level = options.level ?? options.collector?.maxLevelHint?.() ?? 'info';
+    return ['trace', 'debug', 'info', 'warn', 'error'].indexOf(level);
+  }
+
+  /** Spans carried over from the persisted state, as the guest SDKs announce them. */
+  static carried(options: RunOptions): Array<{ id: number; name: string; target: string }> {
+    return (options.state?.spans.spans ?? []).map((s) => ({ id: s.id, name: s.callsite.name, target: s.callsite.target }));
+  }
+
+  /** Applies one frame from the guest. Never throws for bad guest bytes. */
+  ingest(frame: Uint8Array): void {
+    this.frames++;
+    this.receiver.receiveBatch(frame);
+  }
+
+  /** Ends the execution: commits, rolls back or force-closes, closes the execution span, and sums up. */
+  finish(termination: TerminationCause | undefined): { summary: ExecutionSummary; state?: PersistedExecution } {
+    const r = this.receiver;
+    let forceClosed = 0;
+    let state: PersistedExecution | undefined;
+    if (termination !== undefined) forceClosed = r.terminate(termination);
+    else if (this.persistRequested) state = { metadata: r.persistMetadata(), spans: r.persist() };
+    else forceClosed = r.rollback();
+    const stats = r.stats;
+    const summary: ExecutionSummary = {
+      executionId: this.executionId,
+      guestKind: this.guestKind,
+      frames: this.frames,
+      records: stats.applied,
+      rejected: stats.rejected,
+      rejectedByCode: { ...stats.rejectedByCode },
+      limitDropped: stats.rejectedByCode.LIMIT_EXCEEDED ?? 0,
+      truncated: stats.truncatedFrames,
+      guestDropped: stats.guestDropped,
+      forceClosed,
+      persistedSpans: state?.spans.spans.length ?? 0,
+      durationMs: performance.now() - this.started,
+    };
+    if (termination !== undefined) {
+      summary.termination = termination;
+      summary.cause = describeCause(termination);
+    }
+    this.closeExecutionSpan(summary);
+    return state === undefined ? { summary } : { summary, state };
+  }
+
+  private openExecutionSpan(collector: Collector, registry: CallsiteRegistry, traceparent: string | undefined): number | undefined {
+    const meta = registry.intern({ kind: 'span', name: 'sandtrace.execution', target: 'sandtrace', level: 'info', fields: EXECUTION_FIELDS });
+    const interest = registry.interest(collector, meta);
+    if (interest === 'never' || (interest === 'sometimes' && !collector.enabled(meta))) return undefined;
+    const values: Values = [
+      ['execution.id', this.executionId],
+      ['guest.kind', this.guestKind],
+      ['guest.source', this.source],
+    ];
+    const remote: TraceParent | undefined = traceparent === undefined ? undefined : parseTraceParent(traceparent);
+    return collector.newSpan({ meta, parent: undefined, values, time: hostNowNs(), executionId: this.executionId, ...(remote && { remoteParent: remote }) });
+  }
+
+  private closeExecutionSpan(summary: ExecutionSummary): void {
+    if (this.rootSpan === undefined) return;
+    const values: Values = [
+      ['sandtrace.records', summary.records],
+      ['sandtrace.dropped', summary.rejected + summary.guestDropped],
+    ];
+    if (summary.cause !== undefined) values.push(['termination.cause', summary.cause]);
+    this.collector.record(this.rootSpan, values);
+    const forced = summary.termination === undefined ? undefined : { cause: summary.termination.kind, message: summary.cause! };
+    this.collector.tryClose(this.rootSpan, hostNowNs(), forced);
+  }
+}

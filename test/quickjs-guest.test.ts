@@ -1,0 +1,155 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { CaptureCollector, type CapturedSpan } from '../host/collectors/capture-collector.js';
+import { quickJSEngineResets, runQuickJS } from '../host/sandbox/quickjs-runner.js';
+
+function guestRoots(c: CaptureCollector): CapturedSpan[] {
+  const exec = c.find('sandtrace.execution')!;
+  return exec.children.map((id) => c.spans.get(id)!);
+}
+
+describe('QuickJS guest SDK', () => {
+  test('spans, fields, events, records, follows-from and metrics arrive as one tree under the execution span', async () => {
+    const collector = new CaptureCollector();
+    const result = await runQuickJS(
+      `
+      const out = tracing.inSpan('handle', { user: 'alice', attempts: 2 }, (span) => {
+        tracing.info('loading', { items: 3, big: 2n ** 64n - 1n, huge: 2n ** 64n, ratio: NaN });
+        const q = tracing.span('query', { table: 'users', rows: undefined }, { level: 'debug', target: 'db' });
+        q.inSpan(() => q.record('rows', 12));
+        const later = tracing.span('later');
+        later.followsFrom(q); // while q is still open: a closed span's id is gone
+        q.close();
+        later.close();
+        tracing.counter('requests', 1, { route: '/x' });
+        tracing.histogram('latency_ms', 2.5);
+        tracing.gauge('queue', 7);
+        return 'done';
+      });
+      out + '!'`,
+      { collector, level: 'trace', executionId: 'exec-1' },
+    );
+    assert.equal(result.ok, true);
+    assert.equal(result.value, 'done!');
+    const [handle] = guestRoots(collector);
+    assert.equal(handle!.meta.name, 'handle');
+    const tree = collector.normalize().spans[0]!.children[0]!;
+    assert.deepEqual(tree.fields, { user: 'alice', attempts: 2 });
+    assert.deepEqual(tree.events[0]!.fields, { message: 'loading', items: 3, big: 2n ** 64n - 1n, huge: { debug: '18446744073709551616' }, ratio: NaN });
+    const query = tree.children.find((c) => c.name === 'query')!;
+    assert.deepEqual({ target: query.target, level: query.level, fields: query.fields, closed: query.closed }, { target: 'db', level: 'debug', fields: { table: 'users', rows: 12 }, closed: true });
+    assert.deepEqual(tree.children.find((c) => c.name === 'later')!.follows, [query.id]);
+    assert.deepEqual(
+      collector.metrics.map((m) => [m.instrument, m.name, m.value, m.executionId]),
+      [
+        ['counter', 'requests', 1, 'exec-1'],
+        ['histogram', 'latency_ms', 2.5, 'exec-1'],
+        ['gauge', 'queue', 7, 'exec-1'],
+      ],
+    );
+    for (const s of collector.spans.values()) assert.equal(s.executionId, 'exec-1');
+    for (const e of collector.events) assert.equal(e.executionId, 'exec-1');
+    assert.equal(result.summary.rejected, 0);
+  });
+
+  test('the SDK is importable as a module and inSpan marks a thrown error on the span, then rethrows', async () => {
+    const collector = new CaptureCollector();
+    const result = await runQuickJS(
+      `import { tracing } from 'sandtrace';
+       let caught;
+       try { tracing.inSpan('risky', {}, () => { throw new TypeError('bad input', { cause: new Error('root cause') }); }); }
+       catch (e) { caught = e.message; }
+       export const seen = caught;`,
+      { collector },
+    );
+    assert.equal(result.ok, true);
+    assert.deepEqual(result.value, { seen: 'bad input' });
+    const risky = collector.find('risky')!;
+    assert.deepEqual(risky.values.find(([k]) => k === 'error')![1], { error: { message: 'TypeError: bad input', source: { message: 'Error: root cause' } } });
+    assert.equal(risky.closed, true);
+  });
+
+  test("the host's level filter reaches the guest: disabled levels are not encoded at all", async () => {
+    const collector = new CaptureCollector();
+    const result = await runQuickJS(
+      `const r = [tracing.enabled('debug'), tracing.enabled('info'), tracing.enabled('error')];
+       for (let i = 0; i < 1000; i++) tracing.debug('noise', { i });
+       tracing.span('hidden', {}, { level: 'trace' }).enter();
+       tracing.warn('kept');
+       r`,
+      { collector, level: 'info' },
+    );
+    assert.deepEqual(result.value, [false, true, true]);
+    assert.deepEqual(collector.events.map((e) => e.values[0]![1]), ['kept']);
+    assert.ok(result.summary.records < 10, `only enabled records crossed: ${result.summary.records}`);
+  });
+
+  test('events are batched: thousands of events cross to the host in a handful of frames', async () => {
+    const collector = new CaptureCollector();
+    const result = await runQuickJS(`for (let i = 0; i < 5000; i++) tracing.info('tick', { i }); 'ok'`, { collector, flushBytes: 32 << 10 });
+    assert.equal(collector.events.length, 5000);
+    assert.ok(result.summary.frames <= 5, `frames: ${result.summary.frames}`);
+    assert.ok(result.summary.frames >= 2, 'the buffer was flushed when full, not only at the end');
+  });
+
+  test('guest timestamps have sub-millisecond resolution and map to wall-clock time', async () => {
+    const collector = new CaptureCollector();
+    const before = BigInt(Date.now()) * 1_000_000n;
+    await runQuickJS(`for (let i = 0; i < 200; i++) tracing.info('t');`, { collector });
+    const after = BigInt(Date.now()) * 1_000_000n;
+    const times = collector.events.map((e) => e.time);
+    assert.ok(times.some((t) => t % 1_000_000n !== 0n), 'not whole milliseconds');
+    for (let i = 1; i < times.length; i++) assert.ok(times[i]! >= times[i - 1]!);
+    assert.ok(times[0]! >= before - 5_000_000n && times.at(-1)! <= after + 5_000_000n, 'within the run, give or take the guest clock origin (ms precision)');
+  });
+
+  test('the host parent context goes in: the execution span carries it and the guest can read it', async () => {
+    const collector = new CaptureCollector();
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const result = await runQuickJS(`tracing.inSpan('child', {}, () => 0); [tracing.traceContext(), tracing.executionId()]`, { collector, traceparent, executionId: 'e-77' });
+    assert.deepEqual(result.value, [traceparent, 'e-77']);
+    const exec = collector.find('sandtrace.execution')!;
+    assert.deepEqual(exec.remoteParent, { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1 });
+    assert.equal(collector.find('child')!.parent, exec.id);
+    assert.deepEqual(Object.fromEntries(exec.values), {
+      'execution.id': 'e-77',
+      'guest.kind': 'quickjs',
+      'guest.source': 'guest.js',
+      'sandtrace.records': result.summary.records,
+      'sandtrace.dropped': 0,
+    });
+  });
+
+  test('a guest cannot reach the host hooks, and a guest that breaks its own SDK only loses its own telemetry', async () => {
+    const collector = new CaptureCollector();
+    const result = await runQuickJS(
+      `import * as sdk from 'sandtrace/guest/quickjs/sdk.js';
+       const hooks = sdk.takeHostHooks();
+       tracing.info('before');
+       Uint8Array.prototype.slice = () => 'garbage';
+       tracing.info('after');
+       export const stolen = hooks === undefined;`,
+      { collector },
+    );
+    assert.deepEqual(result.value, { stolen: true });
+    assert.equal(result.ok, true);
+  });
+
+  test('modules other than the SDK cannot be imported', async () => {
+    const result = await runQuickJS(`import fs from 'node:fs'; export default fs;`, {});
+    assert.equal(result.ok, false);
+    assert.match(result.error!.message, /not available in this sandbox/);
+  });
+
+  test('a hundred runs dispose every runtime, context and handle (QuickJS aborts on a leaked object)', async () => {
+    const resets = quickJSEngineResets();
+    const collector = new CaptureCollector();
+    for (let i = 0; i < 100; i++) {
+      const r = await runQuickJS(`tracing.inSpan('run', { i: ${i} }, () => tracing.info('x')); ${i}`, { collector });
+      assert.equal(r.value, i);
+    }
+    assert.equal(quickJSEngineResets(), resets);
+    assert.equal(collector.spans.size, 200);
+    assert.ok([...collector.spans.values()].every((s) => s.closed));
+  });
+});
