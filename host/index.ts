@@ -20,7 +20,7 @@ export { LevelFilter } from './collectors/level-filter.js';
 export { formatValue, formatFields } from './collectors/format-value.js';
 export { runQuickJS, loadQuickJS, quickJSEngineResets, type QuickJSRunOptions } from './sandbox/quickjs-runner.js';
 export { newExecutionId, type RunOptions, type RunResult, type ExecutionSummary, type PersistedExecution } from './sandbox/execution.js';
-export { parseTraceParent, formatTraceParent, type TraceParent } from './sandbox/traceparent.js';
+export { parseTraceParent, formatTraceParent, type TraceParent } from './traceparent.js';
 export { DEFAULT_LIMITS, type ReceiverLimits } from './receiver/receiver.js';
 export * from '../shared/index.js';
 export { toPlainValue, fromPlainValue, toPlainValues, fromPlainValues, type PlainValue } from './receiver/plain-value.js';

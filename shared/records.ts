@@ -43,6 +43,12 @@ export function levelNumber(level: Level): number {
   return LEVELS.indexOf(level);
 }
 
+/**
+ * A span field carrying a trace context the guest got from elsewhere (a W3C traceparent). The
+ * host turns it into a link, never a parent: a guest cannot choose the host's trace.
+ */
+export const LINK_FIELD = 'sandtrace.link';
+
 export const INSTRUMENTS = ['counter', 'histogram', 'gauge'] as const;
 export type Instrument = (typeof INSTRUMENTS)[number];
 

@@ -7,7 +7,7 @@
  * event costs a fraction of that). Nothing here may use Node APIs.
  */
 import { FrameWriter } from '../../shared/frame-writer.js';
-import type { Level, Value } from '../../shared/records.js';
+import { LINK_FIELD, type Level, type Value } from '../../shared/records.js';
 
 const LEVEL_NUM: Record<string, number> = { trace: 0, debug: 1, info: 2, warn: 3, error: 4 };
 const SDK_VERSION = '0.1.0';
@@ -23,8 +23,8 @@ export interface GuestConfig {
   /** W3C traceparent of the host's parent context, if any. */
   traceparent?: string;
   executionId?: string;
-  /** Spans carried over from a persisted execution: guest id and name. */
-  carried?: Array<{ id: number; name: string; target: string }>;
+  /** Spans carried over from a persisted execution: guest id, name and declared fields. */
+  carried?: Array<{ id: number; name: string; target: string; fields: string[] }>;
 }
 
 export type Fields = Record<string, unknown>;
@@ -33,7 +33,13 @@ export interface SpanOptions {
   target?: string;
   /** Explicit parent: a span, or null for a root. Default: the innermost entered span. */
   parent?: Span | null;
+  /**
+   * A trace context the guest got from elsewhere (a W3C traceparent, say from a message it
+   * handles). It becomes a link on the span, never its parent: guests cannot pick the host's trace.
+   */
+  link?: string;
 }
+
 
 const writer = new FrameWriter(8192);
 let config: GuestConfig | undefined;
@@ -168,10 +174,14 @@ export const tracing = {
   span(name: string, fields?: Fields, options?: SpanOptions): Span {
     const level = options?.level ?? 'info';
     if (LEVEL_NUM[level]! < minLevel || config === undefined) return disabledSpan;
-    const keys = fields === undefined ? ['error'] : [...Object.keys(fields), 'error'];
+    const keys = fields === undefined ? [] : Object.keys(fields);
+    keys.push('error');
+    const link = options?.link;
+    if (link !== undefined) keys.push(LINK_FIELD);
     const cs = callsite('span', level, options?.target ?? 'guest', String(name), keys);
     const values: Value[] = [];
     if (fields !== undefined) for (const k in fields) values.push(toValue(fields[k]));
+    if (link !== undefined) values.push({ empty: true }, String(link));
     const id = nextSpanId++;
     const parent = options?.parent === undefined ? undefined : options.parent === null ? null : options.parent.id;
     writer.newSpan(id, parent === 0 ? undefined : parent, cs, now(), values);
@@ -201,12 +211,12 @@ export const tracing = {
   executionId: (): string | undefined => config?.executionId,
   /** Spans carried over from an earlier, persisted execution, to enter, record to and close. */
   carried(): Span[] {
-    return (config?.carried ?? []).map((c) => new Span(c.id, c.name, []));
+    return (config?.carried ?? []).map((c) => new Span(c.id, c.name, c.fields));
   },
   /** A carried-over span by name (the first one), or undefined. */
   resume(name: string): Span | undefined {
     const c = config?.carried?.find((s) => s.name === name);
-    return c === undefined ? undefined : new Span(c.id, c.name, []);
+    return c === undefined ? undefined : new Span(c.id, c.name, c.fields);
   },
   /** Hands buffered records to the host now (they also go at every return to the host). */
   flush: () => flushNow(),

@@ -4,7 +4,7 @@
  */
 import { fromPlainValues, toPlainValues, type PlainValue } from '../receiver/plain-value.js';
 import type { Level, Value, Values } from '../../shared/records.js';
-import type { TraceParent } from '../sandbox/traceparent.js';
+import type { TraceParent } from '../traceparent.js';
 import { LevelFilter } from './level-filter.js';
 import type { CallsiteMeta, Collector, Interest, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo } from './collector.js';
 

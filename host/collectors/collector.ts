@@ -6,7 +6,7 @@
  */
 import type { Level, Values } from '../../shared/records.js';
 import type { Interest, CallsiteMeta } from '../receiver/callsite-registry.js';
-import type { TraceParent } from '../sandbox/traceparent.js';
+import type { TraceParent } from '../traceparent.js';
 
 export type { Interest, CallsiteMeta };
 

@@ -9,13 +9,14 @@
  */
 import { EMPTY, FrameError, FrameReader, RawRecord } from '../../shared/frame-reader.js';
 import { fromPlainValues, toPlainValues } from './plain-value.js';
-import { PROTOCOL_VERSION, Tag, type CallsiteData, type TracingEvent, type Values } from '../../shared/records.js';
+import { LINK_FIELD, PROTOCOL_VERSION, Tag, type CallsiteData, type TracingEvent, type Values } from '../../shared/records.js';
 import { hostNowNs } from '../clock.js';
 import type { Collector, ForcedClose } from '../collectors/collector.js';
 import { defaultCallsiteRegistry, type CallsiteMeta, type CallsiteRegistry, type Interest } from './callsite-registry.js';
 import type { PersistedMetadata, PersistedSpan, PersistedSpans } from './persisted-state.js';
 import { ReceiveError, type ReceiveErrorCode } from './receive-error.js';
 import { describeCause, type TerminationCause } from './termination.js';
+import { parseTraceParent, type TraceParent } from '../traceparent.js';
 
 export interface ReceiverOptions {
   collector: Collector;
@@ -95,7 +96,10 @@ export type ReceiverState = 'open' | 'persisted' | 'rolledBack' | 'terminated';
 interface CallsiteSlot {
   meta: CallsiteMeta;
   interest: Interest;
+  /** Position of the guest-supplied trace context field (see LINK_FIELD), or -1. */
+  linkIndex: number;
 }
+
 
 /** Host id markers for spans that have no collector span (yet). */
 const DISABLED = -1;
@@ -420,7 +424,8 @@ export class TracingEventReceiver {
     if (enabled) {
       const values = pairs(meta, rec);
       entry.values = values;
-      entry.host = this.collector.newSpan({ meta, parent: hostParent, values, time, executionId: this.executionId });
+      const links = slot.linkIndex >= 0 ? takeLink(values, slot.linkIndex) : undefined;
+      entry.host = this.collector.newSpan({ meta, parent: hostParent, values, time, executionId: this.executionId, ...(links && { links }) });
     } else {
       entry.host = DISABLED;
       entry.hostParent = hostParent;
@@ -522,7 +527,7 @@ export class TracingEventReceiver {
 
   private slotFor(data: CallsiteData): CallsiteSlot {
     const meta = this.registry.intern(data);
-    return { meta, interest: this.registry.interest(this.collector, meta) };
+    return { meta, interest: this.registry.interest(this.collector, meta), linkIndex: meta.kind === 'span' ? meta.fields.indexOf(LINK_FIELD) : -1 };
   }
 
   private slot(id: number): CallsiteSlot {
@@ -747,6 +752,15 @@ export class TracingEventReceiver {
         throw new ReceiveError('MALFORMED', `unknown event type '${(e as { type: unknown }).type}'`);
     }
   }
+}
+
+/** Removes the link field from the values and parses it; a malformed traceparent is dropped. */
+function takeLink(values: Values, index: number): TraceParent[] | undefined {
+  const pair = values[index];
+  if (pair === undefined) return undefined;
+  values.splice(index, 1);
+  const parsed = typeof pair[1] === 'string' ? parseTraceParent(pair[1]) : undefined;
+  return parsed === undefined ? undefined : [parsed];
 }
 
 function fieldIndex(fields: readonly string[], name: string): number {

@@ -11,7 +11,7 @@ import type { PersistedMetadata, PersistedSpans } from '../receiver/persisted-st
 import { TracingEventReceiver, type ReceiverLimits } from '../receiver/receiver.js';
 import { describeCause, type TerminationCause } from '../receiver/termination.js';
 import type { Level, Values } from '../../shared/records.js';
-import { parseTraceParent, type TraceParent } from './traceparent.js';
+import { parseTraceParent, type TraceParent } from '../traceparent.js';
 
 /** State a workflow engine keeps between executions: pass it back as `state` to resume. */
 export interface PersistedExecution {
@@ -65,6 +65,9 @@ export interface ExecutionSummary {
   truncated: number;
   /** Records the guest reported dropping itself. */
   guestDropped: number;
+  /** Frames refused whole for exceeding maxFrameBytes, and their size. */
+  refusedFrames: number;
+  refusedBytes: number;
   /** Spans the host closed because the guest died or did not commit. */
   forceClosed: number;
   /** Spans committed for the next execution (with `persist: true`). */
@@ -134,8 +137,8 @@ export class Execution {
   }
 
   /** Spans carried over from the persisted state, as the guest SDKs announce them. */
-  static carried(options: RunOptions): Array<{ id: number; name: string; target: string }> {
-    return (options.state?.spans.spans ?? []).map((s) => ({ id: s.id, name: s.callsite.name, target: s.callsite.target }));
+  static carried(options: RunOptions): Array<{ id: number; name: string; target: string; fields: string[] }> {
+    return (options.state?.spans.spans ?? []).map((s) => ({ id: s.id, name: s.callsite.name, target: s.callsite.target, fields: s.callsite.fields }));
   }
 
   /** Applies one frame from the guest. Never throws for bad guest bytes. */
@@ -163,6 +166,8 @@ export class Execution {
       limitDropped: stats.rejectedByCode.LIMIT_EXCEEDED ?? 0,
       truncated: stats.truncatedFrames,
       guestDropped: stats.guestDropped,
+      refusedFrames: stats.refusedFrames,
+      refusedBytes: stats.refusedBytes,
       forceClosed,
       persistedSpans: state?.spans.spans.length ?? 0,
       durationMs: performance.now() - this.started,

@@ -9,7 +9,7 @@ import variant from '@jitl/quickjs-ng-wasmfile-release-sync';
 import { newQuickJSWASMModuleFromVariant, type QuickJSContext, type QuickJSHandle, type QuickJSRuntime, type QuickJSWASMModule } from 'quickjs-emscripten-core';
 import type { TerminationCause } from '../receiver/termination.js';
 import { Execution, type RunOptions, type RunResult } from './execution.js';
-import { parseTraceParent } from './traceparent.js';
+import { parseTraceParent } from '../traceparent.js';
 
 export interface QuickJSRunOptions extends RunOptions {
   /** Evaluate as an ES module (default: when the source has top-level import/export). */
