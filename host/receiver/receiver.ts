@@ -268,6 +268,11 @@ export class TracingEventReceiver {
     return result;
   }
 
+  /** Counts records the guest dropped and reported out of band (not through a `dropped` record). */
+  addGuestDropped(count: number): void {
+    this.stats.guestDropped += count;
+  }
+
   /** Callsites this receiver knows by guest id; merge into the metadata of later executions. */
   persistMetadata(): PersistedMetadata {
     const callsites: PersistedMetadata['callsites'] = [];

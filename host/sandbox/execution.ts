@@ -114,6 +114,8 @@ export class Execution {
     readonly guestKind: 'quickjs' | 'wasm',
     readonly source: string,
     options: RunOptions,
+    /** Unix ns at which guest time 0 lies, for guests that send no hello record. */
+    clockOrigin?: bigint,
   ) {
     this.executionId = options.executionId ?? newExecutionId();
     const collector = (this.collector = options.collector ?? new NullCollector());
@@ -127,6 +129,7 @@ export class Execution {
       ...(options.state && { metadata: options.state.metadata, spans: options.state.spans }),
       ...(options.limits && { limits: options.limits }),
       ...(this.rootSpan !== undefined && { rootParent: this.rootSpan }),
+      ...(clockOrigin !== undefined && { clockOrigin }),
     });
   }
 
@@ -145,6 +148,11 @@ export class Execution {
   ingest(frame: Uint8Array): void {
     this.frames++;
     this.receiver.receiveBatch(frame);
+  }
+
+  /** Records the guest says it dropped, reported outside the record stream (guest memory). */
+  guestDropped(count: number): void {
+    this.receiver.addGuestDropped(count);
   }
 
   /** Ends the execution: commits, rolls back or force-closes, closes the execution span, and sums up. */

@@ -1,0 +1,73 @@
+/**
+ * Compiles an AssemblyScript guest with the project's own compiler and settings, in memory.
+ * `import … from "sandtrace"` in the guest resolves to this package's AssemblyScript library,
+ * wherever the guest's file lives.
+ */
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import asc from 'assemblyscript/asc';
+
+/** The package root (holding guest/assemblyscript/ and package.json with `ascMain`). */
+const PACKAGE_ROOT = resolve(fileURLToPath(new URL('../../../', import.meta.url)));
+
+export interface CompileOptions {
+  /** `release` (optimized, default) or `debug`. */
+  target?: 'release' | 'debug';
+  /** Maximum memory, in 64 KiB pages (only with `importMemory: false`; otherwise the host sets it). */
+  maximumMemoryPages?: number;
+  /** Import the memory from the host, which then enforces the run's memory limit (default true). */
+  importMemory?: boolean;
+}
+
+/** Raised with the compiler's diagnostics when a guest does not compile. */
+export class CompileError extends Error {
+  constructor(
+    readonly file: string,
+    readonly diagnostics: string,
+  ) {
+    super(`${file} does not compile:\n${diagnostics}`);
+    this.name = 'CompileError';
+  }
+}
+
+/**
+ * @example
+ * const wasm = await compileAssemblyScript('plugin.ts');
+ * const result = await runWasm(wasm, { entry: 'run', collector });
+ */
+export async function compileAssemblyScript(file: string, options: CompileOptions = {}): Promise<Uint8Array> {
+  const entry = resolve(file);
+  const args = [entry, '--config', join(PACKAGE_ROOT, 'asconfig.json'), '--outFile', 'guest.wasm', '--textFile', '', '--runtime', 'incremental', '--exportRuntime'];
+  if (options.target === 'debug') args.push('--debug');
+  else args.push('--optimizeLevel', '3', '--shrinkLevel', '0');
+  if (options.importMemory !== false) args.push('--importMemory');
+  if (options.maximumMemoryPages !== undefined) args.push('--maximumMemory', String(options.maximumMemoryPages));
+  let wasm: Uint8Array | undefined;
+  let diagnostics = '';
+  const { error } = await asc.main(args, {
+    readFile: async (name: string, baseDir: string) => {
+      const path = resolve(baseDir, name);
+      // `from "sandtrace"`: serve this package's library, wherever the compiler looks for it.
+      const marker = `${join('node_modules', 'sandtrace')}/`;
+      const i = path.lastIndexOf(marker);
+      const real = i < 0 ? path : join(PACKAGE_ROOT, 'guest/assemblyscript', path.slice(i + marker.length));
+      try {
+        return await readFile(real, 'utf8');
+      } catch {
+        return null;
+      }
+    },
+    writeFile: async (name: string, contents: Uint8Array | string) => {
+      if (name.endsWith('.wasm') && typeof contents !== 'string') wasm = contents;
+    },
+    listFiles: async () => [],
+    stdout: { write: () => true } as never,
+    stderr: { write: (s: string) => ((diagnostics += s), true) } as never,
+  });
+  if (error !== null && error !== undefined) throw new CompileError(file, diagnostics || String(error));
+  if (wasm === undefined) throw new CompileError(file, 'the compiler produced no binary');
+  return wasm;
+}
+
+export { PACKAGE_ROOT };

@@ -1,0 +1,82 @@
+// A plugin guest for the WebAssembly tests: spans, events at every level, typed fields, metrics.
+import { SpanCallsite, EventCallsite, Level, Span, counter, histogram, gauge, enabled, resumeSpan } from "sandtrace";
+
+const HANDLE = new SpanCallsite("handle", "plugin", Level.INFO, ["user", "attempt", "result"], "plugin.ts", 4);
+const QUERY = new SpanCallsite("query", "plugin::db", Level.DEBUG, ["table"]);
+const LOG = new EventCallsite("log", "plugin", Level.INFO, ["message", "items", "ratio", "ok", "big"]);
+const WARN = new EventCallsite("warn", "plugin", Level.WARN, ["message", "error"]);
+const NOISE = new EventCallsite("noise", "plugin", Level.TRACE, ["message", "i"]);
+
+export function run(user: string, attempt: i32): i32 {
+  const span = HANDLE.span().str(user).i64(attempt).empty().open();
+  span.enter();
+  LOG.event().str("loaded").i64(3).f64(0.5).bool(true).u64(0xffffffffffffffff).emit();
+  const q = QUERY.span().str("users").open();
+  q.enter();
+  NOISE.event().str("hidden unless trace").i64(1).emit();
+  q.exit();
+  q.close();
+  WARN.event().str("slow").err("timeout after 3 tries").emit();
+  counter("requests", 1).str("route", "/x").emit();
+  histogram("latency_ms", 2.5).emit();
+  gauge("queue", 7).emit();
+  span.recordStr("result", "ok");
+  span.exit();
+  span.close();
+  return attempt * 2;
+}
+
+export function levels(): i32 {
+  return (enabled(Level.TRACE) ? 1 : 0) | (enabled(Level.INFO) ? 2 : 0) | (enabled(Level.ERROR) ? 4 : 0);
+}
+
+export function manyEvents(n: i32): void {
+  for (let i = 0; i < n; i++) LOG.event().str("tick").i64(i).f64(1.5).bool(false).u64(7).emit();
+}
+
+export function openAndTrap(): void {
+  const span = HANDLE.span().str("doomed").i64(1).empty().open();
+  span.enter();
+  WARN.event().str("last words").err("none").emit();
+  unreachable();
+}
+
+export function openAndAbort(): void {
+  const span = HANDLE.span().str("doomed").i64(1).empty().open();
+  span.enter();
+  WARN.event().str("last words").err("none").emit();
+  assert(false, "invariant broken");
+}
+
+export function openAndExhaustMemory(): void {
+  const span = HANDLE.span().str("doomed").i64(1).empty().open();
+  span.enter();
+  WARN.event().str("last words").err("none").emit();
+  const keep = new Array<ArrayBuffer>();
+  while (true) keep.push(new ArrayBuffer(1 << 20));
+}
+
+export function spin(): void {
+  const span = HANDLE.span().str("spinner").i64(1).empty().open();
+  span.enter();
+  while (true) NOISE.event().str("spin").i64(0).emit();
+}
+
+/** Workflow step 1: opens a span and leaves it open for the next execution. */
+export function stepOne(): u32 {
+  const span = HANDLE.span().str("workflow").i64(1).empty().open();
+  span.enter();
+  LOG.event().str("reserved stock").i64(1).f64(0).bool(true).u64(0).emit();
+  span.exit();
+  return span.id;
+}
+
+/** Workflow step 2: resumes the carried-over span by id and finishes it. */
+export function stepTwo(id: u32): void {
+  const span = resumeSpan(id, ["user", "attempt", "result"]);
+  span.enter();
+  LOG.event().str("charged card").i64(2).f64(0).bool(true).u64(0).emit();
+  span.recordStr("result", "paid");
+  span.exit();
+  span.close();
+}
