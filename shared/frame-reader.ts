@@ -418,15 +418,11 @@ export class FrameReader {
     if (len > this.maxStringBytes) throw new FrameError('limit', `string of ${len} bytes exceeds maxStringBytes (${this.maxStringBytes}) (record at byte ${this.recordStart})`);
     const start = this.take(len);
     const bytes = this.bytes;
-    // Short ASCII is faster by hand than through TextDecoder.
-    if (len < 24) {
-      let s = '';
-      for (let i = start, e = start + len; i < e; i++) {
-        const c = bytes[i]!;
-        if (c >= 0x80) return textDecoder.decode(bytes.subarray(start, start + len));
-        s += String.fromCharCode(c);
-      }
-      return s;
+    // Short ASCII is faster by hand than through TextDecoder, and one fromCharCode call makes
+    // one string (appending char by char would allocate a string per character).
+    if (len < 16) {
+      const ascii = shortAscii(bytes, start, len);
+      if (ascii !== null) return ascii;
     }
     return textDecoder.decode(bytes.subarray(start, start + len));
   }
@@ -578,6 +574,71 @@ export class FrameReader {
 
   private malformed(message: string): never {
     throw new FrameError('malformed', `${message} (record at byte ${this.recordStart})`);
+  }
+}
+
+const fromCharCode = String.fromCharCode;
+
+/**
+ * A short ASCII string in one allocation, or null when a byte is not ASCII. Written out per
+ * length (as msgpackr does) so the check and the copy need no loop and no temporary array.
+ */
+function shortAscii(b: Uint8Array, p: number, len: number): string | null {
+  switch (len) {
+    case 0:
+      return '';
+    case 1: {
+      const c0 = b[p]!;
+      return (c0) & 0x80 ? null : fromCharCode(c0);
+    }
+    case 2: {
+      const c0 = b[p]!, c1 = b[p + 1]!;
+      return (c0 | c1) & 0x80 ? null : fromCharCode(c0, c1);
+    }
+    case 3: {
+      const c0 = b[p]!, c1 = b[p + 1]!, c2 = b[p + 2]!;
+      return (c0 | c1 | c2) & 0x80 ? null : fromCharCode(c0, c1, c2);
+    }
+    case 4: {
+      const c0 = b[p]!, c1 = b[p + 1]!, c2 = b[p + 2]!, c3 = b[p + 3]!;
+      return (c0 | c1 | c2 | c3) & 0x80 ? null : fromCharCode(c0, c1, c2, c3);
+    }
+    case 5: {
+      const c0 = b[p]!, c1 = b[p + 1]!, c2 = b[p + 2]!, c3 = b[p + 3]!, c4 = b[p + 4]!;
+      return (c0 | c1 | c2 | c3 | c4) & 0x80 ? null : fromCharCode(c0, c1, c2, c3, c4);
+    }
+    case 6: {
+      const c0 = b[p]!, c1 = b[p + 1]!, c2 = b[p + 2]!, c3 = b[p + 3]!, c4 = b[p + 4]!, c5 = b[p + 5]!;
+      return (c0 | c1 | c2 | c3 | c4 | c5) & 0x80 ? null : fromCharCode(c0, c1, c2, c3, c4, c5);
+    }
+    case 7: {
+      const c0 = b[p]!, c1 = b[p + 1]!, c2 = b[p + 2]!, c3 = b[p + 3]!, c4 = b[p + 4]!, c5 = b[p + 5]!, c6 = b[p + 6]!;
+      return (c0 | c1 | c2 | c3 | c4 | c5 | c6) & 0x80 ? null : fromCharCode(c0, c1, c2, c3, c4, c5, c6);
+    }
+    case 8: {
+      const c0 = b[p]!, c1 = b[p + 1]!, c2 = b[p + 2]!, c3 = b[p + 3]!, c4 = b[p + 4]!, c5 = b[p + 5]!, c6 = b[p + 6]!, c7 = b[p + 7]!;
+      return (c0 | c1 | c2 | c3 | c4 | c5 | c6 | c7) & 0x80 ? null : fromCharCode(c0, c1, c2, c3, c4, c5, c6, c7);
+    }
+    case 9: {
+      const c0 = b[p]!, c1 = b[p + 1]!, c2 = b[p + 2]!, c3 = b[p + 3]!, c4 = b[p + 4]!, c5 = b[p + 5]!, c6 = b[p + 6]!, c7 = b[p + 7]!, c8 = b[p + 8]!;
+      return (c0 | c1 | c2 | c3 | c4 | c5 | c6 | c7 | c8) & 0x80 ? null : fromCharCode(c0, c1, c2, c3, c4, c5, c6, c7, c8);
+    }
+    case 10: {
+      const c0 = b[p]!, c1 = b[p + 1]!, c2 = b[p + 2]!, c3 = b[p + 3]!, c4 = b[p + 4]!, c5 = b[p + 5]!, c6 = b[p + 6]!, c7 = b[p + 7]!, c8 = b[p + 8]!, c9 = b[p + 9]!;
+      return (c0 | c1 | c2 | c3 | c4 | c5 | c6 | c7 | c8 | c9) & 0x80 ? null : fromCharCode(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9);
+    }
+    case 11: {
+      const c0 = b[p]!, c1 = b[p + 1]!, c2 = b[p + 2]!, c3 = b[p + 3]!, c4 = b[p + 4]!, c5 = b[p + 5]!, c6 = b[p + 6]!, c7 = b[p + 7]!, c8 = b[p + 8]!, c9 = b[p + 9]!, c10 = b[p + 10]!;
+      return (c0 | c1 | c2 | c3 | c4 | c5 | c6 | c7 | c8 | c9 | c10) & 0x80 ? null : fromCharCode(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10);
+    }
+    case 12: {
+      const c0 = b[p]!, c1 = b[p + 1]!, c2 = b[p + 2]!, c3 = b[p + 3]!, c4 = b[p + 4]!, c5 = b[p + 5]!, c6 = b[p + 6]!, c7 = b[p + 7]!, c8 = b[p + 8]!, c9 = b[p + 9]!, c10 = b[p + 10]!, c11 = b[p + 11]!;
+      return (c0 | c1 | c2 | c3 | c4 | c5 | c6 | c7 | c8 | c9 | c10 | c11) & 0x80 ? null : fromCharCode(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11);
+    }
+    default: {
+      for (let i = p; i < p + len; i++) if (b[i]! & 0x80) return null;
+      return fromCharCode.apply(null, b.subarray(p, p + len) as unknown as number[]);
+    }
   }
 }
 

@@ -145,8 +145,11 @@ export class TracingEventReceiver {
   readonly limits: Readonly<ReceiverLimits>;
   private readonly rootParent: number | undefined;
   private readonly registry: CallsiteRegistry;
-  /** Records seen (applied or rejected), for maxRecords. */
+  /** Records seen (applied or rejected), against maxRecords (copied out of `limits` for the hot path). */
   private seen = 0;
+  private readonly maxRecords: number;
+  private readonly maxOpenSpans: number;
+  private readonly maxDepth: number;
   private readonly callsites = new Map<number, CallsiteSlot>();
   private readonly spans = new Map<number, SpanEntry>();
   /** Entered spans of this execution, innermost last. */
@@ -166,6 +169,9 @@ export class TracingEventReceiver {
     this.executionId = options.executionId;
     this.maxValues = options.maxValues ?? 32;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.maxRecords = this.limits.maxRecords;
+    this.maxOpenSpans = this.limits.maxOpenSpans;
+    this.maxDepth = this.limits.maxDepth;
     this.reader.maxStringBytes = this.limits.maxStringBytes;
     this.rootParent = options.rootParent;
     this.registry = options.registry ?? defaultCallsiteRegistry;
@@ -196,7 +202,7 @@ export class TracingEventReceiver {
   /** Applies one event; throws {@link ReceiveError} and changes nothing when it is bad. */
   tryReceive(event: TracingEvent): void {
     this.assertOpen();
-    this.countRecord();
+    if (++this.seen > this.maxRecords) this.tooManyRecords();
     this.fromEvent(event, this.rec);
     this.apply(this.rec, undefined);
     this.stats.applied++;
@@ -243,7 +249,7 @@ export class TracingEventReceiver {
     while (!reader.done) {
       try {
         reader.readHead(rec);
-        this.countRecord();
+        if (++this.seen > this.maxRecords) this.tooManyRecords();
         this.apply(rec, reader);
         result.applied++;
       } catch (e) {
@@ -412,9 +418,9 @@ export class TracingEventReceiver {
     this.checkValueCount(rec.pending + rec.count, meta);
     if (this.spans.has(rec.id)) throw new ReceiveError('DUPLICATE_SPAN_ID', `span ${rec.id} already exists`);
     const parentEntry = typeof rec.parent === 'number' ? this.span(rec.parent) : undefined;
-    if (this.spans.size >= this.limits.maxOpenSpans) throw new ReceiveError('LIMIT_EXCEEDED', `span ${rec.id} exceeds maxOpenSpans (${this.limits.maxOpenSpans})`);
-    const depth = rec.parent === null ? 1 : (parentEntry ?? this.stack[this.stack.length - 1])?.depth ?? 0;
-    if (depth >= this.limits.maxDepth) throw new ReceiveError('LIMIT_EXCEEDED', `span ${rec.id} would nest ${depth + 1} deep; maxDepth is ${this.limits.maxDepth}`);
+    if (this.spans.size >= this.maxOpenSpans) throw new ReceiveError('LIMIT_EXCEEDED', `span ${rec.id} exceeds maxOpenSpans (${this.maxOpenSpans})`);
+    const depth = rec.parent === null ? 0 : (parentEntry ?? this.stack[this.stack.length - 1])?.depth ?? 0;
+    if (depth >= this.maxDepth) throw new ReceiveError('LIMIT_EXCEEDED', `span ${rec.id} would nest ${depth + 1} deep; maxDepth is ${this.maxDepth}`);
     const enabled = this.isEnabled(slot);
     if (reader !== undefined) {
       if (enabled) reader.readValues(rec);
@@ -429,8 +435,9 @@ export class TracingEventReceiver {
     if (enabled) {
       const values = pairs(meta, rec);
       entry.values = values;
+      // One object shape for every span (no conditional spread): keeps the collector call monomorphic.
       const links = slot.linkIndex >= 0 ? takeLink(values, slot.linkIndex) : undefined;
-      entry.host = this.collector.newSpan({ meta, parent: hostParent, values, time, executionId: this.executionId, ...(links && { links }) });
+      entry.host = this.collector.newSpan({ meta, parent: hostParent, values, time, executionId: this.executionId, links });
     } else {
       entry.host = DISABLED;
       entry.hostParent = hostParent;
@@ -449,28 +456,28 @@ export class TracingEventReceiver {
       if (enabled) reader.readValues(rec);
       else reader.skipRest(rec);
     }
-    const time = this.timeOf(rec.time);
+    this.observe(rec.time);
     if (!enabled) return;
     const parent = this.resolveParent(rec.parent, parentEntry);
-    this.collector.event({ meta, parent, values: pairs(meta, rec), time, executionId: this.executionId });
+    this.collector.event({ meta, parent, values: pairs(meta, rec), time: this.unixTime(rec.time), executionId: this.executionId });
   }
 
   private onEnter(rec: RawRecord): void {
     const entry = this.span(rec.id);
-    const time = this.timeOf(rec.time);
+    this.observe(rec.time);
     const host = this.hostOf(entry);
     entry.entered++;
     this.stack.push(entry);
-    if (host > 0) this.collector.enter(host, time);
+    if (host > 0) this.collector.enter(host, this.unixTime(rec.time));
   }
 
   private onExit(rec: RawRecord): void {
     const entry = this.span(rec.id);
     if (entry.entered === 0) throw new ReceiveError('NOT_ENTERED', `span ${rec.id} exited but it is not entered`);
-    const time = this.timeOf(rec.time);
+    this.observe(rec.time);
     this.popStack(entry);
     if (entry.entered-- <= entry.carried) entry.carried--;
-    else if (entry.host > 0) this.collector.exit(entry.host, time);
+    else if (entry.host > 0) this.collector.exit(entry.host, this.unixTime(rec.time));
   }
 
   private onClone(rec: RawRecord): void {
@@ -481,9 +488,10 @@ export class TracingEventReceiver {
 
   private onDrop(rec: RawRecord): void {
     const entry = this.span(rec.id);
-    const time = this.timeOf(rec.time);
+    this.observe(rec.time);
     if (--entry.refs > 0) return;
     // Last reference: a span dropped while still entered is exited first.
+    const time = this.unixTime(rec.time);
     const host = this.hostOf(entry);
     while (entry.entered > 0) {
       this.popStack(entry);
@@ -567,7 +575,8 @@ export class TracingEventReceiver {
     // Contextual: the innermost entered span of this execution, else the host's context.
     for (let i = this.stack.length - 1; i >= 0; i--) {
       const e = this.stack[i]!;
-      const host = this.hostOf(e); // a carried-over span the guest is still in is restored here
+      let host = e.host;
+      if (host === PENDING_RESTORE) host = this.hostOf(e); // a carried-over span the guest is still in
       if (host > 0) return host;
       if (host === DISABLED) return e.hostParent;
     }
@@ -644,9 +653,18 @@ export class TracingEventReceiver {
 
   /** Unix ns for a guest-monotonic time; a record without one takes the last time seen. */
   private timeOf(mono: number): bigint {
-    if (mono < 0) return this.lastTime();
+    this.observe(mono);
+    return this.unixTime(mono);
+  }
+
+  /** Notes the guest's clock (cheap: a number) so force-closes know the last time seen. */
+  private observe(mono: number): void {
     if (mono > this.lastMono) this.lastMono = mono;
-    return this.clockOrigin + BigInt(mono);
+  }
+
+  /** Builds the bigint only when a collector call needs one (it allocates). */
+  private unixTime(mono: number): bigint {
+    return mono < 0 ? this.lastTime() : this.clockOrigin + BigInt(mono);
   }
 
   /** The last time observed from the guest, or the host's clock when the guest sent none. */
@@ -654,8 +672,8 @@ export class TracingEventReceiver {
     return this.lastMono < 0 ? hostNowNs() : this.clockOrigin + BigInt(this.lastMono);
   }
 
-  private countRecord(): void {
-    if (++this.seen > this.limits.maxRecords) throw new ReceiveError('LIMIT_EXCEEDED', `record ${this.seen} exceeds maxRecords (${this.limits.maxRecords})`);
+  private tooManyRecords(): never {
+    throw new ReceiveError('LIMIT_EXCEEDED', `record ${this.seen} exceeds maxRecords (${this.maxRecords})`);
   }
 
   private assertOpen(): void {
