@@ -1,11 +1,13 @@
 /** `npm run bench`: runs every benchmark and prints one table. Ratios are measured in the same run. */
 import { printTable, type BenchRow } from './harness.js';
 import { run as guestAs } from './guest-as.js';
+import { run as guestQuickJS } from './guest-quickjs.js';
 import { run as receiver } from './receiver.js';
 
 const rows: BenchRow[] = [];
 rows.push(...receiver());
 rows.push(...(await guestAs()));
+rows.push(...(await guestQuickJS()));
 printTable(rows);
 const failed = rows.filter((r) => r.ok === false);
 if (failed.length > 0) console.log(`\n${failed.length} target(s) missed on this run.`);

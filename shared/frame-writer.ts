@@ -47,6 +47,44 @@ export class FrameWriter {
     return out;
   }
 
+  // ---- raw access, for encoders that write hot records themselves -------------------------
+  // Interpreted guests (QuickJS) pay ~100 ns per function call, so the QuickJS SDK writes its
+  // frequent records with a few typed-array stores: reserve room, write at `bytes`/`view`, commit.
+
+  /** The buffer to write into after `reserve` (it changes when the buffer grows). */
+  get bytes(): Uint8Array {
+    return this.buf;
+  }
+
+  get dataView(): DataView {
+    return this.view;
+  }
+
+  /** Ensures `n` bytes of room and returns the position to write at. */
+  reserve(n: number): number {
+    if (this.pos + n > this.buf.length) this.grow(n);
+    return this.pos;
+  }
+
+  /** Ends a record written by hand at `reserve()`'s position: the frame now ends at `pos`. */
+  commit(pos: number): void {
+    this.pos = pos;
+  }
+
+  /** The delta to write for a record at guest time `time` (and moves the frame's time base). */
+  timeDelta(time: number): number {
+    const d = time - this.lastTime;
+    this.lastTime = time;
+    return d;
+  }
+
+  /** Writes one value at `pos` with the general encoder and returns the position after it. */
+  valueAt(pos: number, v: Value | null | undefined): number {
+    this.pos = pos;
+    this.value(v, 0);
+    return this.pos;
+  }
+
   /** Discards the current frame. */
   reset(): void {
     this.pos = 0;

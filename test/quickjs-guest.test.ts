@@ -84,6 +84,34 @@ describe('QuickJS guest SDK', () => {
     assert.ok(result.summary.records < 10, `only enabled records crossed: ${result.summary.records}`);
   });
 
+  test('tracing.callsite declares an event site once: positional values, named by its message, any number of fields', async () => {
+    const collector = new CaptureCollector();
+    const result = await runQuickJS(
+      `const tick = tracing.callsite('tick', ['i', 'ok', 'label']);
+       const wide = tracing.callsite('wide', ['a', 'b', 'c', 'd', 'e', 'f', 'g']);
+       const quiet = tracing.callsite('quiet', ['x'], { level: 'debug' });
+       for (let i = 0; i < 3; i++) tick.emit(i * 1000, i % 2 === 0, 'été');
+       wide.emit(1, 2, 3, 4, 5, 6, 7);
+       wide.emitValues([1, 2, 3, 4, 5, 6, 7]);
+       quiet.emit(1);
+       [tick.enabled, quiet.enabled]`,
+      { collector, level: 'info' },
+    );
+    assert.deepEqual(result.value, [true, false]);
+    assert.equal(result.summary.rejected, 0);
+    const ticks = collector.events.filter((e) => e.meta.name === 'tick');
+    assert.deepEqual(ticks.map((e) => Object.fromEntries(e.values)), [
+      { i: 0, ok: true, label: 'été' },
+      { i: 1000, ok: false, label: 'été' },
+      { i: 2000, ok: true, label: 'été' },
+    ]);
+    const wide = collector.events.filter((e) => e.meta.name === 'wide');
+    assert.equal(wide.length, 2, 'more than six fields: emit() passes every argument on, as emitValues() does');
+    assert.deepEqual(Object.fromEntries(wide[0]!.values), { a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7 });
+    assert.deepEqual(Object.fromEntries(wide[1]!.values), { a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7 });
+    assert.equal(collector.events.some((e) => e.meta.name === 'quiet'), false);
+  });
+
   test('events are batched: thousands of events cross to the host in a handful of frames', async () => {
     const collector = new CaptureCollector();
     const result = await runQuickJS(`for (let i = 0; i < 5000; i++) tracing.info('tick', { i }); 'ok'`, { collector, flushBytes: 32 << 10 });

@@ -2,12 +2,14 @@
  * The QuickJS guest SDK: `tracing`, as guest code sees it (global `tracing`, or
  * `import { tracing } from 'sandtrace'`).
  *
- * It runs inside the sandbox. Records are encoded into one FrameWriter in guest memory and
- * handed to the host in one call per batch (a host call costs ~3 µs in QuickJS; encoding an
- * event costs a fraction of that). Nothing here may use Node APIs.
+ * It runs inside the sandbox, in an interpreter where a function call costs ~100 ns and a host
+ * call ~3–5 µs. So records are encoded into one buffer in guest memory and handed to the host once
+ * per batch, and the frequent ones (events, span enter/exit/close/new) are written with a few
+ * typed-array stores right here. Rare records and unusual values go through the shared
+ * FrameWriter. Nothing here may use Node APIs.
  */
 import { FrameWriter } from '../../shared/frame-writer.js';
-import { LINK_FIELD, type Level, type Value } from '../../shared/records.js';
+import { LINK_FIELD, Tag, type Level, type Value } from '../../shared/records.js';
 
 const LEVEL_NUM: Record<string, number> = { trace: 0, debug: 1, info: 2, warn: 3, error: 4 };
 const SDK_VERSION = '0.1.0';
@@ -40,10 +42,18 @@ export interface SpanOptions {
   link?: string;
 }
 
+// ---- the buffer ---------------------------------------------------------------------------------
+// `pos` and `lastTime` mirror the writer's; the writer is told (commit) before it writes itself.
 
-const writer = new FrameWriter(8192);
+const writer = new FrameWriter(16384);
+let buf = writer.bytes;
+let dv = writer.dataView;
+let cap = buf.length;
+let pos = 0;
+let lastTime = 0;
 let config: GuestConfig | undefined;
 let minLevel = 2;
+let flushAt = 32768;
 let nextSpanId = 1;
 let nextCallsite = 1;
 const callsites = new Map<string, number>();
@@ -53,14 +63,115 @@ function now(): number {
   return Math.round(performance.now() * 1e6);
 }
 
-function flushIfFull(): void {
-  if (writer.length >= config!.flushBytes) flushNow();
+/** Makes room for `n` more bytes (growing the writer's buffer: rare). */
+function room(n: number): void {
+  if (pos + n <= cap) return;
+  writer.commit(pos);
+  writer.reserve(n);
+  refresh();
+}
+
+function refresh(): void {
+  buf = writer.bytes;
+  dv = writer.dataView;
+  cap = buf.length;
+  pos = writer.length;
+}
+
+/** Hands the frame to the host when it is full enough. */
+function maybeFlush(): void {
+  if (pos >= flushAt) flushNow();
 }
 
 function flushNow(): void {
-  if (writer.length === 0 || config === undefined) return;
+  if (pos === 0 || config === undefined) return;
+  writer.commit(pos);
   const frame = writer.finish();
+  pos = 0;
+  lastTime = 0;
   config.flush(frame.buffer as ArrayBuffer);
+}
+
+/** A timestamp: delta against the frame's time base, in the smallest of fixint/uint32 (else general). */
+function putTime(t: number): void {
+  const d = t - lastTime;
+  lastTime = t;
+  if (d >= 0 && d < 128) buf[pos++] = d;
+  else if (d >= 0 && d <= 0xffffffff) {
+    buf[pos] = 0xce;
+    dv.setUint32(pos + 1, d);
+    pos += 5;
+  } else slowValue(d);
+}
+
+function putUint(v: number): void {
+  if (v < 128) buf[pos++] = v;
+  else if (v <= 0xffffffff) {
+    buf[pos] = 0xce;
+    dv.setUint32(pos + 1, v);
+    pos += 5;
+  } else slowValue(v);
+}
+
+/** One field value: fast forms for the common types, the general encoder for the rest. */
+function putValue(v: unknown): void {
+  room(9);
+  switch (typeof v) {
+    case 'number':
+      if ((v | 0) === v && !(v === 0 && 1 / v < 0)) {
+        if (v >= 0) {
+          if (v < 128) buf[pos++] = v;
+          else {
+            buf[pos] = 0xce;
+            dv.setUint32(pos + 1, v);
+            pos += 5;
+          }
+        } else if (v >= -32) buf[pos++] = v & 0xff;
+        else {
+          buf[pos] = 0xd2;
+          dv.setInt32(pos + 1, v);
+          pos += 5;
+        }
+      } else if (Number.isSafeInteger(v)) slowValue(v);
+      else {
+        buf[pos] = 0xcb;
+        dv.setFloat64(pos + 1, v);
+        pos += 9;
+      }
+      return;
+    case 'string': {
+      const n = v.length;
+      if (n < 32) {
+        room(1 + n);
+        const start = pos;
+        buf[pos++] = 0xa0 | n;
+        for (let i = 0; i < n; i++) {
+          const c = v.charCodeAt(i);
+          if (c >= 0x80) {
+            pos = start;
+            slowValue(v);
+            return;
+          }
+          buf[pos++] = c;
+        }
+        return;
+      }
+      slowValue(v);
+      return;
+    }
+    case 'boolean':
+      buf[pos++] = v ? 0xc3 : 0xc2;
+      return;
+    case 'undefined':
+      buf[pos++] = 0xc0;
+      return;
+  }
+  slowValue(toValue(v));
+}
+
+function slowValue(v: unknown): void {
+  pos = writer.valueAt(pos, toValue(v));
+  refresh();
 }
 
 /** Converts a guest value to a protocol value. */
@@ -77,6 +188,7 @@ function toValue(v: unknown): Value {
   if (v === null) return { debug: 'null' };
   if (v instanceof Uint8Array) return v;
   if (v instanceof Error) return { error: errorValue(v, 0) };
+  if (typeof v === 'object' && ('debug' in v || 'error' in v || 'empty' in v)) return v as Value;
   try {
     return { debug: JSON.stringify(v) ?? String(v) };
   } catch {
@@ -91,16 +203,47 @@ function errorValue(e: Error, depth: number): { message: string; source?: { mess
   return out;
 }
 
+/** The id of a callsite with this content, announcing it on first use. */
 function callsite(kind: 'span' | 'event', level: Level, target: string, name: string, keys: string[]): number {
   const key = `${kind}\0${level}\0${target}\0${name}\0${keys.join('\0')}`;
   let id = callsites.get(key);
   if (id === undefined) {
     id = nextCallsite++;
     callsites.set(key, id);
+    writer.commit(pos);
     writer.newCallSite(id, kind, name, target, level, undefined, undefined, undefined, keys);
+    refresh();
   }
   return id;
 }
+
+/** Start of an event record: [9, callsite, parent nil, dt, …values]. */
+function beginEvent(cs: number, values: number): void {
+  room(16);
+  const n = 4 + values;
+  if (n < 16) buf[pos++] = 0x90 | n;
+  else {
+    buf[pos] = 0xdc;
+    dv.setUint16(pos + 1, n);
+    pos += 3;
+  }
+  buf[pos++] = Tag.newEvent;
+  putUint(cs);
+  buf[pos++] = 0xc0;
+  putTime(now());
+}
+
+/** A span's time record: [tag, id, dt]. */
+function spanTime(tag: number, id: number): void {
+  room(16);
+  buf[pos++] = 0x93;
+  buf[pos++] = tag;
+  putUint(id);
+  putTime(now());
+  maybeFlush();
+}
+
+// ---- spans --------------------------------------------------------------------------------------
 
 /** A span handle. Spans are closed explicitly with `close()` (there is no GC hook to rely on). */
 export class Span {
@@ -112,34 +255,43 @@ export class Span {
   ) {}
 
   enter(): this {
-    if (!this.closed) writer.spanEntered(this.id, now());
+    if (this.id !== 0 && !this.closed) spanTime(Tag.spanEntered, this.id);
     return this;
   }
 
   exit(): this {
-    if (!this.closed) writer.spanExited(this.id, now());
+    if (this.id !== 0 && !this.closed) spanTime(Tag.spanExited, this.id);
     return this;
   }
 
   /** Sets a field declared when the span was created (or `error`). */
   record(key: string, value: unknown): this {
     const i = this.fields.indexOf(key);
-    if (i < 0 || this.closed) return this;
-    writer.valuesRecorded(this.id, [i], [toValue(value)]);
-    flushIfFull();
+    if (i < 0 || this.id === 0 || this.closed) return this;
+    room(16);
+    buf[pos++] = 0x94;
+    buf[pos++] = Tag.valuesRecorded;
+    putUint(this.id);
+    buf[pos++] = i;
+    putValue(value);
+    maybeFlush();
     return this;
   }
 
   followsFrom(other: Span): this {
-    if (!this.closed) writer.followsFrom(this.id, other.id);
+    if (this.id === 0 || other.id === 0 || this.closed) return this;
+    room(16);
+    buf[pos++] = 0x93;
+    buf[pos++] = Tag.followsFrom;
+    putUint(this.id);
+    putUint(other.id);
     return this;
   }
 
   close(): void {
-    if (this.closed) return;
+    if (this.closed || this.id === 0) return;
     this.closed = true;
-    writer.spanDropped(this.id, now());
-    flushIfFull();
+    spanTime(Tag.spanDropped, this.id);
   }
 
   /** Enters, runs `fn`, exits. An exception sets the span's `error` field and is rethrown. */
@@ -156,41 +308,220 @@ export class Span {
   }
 }
 
-function event(level: Level, message: string, fields?: Fields, target = 'guest'): void {
-  if (LEVEL_NUM[level]! < minLevel || config === undefined) return;
-  const keys = fields === undefined ? ['message'] : ['message', ...Object.keys(fields)];
-  const id = callsite('event', level, target, 'event', keys);
-  const values: Value[] = [String(message)];
-  if (fields !== undefined) for (const k in fields) values.push(toValue(fields[k]));
-  writer.newEvent(id, undefined, now(), values);
-  flushIfFull();
+const disabledSpan = new Span(0, '', []);
+
+function newSpan(name: string, fields: Fields | undefined, options: SpanOptions | undefined): Span {
+  const level = options?.level ?? 'info';
+  if (LEVEL_NUM[level]! < minLevel || config === undefined) return disabledSpan;
+  const keys: string[] = [];
+  if (fields !== undefined) for (const k in fields) keys.push(k);
+  keys.push('error');
+  const link = options?.link;
+  if (link !== undefined) keys.push(LINK_FIELD);
+  const cs = callsite('span', level, options?.target ?? 'guest', String(name), keys);
+  const id = nextSpanId++;
+  const parent = options?.parent;
+  room(24);
+  const n = 5 + keys.length;
+  if (n < 16) buf[pos++] = 0x90 | n;
+  else {
+    buf[pos] = 0xdc;
+    dv.setUint16(pos + 1, n);
+    pos += 3;
+  }
+  buf[pos++] = Tag.newSpan;
+  putUint(id);
+  if (parent === null) buf[pos++] = 0xc2; // explicit root
+  else if (parent === undefined || parent.id === 0) buf[pos++] = 0xc0; // contextual (a disabled parent too)
+  else putUint(parent.id);
+  putUint(cs);
+  putTime(now());
+  if (fields !== undefined) for (const k in fields) putValue(fields[k]);
+  room(1);
+  buf[pos++] = 0xc0; // error: not recorded yet
+  if (link !== undefined) putValue(String(link));
+  maybeFlush();
+  return new Span(id, String(name), keys);
 }
 
-const disabledSpan = new Span(0, '', []);
+// ---- events -------------------------------------------------------------------------------------
+
+// `tracing.info(message, fields)` and friends enumerate the fields once per event (into these
+// scratch arrays) and find their callsite by comparing key lists, without building strings.
+const scratchKeys: string[] = [];
+const scratchValues: unknown[] = [];
+/** Per level: recently used field-name lists (with 'message' first) and their callsite ids. */
+const recentSites: Array<Array<{ keys: string[]; id: number }>> = [[], [], [], [], []];
+const RECENT_SITES_PER_LEVEL = 32;
+
+function event(level: Level, message: string, fields: Fields | undefined, target = 'guest'): void {
+  const lv = LEVEL_NUM[level]!;
+  if (lv < minLevel || config === undefined) return;
+  let n = 0;
+  if (fields !== undefined)
+    for (const k in fields) {
+      scratchKeys[n] = k;
+      scratchValues[n] = fields[k];
+      n++;
+    }
+  const id = target === 'guest' ? recentSite(lv, level, n) : callsite('event', level, target, 'event', ['message', ...scratchKeys.slice(0, n)]);
+  beginEvent(id, 1 + n);
+  putValue(String(message));
+  for (let i = 0; i < n; i++) putValue(scratchValues[i]);
+  maybeFlush();
+}
+
+/** The callsite of an event with the `n` keys in scratchKeys, from the per-level list when seen before. */
+function recentSite(lv: number, level: Level, n: number): number {
+  const list = recentSites[lv]!;
+  outer: for (let s = 0; s < list.length; s++) {
+    const site = list[s]!;
+    const keys = site.keys;
+    if (keys.length !== n + 1) continue;
+    for (let i = 0; i < n; i++) if (keys[i + 1] !== scratchKeys[i]) continue outer;
+    return site.id;
+  }
+  const keys = ['message', ...scratchKeys.slice(0, n)];
+  const id = callsite('event', level, 'guest', 'event', keys);
+  if (list.length < RECENT_SITES_PER_LEVEL) list.push({ keys, id });
+  return id;
+}
+
+/**
+ * An event callsite declared once, for hot paths: values are positional, nothing is enumerated
+ * or looked up per event (tracing's static callsites, in JavaScript). Its events are named by the
+ * message and carry no `message` field of their own.
+ *
+ * @example
+ * const tick = tracing.callsite('tick', ['i', 'ok']);
+ * for (let i = 0; i < n; i++) tick.emit(i, true);
+ */
+export class EventSite {
+  private id = 0;
+  private readonly level: number;
+  private readonly count: number;
+  /** The first four bytes of every record of this site (array header, tag, callsite id, nil parent) as an int32. */
+  private head = 0;
+  /** Whether `head` applies (callsite id < 128 and a fixarray): then emit() takes the inline path. */
+  private fast = false;
+  constructor(
+    readonly message: string,
+    readonly fields: readonly string[],
+    readonly levelName: Level,
+    readonly target: string,
+  ) {
+    this.level = LEVEL_NUM[levelName] ?? 2;
+    this.count = fields.length;
+  }
+
+  get enabled(): boolean {
+    return this.level >= minLevel && config !== undefined;
+  }
+
+  /**
+   * Emits the event with up to six field values, in declaration order. Written out in one
+   * function on purpose: in QuickJS every JavaScript call costs about 150 ns.
+   */
+  emit(a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, f?: unknown): void {
+    if (this.level < minLevel || config === undefined) return;
+    if (this.id === 0) this.announce();
+    const n = this.count;
+    // More than six fields (or a site past the inline limits): every argument, the general way.
+    if (n > 6 || !this.fast) return this.emitValues(Array.prototype.slice.call(arguments));
+    if (pos + 16 + 9 * n > cap) room(16 + 9 * n);
+    let p = pos;
+    let u = buf;
+    dv.setInt32(p, this.head); // setUint32 of a negative int32 takes a slow conversion path in QuickJS
+    p += 4;
+    const t = Math.round(performance.now() * 1e6);
+    const dt = t - lastTime;
+    lastTime = t;
+    if (dt >= 0 && dt < 128) u[p++] = dt;
+    else if (dt >= 0 && dt <= 0xffffffff) {
+      u[p] = 0xce;
+      dv.setUint32(p + 1, dt);
+      p += 5;
+    } else {
+      pos = p;
+      slowValue(dt);
+      p = pos;
+      u = buf;
+    }
+    for (let i = 0; i < n; i++) {
+      const x = i === 0 ? a : i === 1 ? b : i === 2 ? c : i === 3 ? d : i === 4 ? e : f;
+      if (typeof x === 'number' && (x | 0) === x && x >= 0) {
+        if (x < 128) u[p++] = x;
+        else {
+          u[p] = 0xce;
+          dv.setUint32(p + 1, x);
+          p += 5;
+        }
+      } else if (x === true) u[p++] = 0xc3;
+      else if (x === false) u[p++] = 0xc2;
+      else {
+        pos = p;
+        putValue(x);
+        p = pos;
+        u = buf;
+      }
+    }
+    pos = p;
+    if (p >= flushAt) flushNow();
+  }
+
+  /** Emits the event with its values in an array (any number of fields). */
+  emitValues(values: readonly unknown[]): void {
+    if (this.level < minLevel || config === undefined) return;
+    if (this.id === 0) this.announce();
+    beginEvent(this.id, this.count);
+    for (let i = 0; i < this.count; i++) putValue(values[i]);
+    maybeFlush();
+  }
+
+  /** The callsite is named by the message (it is the same for every event of the site). */
+  private announce(): void {
+    this.id = callsite('event', this.levelName, this.target, this.message, this.fields.slice());
+    const len = 4 + this.count;
+    this.fast = this.id < 128 && len < 16;
+    this.head = ((0x90 | len) << 24) | (Tag.newEvent << 16) | (this.id << 8) | 0xc0;
+  }
+}
+
+/** A metric point: [10, instrument, name, value, dt, attributes?]. */
+function metric(instrument: number, name: string, value: number | bigint, attributes?: Fields): void {
+  if (config === undefined) return;
+  let n = 0;
+  if (attributes !== undefined) for (const _ in attributes) n++;
+  room(16);
+  buf[pos++] = n > 0 ? 0x96 : 0x95;
+  buf[pos++] = Tag.metric;
+  buf[pos++] = instrument;
+  putValue(String(name));
+  putValue(typeof value === 'bigint' ? value : Number(value));
+  putTime(now());
+  if (n > 0) {
+    room(3);
+    if (n < 16) buf[pos++] = 0x80 | n;
+    else {
+      buf[pos] = 0xde;
+      dv.setUint16(pos + 1, n);
+      pos += 3;
+    }
+    for (const k in attributes) {
+      putValue(k);
+      putValue(attributes![k]);
+    }
+  }
+  maybeFlush();
+}
 
 /** The `tracing` object guest code uses. */
 export const tracing = {
   /** Creates a span (not entered). Fields declared here can be recorded later; `error` always can. */
-  span(name: string, fields?: Fields, options?: SpanOptions): Span {
-    const level = options?.level ?? 'info';
-    if (LEVEL_NUM[level]! < minLevel || config === undefined) return disabledSpan;
-    const keys = fields === undefined ? [] : Object.keys(fields);
-    keys.push('error');
-    const link = options?.link;
-    if (link !== undefined) keys.push(LINK_FIELD);
-    const cs = callsite('span', level, options?.target ?? 'guest', String(name), keys);
-    const values: Value[] = [];
-    if (fields !== undefined) for (const k in fields) values.push(toValue(fields[k]));
-    if (link !== undefined) values.push({ empty: true }, String(link));
-    const id = nextSpanId++;
-    const parent = options?.parent === undefined ? undefined : options.parent === null ? null : options.parent.id;
-    writer.newSpan(id, parent === 0 ? undefined : parent, cs, now(), values);
-    flushIfFull();
-    return new Span(id, String(name), keys);
-  },
+  span: (name: string, fields?: Fields, options?: SpanOptions): Span => newSpan(name, fields, options),
   /** Creates a span, runs `fn` inside it, closes it. */
   inSpan<T>(name: string, fields: Fields | undefined, fn: (span: Span) => T): T {
-    const span = tracing.span(name, fields);
+    const span = newSpan(name, fields, undefined);
     try {
       return span.inSpan(fn);
     } finally {
@@ -202,10 +533,13 @@ export const tracing = {
   info: (message: string, fields?: Fields) => event('info', message, fields),
   warn: (message: string, fields?: Fields) => event('warn', message, fields),
   error: (message: string, fields?: Fields) => event('error', message, fields),
+  /** Declares an event callsite once, for hot loops (see EventSite). */
+  callsite: (message: string, fields: readonly string[] = [], options?: { level?: Level; target?: string }) =>
+    new EventSite(String(message), fields.slice(), options?.level ?? 'info', options?.target ?? 'guest'),
   enabled: (level: Level) => (LEVEL_NUM[level] ?? -1) >= minLevel,
-  counter: (name: string, value: number | bigint, attributes?: Fields) => metric('counter', name, value, attributes),
-  histogram: (name: string, value: number, attributes?: Fields) => metric('histogram', name, value, attributes),
-  gauge: (name: string, value: number, attributes?: Fields) => metric('gauge', name, value, attributes),
+  counter: (name: string, value: number | bigint, attributes?: Fields) => metric(0, name, value, attributes),
+  histogram: (name: string, value: number, attributes?: Fields) => metric(1, name, value, attributes),
+  gauge: (name: string, value: number, attributes?: Fields) => metric(2, name, value, attributes),
   /** The host's trace context (W3C traceparent), to propagate on calls the guest makes. */
   traceContext: (): string | undefined => config?.traceparent,
   executionId: (): string | undefined => config?.executionId,
@@ -222,17 +556,6 @@ export const tracing = {
   flush: () => flushNow(),
 };
 
-function metric(instrument: 'counter' | 'histogram' | 'gauge', name: string, value: number | bigint, attributes?: Fields): void {
-  if (config === undefined) return;
-  let attrs: Array<string | Value> | undefined;
-  if (attributes !== undefined) {
-    attrs = [];
-    for (const k in attributes) attrs.push(k, toValue(attributes[k]));
-  }
-  writer.metric(instrument, String(name), typeof value === 'bigint' ? value : Number(value), now(), attrs);
-  flushIfFull();
-}
-
 let hooksTaken = false;
 
 /**
@@ -246,13 +569,20 @@ export function takeHostHooks(): { configure: (c: GuestConfig) => void; drain: (
     configure(c: GuestConfig): void {
       config = c;
       minLevel = c.minLevel;
+      flushAt = c.flushBytes;
       for (const s of c.carried ?? []) if (s.id >= nextSpanId) nextSpanId = s.id + 1;
+      writer.commit(pos);
       writer.hello(1, 'quickjs', SDK_VERSION, originNs);
+      refresh();
     },
     /** Everything buffered, as one frame (the host calls this at every return, and after a crash). */
     drain(): ArrayBuffer | undefined {
-      if (writer.length === 0) return undefined;
-      return writer.finish().buffer as ArrayBuffer;
+      if (pos === 0) return undefined;
+      writer.commit(pos);
+      const frame = writer.finish();
+      pos = 0;
+      lastTime = 0;
+      return frame.buffer as ArrayBuffer;
     },
   };
 }
