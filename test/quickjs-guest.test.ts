@@ -169,6 +169,16 @@ describe('QuickJS guest SDK', () => {
     assert.match(result.error!.message, /not available in this sandbox/);
   });
 
+  test('a resumed execution disposes every handle too (carried spans are passed into the guest)', async () => {
+    const resets = quickJSEngineResets();
+    const collector = new CaptureCollector();
+    const first = await runQuickJS(`tracing.span('wf', { n: 1 }).enter();`, { collector, persist: true });
+    const second = await runQuickJS(`const wf = tracing.resume('wf'); wf.exit(); wf.close(); 'closed'`, { collector, state: first.state! });
+    assert.equal(second.value, 'closed');
+    assert.equal(collector.find('wf')!.closed, true);
+    assert.equal(quickJSEngineResets(), resets, 'no engine reset: nothing leaked');
+  });
+
   test('a hundred runs dispose every runtime, context and handle (QuickJS aborts on a leaked object)', async () => {
     const resets = quickJSEngineResets();
     const collector = new CaptureCollector();

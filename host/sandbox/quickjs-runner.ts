@@ -185,9 +185,11 @@ function installSdk(vm: QuickJSContext, exec: Execution, options: QuickJSRunOpti
   const carried = Execution.carried(options);
   if (carried.length > 0) {
     const json = vm.newString(JSON.stringify(carried));
-    const parsed = vm.unwrapResult(vm.callFunction(vm.getProp(vm.global, 'JSON').consume((j) => vm.getProp(j, 'parse')), vm.undefined, json));
+    const parse = vm.getProp(vm.global, 'JSON').consume((j) => vm.getProp(j, 'parse'));
+    const parsed = vm.callFunction(parse, vm.undefined, json);
+    parse.dispose();
     json.dispose();
-    set('carried', parsed);
+    set('carried', vm.unwrapResult(parsed));
   }
   vm.unwrapResult(vm.callFunction(configure, vm.undefined, config)).dispose();
   config.dispose();
