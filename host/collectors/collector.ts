@@ -7,6 +7,7 @@
 import type { Level, Values } from '../../shared/records.js';
 import type { Interest, CallsiteMeta } from '../receiver/callsite-registry.js';
 import type { TraceParent } from '../traceparent.js';
+import type { ExecutionSummary } from './execution-summary.js';
 
 export type { Interest, CallsiteMeta };
 
@@ -94,4 +95,6 @@ export interface Collector {
   persistSpan?(span: number): unknown;
   /** Re-creates a persisted span (lazily, on its first use); returns its host id. */
   restoreSpan?(info: RestoreSpanInfo): number;
+  /** A runner's execution ended (after its spans were closed or committed). */
+  executionFinished?(summary: ExecutionSummary): void;
 }

@@ -6,6 +6,7 @@
 import { hostNowNs } from '../clock.js';
 import type { Collector } from '../collectors/collector.js';
 import { NullCollector } from '../collectors/null-collector.js';
+import type { ExecutionSummary } from '../collectors/execution-summary.js';
 import { defaultCallsiteRegistry, type CallsiteRegistry } from '../receiver/callsite-registry.js';
 import type { PersistedMetadata, PersistedSpans } from '../receiver/persisted-state.js';
 import { TracingEventReceiver, type ReceiverLimits } from '../receiver/receiver.js';
@@ -49,35 +50,7 @@ export interface RunOptions {
   registry?: CallsiteRegistry;
 }
 
-/** What a run reports, alongside the guest's own result. */
-export interface ExecutionSummary {
-  executionId: string;
-  guestKind: 'quickjs' | 'wasm';
-  /** Host crossings: frames the guest handed over (batches, not events). */
-  frames: number;
-  /** Records applied / rejected (every rejection has a code in `rejectedByCode`). */
-  records: number;
-  rejected: number;
-  rejectedByCode: Record<string, number>;
-  /** Records lost to per-execution limits (included in `rejected`). */
-  limitDropped: number;
-  /** Frames cut mid-record (a guest that died while writing). */
-  truncated: number;
-  /** Records the guest reported dropping itself. */
-  guestDropped: number;
-  /** Frames refused whole for exceeding maxFrameBytes, and their size. */
-  refusedFrames: number;
-  refusedBytes: number;
-  /** Spans the host closed because the guest died or did not commit. */
-  forceClosed: number;
-  /** Spans committed for the next execution (with `persist: true`). */
-  persistedSpans: number;
-  durationMs: number;
-  /** How the guest died, if it did. */
-  termination?: TerminationCause;
-  /** One line naming the cause, if the guest died. */
-  cause?: string;
-}
+export type { ExecutionSummary };
 
 /** The result of `runQuickJS` / `runWasm`. */
 export interface RunResult {
@@ -185,6 +158,7 @@ export class Execution {
       summary.cause = describeCause(termination);
     }
     this.closeExecutionSpan(summary);
+    this.collector.executionFinished?.(summary);
     return state === undefined ? { summary } : { summary, state };
   }
 

@@ -1,0 +1,31 @@
+/** What a run reports when it ends; produced by the runners, received by collectors and handlers. */
+import type { TerminationCause } from '../receiver/termination.js';
+
+export interface ExecutionSummary {
+  executionId: string;
+  guestKind: 'quickjs' | 'wasm';
+  /** Host crossings: frames the guest handed over (batches, not events). */
+  frames: number;
+  /** Records applied / rejected (every rejection has a code in `rejectedByCode`). */
+  records: number;
+  rejected: number;
+  rejectedByCode: Record<string, number>;
+  /** Records lost to per-execution limits (included in `rejected`). */
+  limitDropped: number;
+  /** Frames cut mid-record (a guest that died while writing). */
+  truncated: number;
+  /** Records the guest reported dropping itself. */
+  guestDropped: number;
+  /** Frames refused whole for exceeding maxFrameBytes, and their size. */
+  refusedFrames: number;
+  refusedBytes: number;
+  /** Spans the host closed because the guest died or did not commit. */
+  forceClosed: number;
+  /** Spans committed for the next execution (with `persist: true`). */
+  persistedSpans: number;
+  durationMs: number;
+  /** How the guest died, if it did. */
+  termination?: TerminationCause;
+  /** One line naming the cause, if the guest died. */
+  cause?: string;
+}

@@ -1,0 +1,133 @@
+/**
+ * Aggregates metric points per series (name, instrument, attributes) between exports: sums for
+ * counters, last value for gauges, explicit-bucket histograms. Delta temporality: each collect()
+ * starts the next interval. Series are capped, and series not updated for a while are removed.
+ */
+import type { Values } from '../../shared/records.js';
+import { formatValue } from '../collectors/format-value.js';
+import type { MetricPoint } from '../pipeline/telemetry-records.js';
+
+interface SeriesBase {
+  name: string;
+  attributes: Values;
+  /** Start of the interval this point covers, and the time of its latest update (unix ns). */
+  start: bigint;
+  time: bigint;
+}
+export type MetricSeries =
+  | (SeriesBase & { kind: 'sum'; sum: number })
+  | (SeriesBase & { kind: 'gauge'; last: number })
+  | (SeriesBase & { kind: 'histogram'; count: number; sum: number; min: number; max: number; bounds: number[]; buckets: number[] });
+
+/** OpenTelemetry's default explicit bucket boundaries. */
+export const DEFAULT_BOUNDS = [0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000];
+
+export interface AggregatorOptions {
+  /** Distinct series held at most; points of new series past it are dropped and counted (default 2,000). */
+  maxSeries?: number;
+  /** Series not updated for this long are removed at collect() (default 10 minutes). */
+  staleAfterMs?: number;
+  bounds?: number[];
+}
+
+interface Slot {
+  series: MetricSeries;
+  /** Points since the last collect(): nothing to export when 0. */
+  fresh: number;
+  lastUpdate: number;
+}
+
+export class MetricAggregator {
+  private readonly slots = new Map<string, Slot>();
+  private readonly maxSeries: number;
+  private readonly staleAfterMs: number;
+  private readonly bounds: number[];
+  /** Points refused because the series cap was reached. */
+  dropped = 0;
+
+  constructor(options: AggregatorOptions = {}) {
+    this.maxSeries = options.maxSeries ?? 2000;
+    this.staleAfterMs = options.staleAfterMs ?? 600_000;
+    this.bounds = options.bounds ?? DEFAULT_BOUNDS;
+  }
+
+  get size(): number {
+    return this.slots.size;
+  }
+
+  /** Series with points waiting for the next export. */
+  get pending(): number {
+    let n = 0;
+    for (const s of this.slots.values()) if (s.fresh > 0) n++;
+    return n;
+  }
+
+  /** Adds a point; false when it was dropped (series cap). */
+  add(p: MetricPoint): boolean {
+    const key = seriesKey(p);
+    let slot = this.slots.get(key);
+    if (slot === undefined) {
+      if (this.slots.size >= this.maxSeries) {
+        this.dropped++;
+        return false;
+      }
+      slot = { series: this.newSeries(p), fresh: 0, lastUpdate: 0 };
+      this.slots.set(key, slot);
+    }
+    const s = slot.series;
+    if (slot.fresh === 0) s.start = p.time;
+    s.time = p.time;
+    if (s.kind === 'sum') s.sum += p.value;
+    else if (s.kind === 'gauge') s.last = p.value;
+    else {
+      s.count++;
+      s.sum += p.value;
+      if (p.value < s.min) s.min = p.value;
+      if (p.value > s.max) s.max = p.value;
+      let i = 0;
+      while (i < s.bounds.length && p.value > s.bounds[i]!) i++;
+      s.buckets[i]!++;
+    }
+    slot.fresh++;
+    slot.lastUpdate = Date.now();
+    return true;
+  }
+
+  /** The series updated since the last call (copies), and a fresh interval for each; stale series are removed. */
+  collect(now = Date.now()): MetricSeries[] {
+    const out: MetricSeries[] = [];
+    for (const [key, slot] of this.slots) {
+      if (slot.fresh > 0) {
+        out.push(structuredClone(slot.series));
+        reset(slot.series);
+        slot.fresh = 0;
+      } else if (now - slot.lastUpdate > this.staleAfterMs) this.slots.delete(key);
+    }
+    return out;
+  }
+
+  private newSeries(p: MetricPoint): MetricSeries {
+    const base = { name: p.name, attributes: p.attributes, start: p.time, time: p.time };
+    if (p.instrument === 'counter') return { ...base, kind: 'sum', sum: 0 };
+    if (p.instrument === 'gauge') return { ...base, kind: 'gauge', last: 0 };
+    return { ...base, kind: 'histogram', count: 0, sum: 0, min: Infinity, max: -Infinity, bounds: this.bounds, buckets: new Array(this.bounds.length + 1).fill(0) };
+  }
+}
+
+function reset(s: MetricSeries): void {
+  if (s.kind === 'sum') s.sum = 0;
+  else if (s.kind === 'histogram') {
+    s.count = 0;
+    s.sum = 0;
+    s.min = Infinity;
+    s.max = -Infinity;
+    s.buckets.fill(0);
+  }
+}
+
+function seriesKey(p: MetricPoint): string {
+  let key = `${p.instrument}\0${p.name}`;
+  const attrs = p.attributes.slice().sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  for (const [k, v] of attrs) key += `\0${k}=${formatValue(v)}`;
+  return key;
+}

@@ -1,0 +1,268 @@
+/**
+ * A collector that turns the receiver's callbacks into completed records — spans with OTLP trace
+ * and span ids, log records, metric points — and hands each to typed handlers. It is the start of
+ * the export pipeline (handlers → batching manager → OTLP exporter), and the API for hosts that
+ * build their own.
+ */
+import { randomFillSync } from 'node:crypto';
+import type { Value, Values } from '../../shared/records.js';
+import type { CallsiteMeta, Collector, EventInfo, ForcedClose, Interest, MetricInfo, NewSpanInfo, RestoreSpanInfo } from '../collectors/collector.js';
+import type { ExecutionSummary } from '../collectors/execution-summary.js';
+import { formatError, formatValue } from '../collectors/format-value.js';
+import { LevelFilter } from '../collectors/level-filter.js';
+import type { Level } from '../../shared/records.js';
+import { SEVERITY, type LogRecord, type MetricPoint, type SpanEventRecord, type SpanLink, type SpanRecord } from './telemetry-records.js';
+
+/**
+ * Callbacks for completed telemetry; every record carries its execution id.
+ *
+ * @example
+ * const collector = new PipelineCollector({ handlers: {
+ *   onSpan: (s) => console.log(s.name, s.end - s.start),
+ *   onExecutionFinished: (e) => console.log(e.executionId, e.cause ?? 'ok'),
+ * } });
+ * await runQuickJS(source, { collector });
+ */
+export interface TelemetryHandlers {
+  onSpan?(span: SpanRecord): void;
+  onLog?(log: LogRecord): void;
+  onMetric?(point: MetricPoint): void;
+  onExecutionFinished?(summary: ExecutionSummary): void;
+}
+
+export interface PipelineOptions {
+  handlers: TelemetryHandlers;
+  /** Most verbose level collected (default: trace). */
+  level?: Level;
+  /**
+   * Where guest events go: `logs` (log records with the span's trace context), `span-events`
+   * (events on their span; events outside spans still become logs), or `both` (default).
+   */
+  eventsAs?: 'logs' | 'span-events' | 'both';
+  /** Span events kept per span; more are counted as dropped (default 128). */
+  maxEventsPerSpan?: number;
+}
+
+interface LiveSpan {
+  record: SpanRecord;
+  /** Field values by name, in declaration order (recorded values replace earlier ones). */
+  values: Values;
+}
+
+/** Snapshot kept across executions (plain JSON). */
+interface PipelineSnapshot {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  traceFlags: number;
+  links: Array<{ traceId: string; spanId: string; traceFlags: number }>;
+  events: Array<{ time: string; name: string; attributes: Array<[string, string | number | boolean]> }>;
+}
+
+const ID_POOL = 4096;
+
+export class PipelineCollector implements Collector {
+  private readonly handlers: TelemetryHandlers;
+  private readonly filter: LevelFilter;
+  private readonly spanEvents: boolean;
+  private readonly eventLogs: boolean;
+  private readonly maxEvents: number;
+  private readonly live = new Map<number, LiveSpan>();
+  private nextId = 1;
+  private pool = Buffer.alloc(ID_POOL);
+  private poolPos = ID_POOL;
+
+  constructor(options: PipelineOptions) {
+    this.handlers = options.handlers;
+    this.filter = new LevelFilter(options.level);
+    const mode = options.eventsAs ?? 'both';
+    this.spanEvents = mode !== 'logs';
+    this.eventLogs = mode !== 'span-events';
+    this.maxEvents = options.maxEventsPerSpan ?? 128;
+  }
+
+  /** Spans open in this collector (created or restored, not yet closed). */
+  get openSpans(): number {
+    return this.live.size;
+  }
+
+  registerCallsite(meta: CallsiteMeta): Interest {
+    return this.filter.interest(meta);
+  }
+  enabled(meta: CallsiteMeta): boolean {
+    return this.filter.enabled(meta);
+  }
+  maxLevelHint(): Level {
+    return this.filter.level;
+  }
+
+  newSpan(info: NewSpanInfo): number {
+    const parent = typeof info.parent === 'number' ? this.live.get(info.parent)?.record : undefined;
+    const remote = parent === undefined ? info.remoteParent : undefined;
+    const record: SpanRecord = {
+      traceId: parent?.traceId ?? (remote !== undefined ? hexBytes(remote.traceId) : this.randomId(16)),
+      spanId: this.randomId(8),
+      parentSpanId: parent?.spanId ?? (remote !== undefined ? hexBytes(remote.spanId) : undefined),
+      traceFlags: parent?.traceFlags ?? remote?.traceFlags ?? 1,
+      name: info.meta.name,
+      scope: info.meta.target,
+      start: info.time,
+      end: info.time,
+      attributes: [],
+      events: [],
+      links: (info.links ?? []).map((l) => ({ traceId: hexBytes(l.traceId), spanId: hexBytes(l.spanId), traceFlags: l.traceFlags })),
+      status: { code: 'unset' },
+      executionId: info.executionId,
+      forced: undefined,
+      droppedEvents: 0,
+    };
+    const id = this.nextId++;
+    this.live.set(id, { record, values: info.values.slice() });
+    return id;
+  }
+
+  record(id: number, values: Values): void {
+    const span = this.live.get(id);
+    if (span === undefined) return;
+    for (const pair of values) {
+      const i = span.values.findIndex((p) => p[0] === pair[0]);
+      if (i >= 0) span.values[i] = pair;
+      else span.values.push(pair);
+    }
+  }
+
+  recordFollowsFrom(id: number, follows: number): void {
+    const span = this.live.get(id)?.record;
+    const from = this.live.get(follows)?.record;
+    if (span !== undefined && from !== undefined) span.links.push({ traceId: from.traceId, spanId: from.spanId, traceFlags: from.traceFlags });
+  }
+
+  event(info: EventInfo): void {
+    const span = typeof info.parent === 'number' ? this.live.get(info.parent)?.record : undefined;
+    let body = info.meta.name;
+    const attributes: Values = [];
+    for (const pair of info.values) {
+      if (pair[0] === 'message') body = formatValue(pair[1]);
+      else if (!isEmpty(pair[1])) attributes.push(pair);
+    }
+    if (span !== undefined && this.spanEvents) {
+      if (span.events.length < this.maxEvents) span.events.push({ time: info.time, name: body, attributes });
+      else span.droppedEvents++;
+    }
+    if (this.eventLogs || span === undefined) {
+      this.handlers.onLog?.({
+        time: info.time,
+        level: info.meta.level,
+        severityNumber: SEVERITY[info.meta.level],
+        body,
+        attributes,
+        scope: info.meta.target,
+        traceId: span?.traceId,
+        spanId: span?.spanId,
+        traceFlags: span?.traceFlags ?? 0,
+        executionId: info.executionId,
+      });
+    }
+  }
+
+  metric(m: MetricInfo): void {
+    this.handlers.onMetric?.({ name: m.name, instrument: m.instrument, value: Number(m.value), attributes: m.attributes, time: m.time, executionId: m.executionId });
+  }
+
+  enter(): void {}
+  exit(): void {}
+  cloneSpan(id: number): number {
+    return id;
+  }
+
+  tryClose(id: number, time: bigint, forced?: ForcedClose): boolean {
+    const span = this.live.get(id);
+    if (span === undefined) return false;
+    this.live.delete(id);
+    const record = span.record;
+    record.end = time;
+    const attributes = record.attributes;
+    for (const [key, value] of span.values) {
+      if (isEmpty(value)) continue;
+      if (key === 'error' && typeof value === 'object' && value !== null && 'error' in value) {
+        record.status = { code: 'error', message: formatError(value.error) };
+      }
+      attributes.push([key, value]);
+    }
+    if (record.executionId !== undefined) attributes.push(['sandtrace.execution.id', record.executionId]);
+    if (forced !== undefined) {
+      record.forced = forced;
+      record.status = { code: 'error', message: forced.message };
+      attributes.push(['sandtrace.force_closed', true], ['sandtrace.termination.cause', forced.cause]);
+    }
+    this.handlers.onSpan?.(record);
+    return true;
+  }
+
+  currentSpan(): number | undefined {
+    return undefined;
+  }
+
+  executionFinished(summary: ExecutionSummary): void {
+    this.handlers.onExecutionFinished?.(summary);
+  }
+
+  persistSpan(id: number): PipelineSnapshot | undefined {
+    const r = this.live.get(id)?.record;
+    if (r === undefined) return undefined;
+    const snap: PipelineSnapshot = {
+      traceId: hex(r.traceId),
+      spanId: hex(r.spanId),
+      traceFlags: r.traceFlags,
+      links: r.links.map((l) => ({ traceId: hex(l.traceId), spanId: hex(l.spanId), traceFlags: l.traceFlags })),
+      events: r.events.map((e) => ({ time: e.time.toString(), name: e.name, attributes: e.attributes.map(([k, v]) => [k, plainAttribute(v)]) })),
+    };
+    if (r.parentSpanId !== undefined) snap.parentSpanId = hex(r.parentSpanId);
+    return snap;
+  }
+
+  /** Re-creates a span with the ids, parent, links and events it had: it is exported once, whole. */
+  restoreSpan(info: RestoreSpanInfo): number {
+    const snap = info.snapshot as PipelineSnapshot | undefined;
+    const id = this.newSpan(info);
+    if (snap === undefined) return id;
+    const r = this.live.get(id)!.record;
+    r.traceId = hexBytes(snap.traceId);
+    r.spanId = hexBytes(snap.spanId);
+    r.parentSpanId = snap.parentSpanId === undefined ? undefined : hexBytes(snap.parentSpanId);
+    r.traceFlags = snap.traceFlags;
+    r.links = snap.links.map((l) => ({ traceId: hexBytes(l.traceId), spanId: hexBytes(l.spanId), traceFlags: l.traceFlags }));
+    r.events = snap.events.map((e): SpanEventRecord => ({ time: BigInt(e.time), name: e.name, attributes: e.attributes }));
+    return id;
+  }
+
+  /** Random non-zero ids, cut from a pool filled by the OS generator (one syscall per 4 KiB). */
+  private randomId(n: 8 | 16): Uint8Array {
+    for (;;) {
+      if (this.poolPos + n > ID_POOL) {
+        this.pool = randomFillSync(Buffer.alloc(ID_POOL));
+        this.poolPos = 0;
+      }
+      const id = new Uint8Array(this.pool.subarray(this.poolPos, (this.poolPos += n)));
+      if (id.some((b) => b !== 0)) return id;
+    }
+  }
+}
+
+function isEmpty(v: Value): boolean {
+  return typeof v === 'object' && v !== null && 'empty' in v;
+}
+
+function plainAttribute(v: Value): string | number | boolean {
+  return typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)) ? v : formatValue(v);
+}
+
+export function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('hex');
+}
+
+export function hexBytes(s: string): Uint8Array {
+  return new Uint8Array(Buffer.from(s, 'hex'));
+}
+
+export type { SpanLink };

@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { MetricAggregator } from '../host/export/metric-aggregation.js';
+import { encodeLogs, encodeMetrics, encodeTraces } from '../host/export/otlp-encoder.js';
+import { otlpType } from '../host/export/otlp-proto.js';
+import { PipelineCollector } from '../host/pipeline/pipeline-collector.js';
+import type { LogRecord, MetricPoint, SpanRecord } from '../host/pipeline/telemetry-records.js';
+import { runQuickJS } from '../host/sandbox/quickjs-runner.js';
+
+const RESOURCE: Array<[string, string]> = [['service.name', 'encoder-test']];
+
+function decode(type: string, bytes: Uint8Array): Record<string, any> {
+  return otlpType(type).toObject(otlpType(type).decode(bytes), { longs: String, bytes: String, defaults: false }) as Record<string, any>;
+}
+
+async function guestTelemetry() {
+  const spans: SpanRecord[] = [];
+  const logs: LogRecord[] = [];
+  const points: MetricPoint[] = [];
+  const collector = new PipelineCollector({ handlers: { onSpan: (s) => spans.push(s), onLog: (l) => logs.push(l), onMetric: (m) => points.push(m) } });
+  await runQuickJS(
+    `tracing.inSpan('handle', { user: 'alice', n: -7, big: 2n ** 63n - 1n, ratio: 0.25, bin: new Uint8Array([1, 2]), long: 'x'.repeat(300) }, (s) => {
+       tracing.warn('slow', { ms: 12 });
+       tracing.counter('requests', 2, { route: '/a' });
+       tracing.counter('requests', 3, { route: '/a' });
+       tracing.histogram('latency', 7, { route: '/a' });
+       tracing.histogram('latency', 60, { route: '/a' });
+       tracing.gauge('queue', 4);
+       try { s.inSpan(() => { throw new Error('boom'); }); } catch {}
+     });`,
+    { collector, executionId: 'enc-1', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
+  );
+  return { spans, logs, points };
+}
+
+describe('OTLP protobuf encoder', () => {
+  test('spans decode with the OTLP definitions: ids, parentage, times, attributes, events, status, scope', async () => {
+    const { spans } = await guestTelemetry();
+    const req = decode('ExportTraceServiceRequest', encodeTraces(spans, RESOURCE));
+    const rs = req.resourceSpans[0];
+    assert.deepEqual(rs.resource.attributes, [{ key: 'service.name', value: { stringValue: 'encoder-test' } }]);
+    const byScope = Object.fromEntries(rs.scopeSpans.map((s: any) => [s.scope.name, s.spans]));
+    const [exec] = byScope.sandtrace;
+    const [handle] = byScope.guest;
+    assert.equal(exec.traceId, Buffer.from('0af7651916cd43dd8448eb211c80319c', 'hex').toString('base64'), 'trace from the host parent context');
+    assert.equal(exec.parentSpanId, Buffer.from('b7ad6b7169203331', 'hex').toString('base64'));
+    assert.equal(handle.traceId, exec.traceId);
+    assert.equal(handle.parentSpanId, exec.spanId, 'guest root span is a child of the execution span');
+    assert.equal(handle.kind, 1);
+    const record = spans.find((s) => s.name === 'handle')!;
+    assert.equal(handle.startTimeUnixNano, record.start.toString());
+    assert.equal(handle.endTimeUnixNano, record.end.toString());
+    const attrs = Object.fromEntries(handle.attributes.map((a: any) => [a.key, a.value]));
+    assert.deepEqual(attrs.user, { stringValue: 'alice' });
+    assert.deepEqual(attrs.n, { intValue: '-7' });
+    assert.deepEqual(attrs.big, { intValue: '9223372036854775807' });
+    assert.deepEqual(attrs.ratio, { doubleValue: 0.25 });
+    assert.deepEqual(attrs.bin, { bytesValue: Buffer.from([1, 2]).toString('base64') });
+    assert.equal(attrs.long.stringValue.length, 300, 'a nested message over 127 bytes widens its length prefix');
+    assert.deepEqual(attrs['sandtrace.execution.id'], { stringValue: 'enc-1' });
+    assert.deepEqual(handle.status, { message: 'Error: boom', code: 2 });
+    assert.equal(handle.events[0].name, 'slow');
+    assert.deepEqual(handle.events[0].attributes, [{ key: 'ms', value: { intValue: '12' } }]);
+  });
+
+  test('logs carry severity numbers, body, attributes and the trace context of their span', async () => {
+    const { logs, spans } = await guestTelemetry();
+    const req = decode('ExportLogsServiceRequest', encodeLogs(logs, RESOURCE));
+    const [log] = req.resourceLogs[0].scopeLogs[0].logRecords;
+    const handle = spans.find((s) => s.name === 'handle')!;
+    assert.equal(log.severityNumber, 13);
+    assert.equal(log.severityText, 'WARN');
+    assert.deepEqual(log.body, { stringValue: 'slow' });
+    assert.equal(log.spanId, Buffer.from(handle.spanId).toString('base64'));
+    assert.equal(log.traceId, Buffer.from(handle.traceId).toString('base64'));
+    assert.deepEqual(log.attributes.at(-1), { key: 'sandtrace.execution.id', value: { stringValue: 'enc-1' } });
+  });
+
+  test('metric points aggregate per series: sums, last-value gauges, explicit-bucket histograms', async () => {
+    const { points } = await guestTelemetry();
+    const agg = new MetricAggregator();
+    for (const p of points) agg.add(p);
+    const req = decode('ExportMetricsServiceRequest', encodeMetrics(agg.collect(), RESOURCE));
+    const metrics = Object.fromEntries(req.resourceMetrics[0].scopeMetrics[0].metrics.map((m: any) => [m.name, m]));
+    assert.equal(metrics.requests.sum.dataPoints[0].asDouble, 5);
+    assert.equal(metrics.requests.sum.isMonotonic, true);
+    assert.deepEqual(metrics.requests.sum.dataPoints[0].attributes, [{ key: 'route', value: { stringValue: '/a' } }]);
+    assert.equal(metrics.queue.gauge.dataPoints[0].asDouble, 4);
+    const h = metrics.latency.histogram.dataPoints[0];
+    assert.deepEqual([h.count, h.sum, h.min, h.max], ['2', 67, 7, 60]);
+    assert.equal(h.bucketCounts.length, h.explicitBounds.length + 1);
+    assert.deepEqual(h.bucketCounts.slice(0, 6), ['0', '0', '1', '0', '0', '1']);
+    assert.deepEqual(agg.collect(), [], 'delta temporality: nothing new, nothing exported');
+  });
+
+  test('the series cap drops and counts points of new series', () => {
+    const agg = new MetricAggregator({ maxSeries: 2 });
+    const p = (route: string): MetricPoint => ({ name: 'r', instrument: 'counter', value: 1, attributes: [['route', route]], time: 1n, executionId: undefined });
+    assert.equal(agg.add(p('/a')), true);
+    assert.equal(agg.add(p('/b')), true);
+    assert.equal(agg.add(p('/c')), false);
+    assert.equal(agg.add(p('/a')), true);
+    assert.equal(agg.dropped, 1);
+  });
+});
