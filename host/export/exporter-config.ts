@@ -1,0 +1,94 @@
+/**
+ * OTLP exporter configuration: what the code says, then the standard OTEL_* environment
+ * variables, then the defaults of the OTLP specification.
+ */
+import type { Values } from '../../shared/records.js';
+
+export type Signal = 'traces' | 'logs' | 'metrics';
+
+export interface ExporterOptions {
+  /** Base URL; `/v1/<signal>` is appended (default http://localhost:4318). */
+  endpoint?: string;
+  /** Full URLs per signal, used as they are. */
+  endpoints?: Partial<Record<Signal, string>>;
+  headers?: Record<string, string>;
+  /** Deadline for one export, all attempts included, in ms (default 10,000). */
+  timeoutMs?: number;
+  /** gzip bodies larger than `gzipThresholdBytes` (default: gzip). */
+  compression?: 'gzip' | 'none';
+  gzipThresholdBytes?: number;
+  /** Encoded requests larger than this are split (default 64 MiB). */
+  maxRequestBytes?: number;
+  /** First retry delay and cap, in ms (defaults 1,000 and 5,000; each try multiplies by 1.5). */
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  serviceName?: string;
+  /** More resource attributes (OTEL_RESOURCE_ATTRIBUTES adds to them). */
+  resource?: Record<string, string | number | boolean>;
+}
+
+export interface ResolvedConfig {
+  urls: Record<Signal, string>;
+  headers: Record<Signal, Record<string, string>>;
+  timeoutMs: Record<Signal, number>;
+  compression: Record<Signal, 'gzip' | 'none'>;
+  gzipThresholdBytes: number;
+  maxRequestBytes: number;
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+  resource: Values;
+}
+
+const SIGNALS: Signal[] = ['traces', 'logs', 'metrics'];
+
+/** `k=v,k2=v2` with URL-encoded parts, as OTEL_EXPORTER_OTLP_HEADERS and OTEL_RESOURCE_ATTRIBUTES are written. */
+export function parseKeyValues(text: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!text) return out;
+  for (const part of text.split(',')) {
+    const i = part.indexOf('=');
+    if (i <= 0) continue;
+    try {
+      out[decodeURIComponent(part.slice(0, i).trim())] = decodeURIComponent(part.slice(i + 1).trim());
+    } catch {
+      // a malformed escape: skip this entry, as the specification allows
+    }
+  }
+  return out;
+}
+
+function positive(text: string | undefined): number | undefined {
+  const n = text === undefined ? NaN : Number(text);
+  return Number.isFinite(n) && n > 0 ? n : undefined;
+}
+
+export function resolveConfig(options: ExporterOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
+  const base = (options.endpoint ?? env.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://localhost:4318').replace(/\/+$/, '');
+  const upper = (s: Signal) => s.toUpperCase();
+  const urls = {} as Record<Signal, string>;
+  const headers = {} as Record<Signal, Record<string, string>>;
+  const timeoutMs = {} as Record<Signal, number>;
+  const compression = {} as Record<Signal, 'gzip' | 'none'>;
+  for (const s of SIGNALS) {
+    urls[s] = options.endpoints?.[s] ?? (options.endpoint === undefined ? env[`OTEL_EXPORTER_OTLP_${upper(s)}_ENDPOINT`] : undefined) ?? `${base}/v1/${s}`;
+    headers[s] = { ...parseKeyValues(env.OTEL_EXPORTER_OTLP_HEADERS), ...parseKeyValues(env[`OTEL_EXPORTER_OTLP_${upper(s)}_HEADERS`]), ...options.headers };
+    timeoutMs[s] = options.timeoutMs ?? positive(env[`OTEL_EXPORTER_OTLP_${upper(s)}_TIMEOUT`]) ?? positive(env.OTEL_EXPORTER_OTLP_TIMEOUT) ?? 10_000;
+    const c = options.compression ?? env[`OTEL_EXPORTER_OTLP_${upper(s)}_COMPRESSION`] ?? env.OTEL_EXPORTER_OTLP_COMPRESSION ?? 'gzip';
+    compression[s] = c === 'none' ? 'none' : 'gzip';
+  }
+  const resourceAttrs: Record<string, string | number | boolean> = { ...parseKeyValues(env.OTEL_RESOURCE_ATTRIBUTES), ...options.resource };
+  const serviceName = options.serviceName ?? env.OTEL_SERVICE_NAME ?? (resourceAttrs['service.name'] as string | undefined) ?? 'sandtrace';
+  const resource: Values = [['service.name', serviceName], ['telemetry.sdk.name', 'sandtrace'], ['telemetry.sdk.language', 'nodejs']];
+  for (const [k, v] of Object.entries(resourceAttrs)) if (k !== 'service.name') resource.push([k, v]);
+  return {
+    urls,
+    headers,
+    timeoutMs,
+    compression,
+    gzipThresholdBytes: options.gzipThresholdBytes ?? 1024,
+    maxRequestBytes: options.maxRequestBytes ?? 64 << 20,
+    initialBackoffMs: options.initialBackoffMs ?? 1000,
+    maxBackoffMs: options.maxBackoffMs ?? 5000,
+    resource,
+  };
+}

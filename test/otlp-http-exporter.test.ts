@@ -1,0 +1,197 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { resolveConfig } from '../host/export/exporter-config.js';
+import { MetricAggregator } from '../host/export/metric-aggregation.js';
+import { OtlpHttpExporter, retryAfterMs } from '../host/export/otlp-http-exporter.js';
+import { PipelineCollector } from '../host/pipeline/pipeline-collector.js';
+import type { LogRecord, MetricPoint, SpanRecord } from '../host/pipeline/telemetry-records.js';
+import { runQuickJS } from '../host/sandbox/quickjs-runner.js';
+import { OtlpTestServer, partialSuccess } from './helpers/otlp-test-server.js';
+
+const server = new OtlpTestServer();
+let spans: SpanRecord[] = [];
+let logs: LogRecord[] = [];
+let points: MetricPoint[] = [];
+
+before(async () => {
+  await server.start();
+  const collector = new PipelineCollector({ handlers: { onSpan: (s) => spans.push(s), onLog: (l) => logs.push(l), onMetric: (m) => points.push(m) } });
+  await runQuickJS(`tracing.inSpan('work', { pad: 'x'.repeat(2000) }, () => { tracing.info('hello'); tracing.counter('c', 1); });`, { collector });
+});
+after(() => server.close());
+beforeEach(() => {
+  server.requests.length = 0;
+  server.script.length = 0;
+});
+
+function exporter(options: ConstructorParameters<typeof OtlpHttpExporter>[0] = {}, env: NodeJS.ProcessEnv = {}) {
+  return new OtlpHttpExporter({ endpoint: server.url, initialBackoffMs: 20, maxBackoffMs: 50, ...options }, env);
+}
+
+describe('OTLP/HTTP exporter', () => {
+  test('each signal is POSTed as protobuf to its path and decodes on the server', async () => {
+    const e = exporter({ compression: 'none', serviceName: 'svc' });
+    const agg = new MetricAggregator();
+    for (const p of points) agg.add(p);
+    assert.equal((await e.exportSpans(spans)).code, 'success');
+    assert.equal((await e.exportLogs(logs)).code, 'success');
+    assert.equal((await e.exportMetrics(agg.collect())).code, 'success');
+    assert.deepEqual(server.requests.map((r) => r.path), ['/v1/traces', '/v1/logs', '/v1/metrics']);
+    for (const r of server.requests) assert.equal(r.headers['content-type'], 'application/x-protobuf');
+    const traces = server.decoded(0);
+    assert.deepEqual(traces.resourceSpans[0].resource.attributes[0], { key: 'service.name', value: { stringValue: 'svc' } });
+    const names = traces.resourceSpans[0].scopeSpans.flatMap((s: any) => s.spans.map((x: any) => x.name)).sort();
+    assert.deepEqual(names, ['sandtrace.execution', 'work']);
+    assert.equal(server.decoded(1).resourceLogs[0].scopeLogs[0].logRecords[0].body.stringValue, 'hello');
+    assert.equal(server.decoded(2).resourceMetrics[0].scopeMetrics[0].metrics[0].name, 'c');
+    assert.equal(e.stats.exported.traces, spans.length);
+    await e.shutdown();
+  });
+
+  test('bodies above the threshold are gzipped (Content-Encoding: gzip), smaller ones are not', async () => {
+    const e = exporter({ gzipThresholdBytes: 1024 });
+    await e.exportSpans(spans); // > 2 KB
+    await e.exportLogs(logs); // small
+    assert.equal(server.requests[0]!.headers['content-encoding'], 'gzip');
+    assert.equal(server.requests[1]!.headers['content-encoding'], undefined);
+    assert.equal(server.decoded(0).resourceSpans.length, 1);
+    await e.shutdown();
+  });
+
+  test('headers come from code and from OTEL_EXPORTER_OTLP_HEADERS (URL-decoded)', async () => {
+    const e = exporter({ headers: { 'x-from-code': 'a' } }, { OTEL_EXPORTER_OTLP_HEADERS: 'x-api-key=s%3Dcret, x-team=obs' });
+    await e.exportLogs(logs);
+    const h = server.requests[0]!.headers;
+    assert.deepEqual([h['x-from-code'], h['x-api-key'], h['x-team']], ['a', 's=cret', 'obs']);
+    await e.shutdown();
+  });
+
+  test('503 with Retry-After is retried after the delay the server asked for', async () => {
+    server.script.push({ status: 503, headers: { 'Retry-After': '1' } });
+    const e = exporter({ timeoutMs: 5000 });
+    const r = await e.exportLogs(logs);
+    assert.equal(r.code, 'success');
+    assert.equal(r.attempts, 2);
+    assert.ok(server.requests[1]!.at - server.requests[0]!.at >= 900, 'waited about a second');
+    await e.shutdown();
+  });
+
+  test('429 without Retry-After is retried with backoff', async () => {
+    server.script.push({ status: 429 }, { status: 429 });
+    const e = exporter();
+    const r = await e.exportLogs(logs);
+    assert.deepEqual([r.code, r.attempts], ['success', 3]);
+    assert.equal(e.stats.retries, 2);
+    await e.shutdown();
+  });
+
+  test('400 is never retried; the items are counted as failed', async () => {
+    server.script.push({ status: 400, body: Buffer.from('bad request') });
+    const e = exporter();
+    const r = await e.exportLogs(logs);
+    assert.equal(r.code, 'failure');
+    assert.equal(r.code === 'failure' && r.retryable, false);
+    assert.equal(server.requests.length, 1);
+    assert.equal(e.stats.failed.logs, logs.length);
+    await e.shutdown();
+  });
+
+  test('a refused connection is retried until the deadline, then counted as failed', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const e = new OtlpHttpExporter({ endpoint: `http://127.0.0.1:${port}`, timeoutMs: 300, initialBackoffMs: 20, maxBackoffMs: 40 }, {});
+    const started = Date.now();
+    const r = await e.exportSpans(spans);
+    assert.equal(r.code, 'failure');
+    assert.ok(r.attempts >= 2, `attempts: ${r.attempts}`);
+    assert.ok(Date.now() - started < 1000);
+    assert.equal(e.stats.failed.traces, spans.length);
+    await e.shutdown();
+  });
+
+  test('a server slower than the timeout fails the export within the timeout', async () => {
+    server.script.push({ status: 200, delayMs: 2000 }, { status: 200, delayMs: 2000 });
+    const e = exporter({ timeoutMs: 300 });
+    const started = Date.now();
+    const r = await e.exportLogs(logs);
+    assert.equal(r.code, 'failure');
+    assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
+    await e.shutdown();
+  });
+
+  test('partial success is not retried; the rejected count is recorded', async () => {
+    server.script.push({ status: 200, body: partialSuccess('traces', 1, 'span too large') });
+    const e = exporter();
+    const r = await e.exportSpans(spans);
+    assert.equal(r.code, 'success');
+    assert.equal(r.code === 'success' && r.rejected, 1);
+    assert.equal(r.code === 'success' && r.message, 'span too large');
+    assert.equal(server.requests.length, 1);
+    assert.equal(e.stats.rejected.traces, 1);
+    await e.shutdown();
+  });
+
+  test('empty exports send nothing; oversized ones are split under maxRequestBytes', async () => {
+    const e = exporter({ maxRequestBytes: 3000, compression: 'none' });
+    assert.equal((await e.exportSpans([])).code, 'success');
+    assert.equal(server.requests.length, 0);
+    const many = [...spans, ...spans, ...spans];
+    const r = await e.exportSpans(many);
+    assert.equal(r.code, 'success');
+    assert.ok(server.requests.length >= 2);
+    for (const req of server.requests) assert.ok(req.body.length <= 3000);
+    const sent = server.requests.reduce((n, _, i) => n + server.decoded(i).resourceSpans[0].scopeSpans.reduce((m: number, s: any) => m + s.spans.length, 0), 0);
+    assert.equal(sent, many.length);
+    await e.shutdown();
+  });
+
+  test('shutdown waits for exports under way, and exports after it fail', async () => {
+    server.script.push({ status: 200, delayMs: 100 });
+    const e = exporter();
+    const pending = e.exportLogs(logs);
+    await e.shutdown();
+    assert.equal((await pending).code, 'success');
+    const late = await e.exportLogs(logs);
+    assert.equal(late.code, 'failure');
+  });
+});
+
+describe('exporter configuration', () => {
+  test('code, then OTEL_* environment variables, then defaults', () => {
+    const d = resolveConfig({}, {});
+    assert.equal(d.urls.traces, 'http://localhost:4318/v1/traces');
+    assert.equal(d.timeoutMs.logs, 10_000);
+    assert.equal(d.compression.metrics, 'gzip');
+    const env = {
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/',
+      OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: 'http://logs:9999/custom',
+      OTEL_EXPORTER_OTLP_TIMEOUT: '2500',
+      OTEL_EXPORTER_OTLP_COMPRESSION: 'none',
+      OTEL_SERVICE_NAME: 'from-env',
+      OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=prod,team=a%2Cb',
+    };
+    const c = resolveConfig({}, env);
+    assert.equal(c.urls.traces, 'http://collector:4318/v1/traces');
+    assert.equal(c.urls.logs, 'http://logs:9999/custom', 'a signal endpoint is used as it is');
+    assert.equal(c.timeoutMs.traces, 2500);
+    assert.equal(c.compression.traces, 'none');
+    assert.deepEqual(Object.fromEntries(c.resource), { 'service.name': 'from-env', 'telemetry.sdk.name': 'sandtrace', 'telemetry.sdk.language': 'nodejs', 'deployment.environment': 'prod', team: 'a,b' });
+    const code = resolveConfig({ endpoint: 'http://mine:1', serviceName: 'code', timeoutMs: 7 }, env);
+    assert.equal(code.urls.logs, 'http://mine:1/v1/logs', 'an endpoint from code wins over signal endpoints from the environment');
+    assert.equal(code.timeoutMs.metrics, 7);
+    assert.equal(Object.fromEntries(code.resource)['service.name'], 'code');
+  });
+
+  test('Retry-After is read as seconds or as an HTTP date', () => {
+    assert.equal(retryAfterMs('3'), 3000);
+    const now = Date.now();
+    const ms = retryAfterMs(new Date(now + 5000).toUTCString(), now)!;
+    assert.ok(ms > 3000 && ms <= 5000, `HTTP date five seconds ahead read as ${ms} ms (dates have one-second resolution)`);
+    assert.equal(retryAfterMs('soon'), undefined);
+    assert.equal(retryAfterMs(undefined), undefined);
+  });
+});
