@@ -14,6 +14,9 @@ export interface Exporter {
   exportSpans(spans: readonly SpanRecord[]): Promise<ExportResult>;
   exportLogs(logs: readonly LogRecord[]): Promise<ExportResult>;
   exportMetrics(series: readonly MetricSeries[]): Promise<ExportResult>;
-  /** Waits for exports under way, then releases sockets. Idempotent. */
-  shutdown(): Promise<void>;
+  /**
+   * Waits for exports under way (at most `timeoutMs`; past it they are aborted and fail), then
+   * releases sockets. Idempotent.
+   */
+  shutdown(timeoutMs?: number): Promise<void>;
 }

@@ -62,12 +62,12 @@ export class MetricAggregator {
     return n;
   }
 
-  /** Adds a point; false when it was dropped (series cap). */
-  add(p: MetricPoint): boolean {
+  /** Adds a point; false when it was dropped (series cap, or a new series while `allowNew` is false). */
+  add(p: MetricPoint, allowNew = true): boolean {
     const key = seriesKey(p);
     let slot = this.slots.get(key);
     if (slot === undefined) {
-      if (this.slots.size >= this.maxSeries) {
+      if (!allowNew || this.slots.size >= this.maxSeries) {
         this.dropped++;
         return false;
       }

@@ -71,7 +71,10 @@ export class OtlpHttpExporter implements Exporter {
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   private readonly httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 4 });
   private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly requests = new Set<http.ClientRequest>();
   private closed = false;
+  /** Set at the shutdown deadline: retry loops stop. */
+  private aborted = false;
 
   constructor(options: ExporterOptions = {}, env: NodeJS.ProcessEnv = process.env) {
     this.config = resolveConfig(options, env);
@@ -89,12 +92,21 @@ export class OtlpHttpExporter implements Exporter {
     return this.track(this.exportItems('metrics', series, (m) => encodeMetrics(m, this.config.resource)));
   }
 
-  async shutdown(): Promise<void> {
+  async shutdown(timeoutMs = Infinity): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.allSettled([...this.inFlight]);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      if (Number.isFinite(timeoutMs)) timer = setTimeout(resolve, Math.max(0, timeoutMs));
+    });
+    await Promise.race([Promise.allSettled([...this.inFlight]), deadline]);
+    clearTimeout(timer);
+    // Past the deadline: abort what is still under way (those exports fail and are counted).
+    this.aborted = true;
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
+    for (const req of this.requests) req.destroy(new Error('exporter shut down'));
+    await Promise.allSettled([...this.inFlight]);
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
@@ -127,6 +139,7 @@ export class OtlpHttpExporter implements Exporter {
       headers['Content-Encoding'] = 'gzip';
     }
     for (let attempt = 1; ; attempt++) {
+      if (this.aborted) return this.fail(signal, items, attempt - 1, new ExportError('exporter shut down before the export completed', true));
       const remaining = deadline - Date.now();
       if (remaining <= 0) return this.fail(signal, items, attempt - 1, new ExportError(`no success within ${cfg.timeoutMs[signal]} ms`, true));
       this.stats.requests++;
@@ -181,6 +194,8 @@ export class OtlpHttpExporter implements Exporter {
       const req = client.request(target, { method: 'POST', headers: { ...headers, 'Content-Length': String(body.length) }, agent: target.protocol === 'https:' ? this.httpsAgent : this.httpAgent });
       const timer = setTimeout(() => req.destroy(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
       timer.unref();
+      this.requests.add(req);
+      req.on('close', () => this.requests.delete(req));
       req.on('error', (e) => {
         clearTimeout(timer);
         reject(e);

@@ -25,6 +25,9 @@ export class OtlpTestServer {
   readonly requests: ReceivedRequest[] = [];
   /** Responses for the next requests, in order; when empty, 200 with an empty body. */
   readonly script: ScriptedResponse[] = [];
+  /** Requests being answered now, and the most there ever were at once. */
+  open = 0;
+  maxOpen = 0;
   private readonly server = http.createServer((req, res) => this.handle(req, res));
   url = '';
 
@@ -48,6 +51,9 @@ export class OtlpTestServer {
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const chunks: Buffer[] = [];
+    this.open++;
+    this.maxOpen = Math.max(this.maxOpen, this.open);
+    res.on('close', () => this.open--);
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const raw = Buffer.concat(chunks);
