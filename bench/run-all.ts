@@ -2,12 +2,16 @@
 import { printTable, type BenchRow } from './harness.js';
 import { run as guestAs } from './guest-as.js';
 import { run as guestQuickJS } from './guest-quickjs.js';
+import { run as exportBench } from './export.js';
+import { run as pipeline } from './pipeline.js';
 import { run as receiver } from './receiver.js';
 
 const rows: BenchRow[] = [];
 rows.push(...receiver());
 rows.push(...(await guestAs()));
 rows.push(...(await guestQuickJS()));
+rows.push(...exportBench());
+rows.push(...(await pipeline()));
 printTable(rows);
 const failed = rows.filter((r) => r.ok === false);
 if (failed.length > 0) console.log(`\n${failed.length} target(s) missed on this run.`);

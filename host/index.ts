@@ -22,5 +22,15 @@ export { runQuickJS, loadQuickJS, quickJSEngineResets, type QuickJSRunOptions } 
 export { newExecutionId, type RunOptions, type RunResult, type ExecutionSummary, type PersistedExecution } from './sandbox/execution.js';
 export { parseTraceParent, formatTraceParent, type TraceParent } from './traceparent.js';
 export { DEFAULT_LIMITS, type ReceiverLimits } from './receiver/receiver.js';
+export { runWasm, MemoryLimitError, type WasmRunOptions } from './sandbox/wasm-runner.js';
+export { compileAssemblyScript, CompileError, type CompileOptions } from './sandbox/compile-assemblyscript.js';
+export { PipelineCollector, type TelemetryHandlers, type PipelineOptions } from './pipeline/pipeline-collector.js';
+export { SEVERITY, type SpanRecord, type LogRecord, type MetricPoint, type SpanEventRecord, type SpanLink } from './pipeline/telemetry-records.js';
+export { BatchingManager, type BatchingConfig, type BatchingStats, type FlushEvent, type RecordKind } from './batching/batching-manager.js';
+export { OtlpHttpExporter, ExportError, type ExporterStats } from './export/otlp-http-exporter.js';
+export type { Exporter, ExportResult } from './export/exporter.js';
+export { resolveConfig, type ExporterOptions, type Signal } from './export/exporter-config.js';
+export { encodeTraces, encodeLogs, encodeMetrics, ProtoWriter } from './export/otlp-encoder.js';
+export { MetricAggregator, DEFAULT_BOUNDS, type MetricSeries, type AggregatorOptions } from './export/metric-aggregation.js';
 export * from '../shared/index.js';
 export { toPlainValue, fromPlainValue, toPlainValues, fromPlainValues, type PlainValue } from './receiver/plain-value.js';
