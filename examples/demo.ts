@@ -6,10 +6,18 @@
  *   3. two plugins that die in the middle of a span: one stuck past its deadline, one trapping;
  *   4. a two-step workflow whose span is committed after step 1 (as JSON, as an engine would
  *      store it) and resumed and closed by step 2.
+ *
+ * Everything also goes to the local store, .sandtrace/ (OTLP JSON lines), as `sandtrace run`
+ * does when no collector is configured.
  */
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { BatchingManager } from '../host/batching/batching-manager.js';
 import { FmtCollector } from '../host/collectors/fmt-collector.js';
+import { TeeCollector } from '../host/collectors/tee-collector.js';
+import { resolveConfig } from '../host/export/exporter-config.js';
+import { FileExporter } from '../host/export/otlp-json.js';
+import { PipelineCollector } from '../host/pipeline/pipeline-collector.js';
 import { compileAssemblyScript } from '../host/sandbox/compile-assemblyscript.js';
 import type { PersistedExecution, RunResult } from '../host/sandbox/execution.js';
 import { runQuickJS } from '../host/sandbox/quickjs-runner.js';
@@ -17,7 +25,9 @@ import { runWasm } from '../host/sandbox/wasm-runner.js';
 
 const here = (path: string) => fileURLToPath(new URL(`../../examples/${path}`, import.meta.url));
 const source = (name: string) => readFile(here(`guests/${name}`), 'utf8');
-const collector = new FmtCollector({ level: 'info' });
+const store = new FileExporter('.sandtrace', resolveConfig({ serviceName: 'sandtrace-demo' }).resource);
+const batching = new BatchingManager(store);
+const collector = new TeeCollector([new FmtCollector({ level: 'info' }), new PipelineCollector({ level: 'info', handlers: batching.handlers() })]);
 
 function section(title: string): void {
   process.stdout.write(`\n── ${title} ${'─'.repeat(Math.max(0, 66 - title.length))}\n`);
@@ -48,3 +58,7 @@ const stored = JSON.stringify(first.state); // what a workflow engine would keep
 console.log(`   committed ${first.summary.persistedSpans} open span(s) as ${stored.length} bytes of JSON`);
 const state = JSON.parse(stored) as PersistedExecution;
 summary(await runQuickJS(step, { collector, filename: 'workflow-step.js', state, persist: true, executionId: 'order-A-1001/step-2' }));
+
+await batching.shutdown();
+const stats = batching.getStats();
+console.log(`\nWritten to the local store .sandtrace/: ${stats.exported.spans} spans, ${stats.exported.logs} logs, ${stats.exported.metrics} metric series (OTLP JSON lines).`);

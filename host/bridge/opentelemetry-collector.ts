@@ -7,7 +7,7 @@
 import { ROOT_CONTEXT, SpanStatusCode, context, trace, type Attributes, type AttributeValue, type Context, type HrTime, type Link, type Span, type Tracer } from '@opentelemetry/api';
 import type { Value, Values } from '../../shared/records.js';
 import type { CallsiteMeta, Collector, EventInfo, ForcedClose, Interest, NewSpanInfo } from '../collectors/collector.js';
-import { formatError, formatValue } from '../collectors/format-value.js';
+import { formatError, formatValue, messageText } from '../collectors/format-value.js';
 import { LevelFilter } from '../collectors/level-filter.js';
 import type { Level } from '../../shared/records.js';
 
@@ -120,7 +120,7 @@ export class OpenTelemetryCollector implements Collector {
     let name = info.meta.name;
     const rest: Values = [];
     for (const pair of info.values) {
-      if (pair[0] === 'message') name = formatValue(pair[1]);
+      if (pair[0] === 'message') name = messageText(pair[1]);
       else rest.push(pair);
     }
     span.addEvent(name, { ...attributes(rest), 'log.severity': info.meta.level }, hrTime(info.time));

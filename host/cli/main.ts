@@ -1,25 +1,39 @@
 #!/usr/bin/env node
-/**
- * The `sandtrace` command. For now: `replay`, which applies recorded protocol v1 frames (files of
- * raw frame bytes, e.g. captured from a guest) through a receiver and prints the span tree.
- */
+/** The `sandtrace` command: run a guest, replay recorded frames. */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { FmtCollector } from '../collectors/fmt-collector.js';
 import { TracingEventReceiver } from '../receiver/receiver.js';
-import { LEVELS, type Level } from '../../shared/records.js';
+import type { Level } from '../../shared/records.js';
+import { parseLevel, runCommand } from './run-command.js';
 
 const HELP = `sandtrace — tracing out of sandboxed guests
 
 Usage:
-  sandtrace replay <frame-file>... [--level L] [--execution-id ID]
-      Applies recorded protocol v1 frames, in order, through one receiver and prints the span
-      tree as it is rebuilt, then a summary. Exits 1 if any record was rejected or truncated.
+  sandtrace run <guest.js | guest.wasm | guest.ts> [options]
+      Runs one guest in its sandbox (QuickJS for .js/.mjs; WebAssembly for .wasm; AssemblyScript
+      .ts is compiled first), prints its span tree as it is rebuilt, exports its telemetry, and
+      sums up. Exits 1 when the guest failed (after its telemetry was exported), 3 when the
+      export failed.
 
-Options:
-  --level L          most verbose level shown: trace, debug, info, warn, error (default trace)
-  --execution-id ID  execution id carried on every span and event
-  -h, --help         this text
+      --level L          most verbose level collected: trace, debug, info, warn, error (default info)
+      --timeout-ms N     the guest's deadline (default 5000)
+      --memory-mb N      the guest's memory limit (default 64)
+      --execution-id ID  execution id carried on every span, event and metric
+      --endpoint URL     an OTLP/HTTP endpoint (base URL; /v1/traces etc. are appended). The
+                         OTEL_EXPORTER_OTLP_* variables work too. Without either, telemetry goes
+                         to the local store
+      --out DIR          the local store: OTLP JSON lines (default .sandtrace)
+      --state FILE       persisted state: resume from it if it exists, commit to it at the end
+      --entry NAME       WebAssembly: the export to call (default run)
+      --arg VALUE        WebAssembly: an argument for the export (repeatable; numbers stay numbers)
+      --quiet            no span tree, only the summary
+
+  sandtrace replay <frame-file>... [--level L] [--execution-id ID]
+      Applies recorded protocol v1 frames through one receiver and prints the span tree.
+      Exits 1 if any record was rejected or truncated.
+
+  -h, --help           this text
 `;
 
 async function replay(files: string[], level: Level, executionId: string | undefined): Promise<number> {
@@ -44,19 +58,51 @@ async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { level: { type: 'string', default: 'trace' }, 'execution-id': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      level: { type: 'string' },
+      'timeout-ms': { type: 'string', default: '5000' },
+      'memory-mb': { type: 'string' },
+      'execution-id': { type: 'string' },
+      endpoint: { type: 'string' },
+      out: { type: 'string', default: '.sandtrace' },
+      state: { type: 'string' },
+      entry: { type: 'string', default: 'run' },
+      arg: { type: 'string', multiple: true },
+      quiet: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   const [command, ...rest] = positionals;
   if (values.help || command === undefined) {
     process.stdout.write(HELP);
-    return command === undefined && !values.help ? 2 : 0;
+    return values.help ? 0 : 2;
   }
-  if (!(LEVELS as readonly string[]).includes(values.level!)) {
-    process.stderr.write(`unknown level '${values.level}'; use one of ${LEVELS.join(', ')}\n`);
-    return 2;
+  if (command === 'replay' && rest.length > 0) return replay(rest, parseLevel(values.level ?? 'trace'), values['execution-id']);
+  if (command === 'run' && rest.length === 1) {
+    const number = (name: string, text: string | undefined): number | undefined => {
+      if (text === undefined) return undefined;
+      const n = Number(text);
+      if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} needs a positive number, got '${text}'`);
+      return n;
+    };
+    return runCommand(
+      {
+        file: rest[0]!,
+        level: parseLevel(values.level ?? 'info'),
+        timeoutMs: number('timeout-ms', values['timeout-ms'])!,
+        memoryMb: number('memory-mb', values['memory-mb']),
+        executionId: values['execution-id'],
+        endpoint: values.endpoint,
+        out: values.out!,
+        state: values.state,
+        entry: values.entry!,
+        args: values.arg ?? [],
+        quiet: values.quiet!,
+      },
+      (line) => process.stdout.write(`${line}\n`),
+    );
   }
-  if (command === 'replay' && rest.length > 0) return replay(rest, values.level as Level, values['execution-id']);
-  process.stderr.write(`unknown command or missing arguments: ${argv.join(' ')}\n\n${HELP}`);
+  process.stderr.write(`unknown command or wrong arguments: ${argv.join(' ')}\n\n${HELP}`);
   return 2;
 }
 
@@ -64,6 +110,6 @@ main(process.argv.slice(2)).then(
   (code) => (process.exitCode = code),
   (e: unknown) => {
     process.stderr.write(`sandtrace: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exitCode = 1;
+    process.exitCode = 2;
   },
 );

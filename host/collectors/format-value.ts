@@ -32,3 +32,8 @@ export function formatFields(values: ReadonlyArray<readonly [string, Value]>): s
   }
   return out;
 }
+
+/** An event's message as text: strings as they are (no quoting), anything else formatted. */
+export function messageText(v: Value): string {
+  return typeof v === 'string' ? v : formatValue(v);
+}

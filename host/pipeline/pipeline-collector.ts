@@ -8,7 +8,7 @@ import { randomFillSync } from 'node:crypto';
 import type { Value, Values } from '../../shared/records.js';
 import type { CallsiteMeta, Collector, EventInfo, ForcedClose, Interest, MetricInfo, NewSpanInfo, RestoreSpanInfo } from '../collectors/collector.js';
 import type { ExecutionSummary } from '../collectors/execution-summary.js';
-import { formatError, formatValue } from '../collectors/format-value.js';
+import { formatError, formatValue, messageText } from '../collectors/format-value.js';
 import { LevelFilter } from '../collectors/level-filter.js';
 import type { Level } from '../../shared/records.js';
 import { SEVERITY, type LogRecord, type MetricPoint, type SpanEventRecord, type SpanLink, type SpanRecord } from './telemetry-records.js';
@@ -142,7 +142,7 @@ export class PipelineCollector implements Collector {
     let body = info.meta.name;
     const attributes: Values = [];
     for (const pair of info.values) {
-      if (pair[0] === 'message') body = formatValue(pair[1]);
+      if (pair[0] === 'message') body = messageText(pair[1]);
       else if (!isEmpty(pair[1])) attributes.push(pair);
     }
     if (span !== undefined && this.spanEvents) {

@@ -1,0 +1,96 @@
+/**
+ * `sandtrace run <guest>`: runs one guest in the right sandbox, prints its span tree as it is
+ * rebuilt, exports its telemetry (to an OTLP endpoint, or else to the local store), and sums up.
+ */
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { extname, resolve } from 'node:path';
+import { BatchingManager } from '../batching/batching-manager.js';
+import { FmtCollector } from '../collectors/fmt-collector.js';
+import { TeeCollector } from '../collectors/tee-collector.js';
+import type { Exporter } from '../export/exporter.js';
+import { resolveConfig } from '../export/exporter-config.js';
+import { OtlpHttpExporter } from '../export/otlp-http-exporter.js';
+import { FileExporter } from '../export/otlp-json.js';
+import { PipelineCollector } from '../pipeline/pipeline-collector.js';
+import { compileAssemblyScript } from '../sandbox/compile-assemblyscript.js';
+import type { PersistedExecution, RunOptions, RunResult } from '../sandbox/execution.js';
+import { runQuickJS } from '../sandbox/quickjs-runner.js';
+import { runWasm } from '../sandbox/wasm-runner.js';
+import { LEVELS, type Level } from '../../shared/records.js';
+
+export interface RunCommandOptions {
+  file: string;
+  level: Level;
+  timeoutMs: number;
+  memoryMb: number | undefined;
+  executionId: string | undefined;
+  endpoint: string | undefined;
+  out: string;
+  state: string | undefined;
+  entry: string;
+  args: string[];
+  quiet: boolean;
+}
+
+/** Exit codes: 0 the guest completed, 1 it failed (its telemetry was exported first), 3 export failed. */
+export async function runCommand(o: RunCommandOptions, print: (line: string) => void): Promise<number> {
+  const file = resolve(o.file);
+  const ext = extname(file);
+  // With an endpoint (flag or OTEL_EXPORTER_OTLP_*), telemetry goes there; else to the local store.
+  const endpoint = o.endpoint ?? (process.env.OTEL_EXPORTER_OTLP_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? '' : undefined);
+  const exporter: Exporter = endpoint !== undefined ? new OtlpHttpExporter(endpoint === '' ? {} : { endpoint }) : new FileExporter(resolve(o.out), resolveConfig().resource);
+  const destination = endpoint !== undefined ? (exporter as OtlpHttpExporter).config.urls.traces.replace(/\/v1\/traces$/, '') : resolve(o.out);
+  const batching = new BatchingManager(exporter, { flushIntervalMs: 1000 });
+  const counts = { spans: 0, events: 0, metrics: 0 };
+  const handlers = batching.handlers();
+  const pipeline = new PipelineCollector({
+    level: o.level,
+    handlers: {
+      onSpan: (s) => (counts.spans++, handlers.onSpan!(s)),
+      onLog: (l) => (counts.events++, handlers.onLog!(l)),
+      onMetric: (m) => (counts.metrics++, handlers.onMetric!(m)),
+    },
+  });
+  const collector = o.quiet ? pipeline : new TeeCollector([new FmtCollector({ level: o.level, write: print }), pipeline]);
+
+  let state: PersistedExecution | undefined;
+  if (o.state !== undefined && existsSync(o.state)) state = JSON.parse(await readFile(o.state, 'utf8')) as PersistedExecution;
+  const options: RunOptions = {
+    collector,
+    level: o.level,
+    deadlineMs: o.timeoutMs,
+    filename: o.file,
+    ...(o.memoryMb !== undefined && { memoryLimitBytes: o.memoryMb * 1024 * 1024 }),
+    ...(o.executionId !== undefined && { executionId: o.executionId }),
+    ...(state && { state }),
+    ...(o.state !== undefined && { persist: true }),
+  };
+
+  let result: RunResult;
+  if (ext === '.js' || ext === '.mjs') result = await runQuickJS(await readFile(file, 'utf8'), options);
+  else if (ext === '.wasm' || ext === '.ts') {
+    const wasm = ext === '.ts' ? await compileAssemblyScript(file) : new Uint8Array(await readFile(file));
+    result = await runWasm(wasm, { ...options, entry: o.entry, args: o.args.map((a) => (/^-?\d+(\.\d+)?$/.test(a) ? Number(a) : a)) });
+  } else throw new Error(`cannot run '${o.file}': expected a .js, .mjs, .wasm or AssemblyScript .ts file`);
+
+  if (o.state !== undefined && result.state !== undefined) await writeFile(o.state, JSON.stringify(result.state));
+  await batching.shutdown();
+  const stats = batching.getStats();
+  const s = result.summary;
+  const lost = (k: 'spans' | 'logs' | 'metrics') => stats.dropped[k].failed + stats.dropped[k].overflow + stats.dropped[k].shutdown;
+  const exportFailed = lost('spans') + lost('logs') + lost('metrics') > 0;
+  print('');
+  print(`${result.ok ? '✔ completed' : `✖ ${s.cause}`}${result.ok && result.value !== undefined ? ` → ${JSON.stringify(result.value)}` : ''}`);
+  print(`  ${counts.spans} spans, ${counts.events} events, ${counts.metrics} metric points; ${s.records} records in ${s.frames} frame(s) in ${s.durationMs.toFixed(1)} ms`);
+  print(`  dropped: ${s.rejected} rejected by the host (${s.limitDropped} over limits), ${s.guestDropped} by the guest, ${s.truncated} truncated frame(s)`);
+  print(`  export: ${stats.exported.spans} spans, ${stats.exported.logs} logs, ${stats.exported.metrics} metric series to ${destination}${exportFailed ? ` — ${lost('spans')} spans, ${lost('logs')} logs, ${lost('metrics')} series lost` : ''}`);
+  if (o.state !== undefined) print(`  state: ${result.state !== undefined ? `${s.persistedSpans} open span(s) committed to ${o.state}` : `not committed (${o.state} unchanged)`}`);
+  if (!result.ok) return 1;
+  return exportFailed ? 3 : 0;
+}
+
+export function parseLevel(text: string): Level {
+  if (!(LEVELS as readonly string[]).includes(text)) throw new Error(`unknown level '${text}'; use one of ${LEVELS.join(', ')}`);
+  return text as Level;
+}

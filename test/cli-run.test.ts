@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { OtlpTestServer } from './helpers/otlp-test-server.js';
+
+const CLI = fileURLToPath(new URL('../host/cli/main.js', import.meta.url));
+const guest = (name: string) => fileURLToPath(new URL(`../../examples/${name}`, import.meta.url));
+let dir = '';
+
+interface Run {
+  code: number;
+  stdout: string;
+}
+
+function sandtrace(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, ...env }, timeout: 60_000 }, (error, stdout) => {
+      resolve({ code: error === null ? 0 : ((error as { code?: number }).code ?? -1), stdout });
+    });
+  });
+}
+
+/** Every span in a store's traces.jsonl. */
+async function storedSpans(folder: string): Promise<Array<Record<string, any>>> {
+  const text = await readFile(join(folder, 'traces.jsonl'), 'utf8');
+  return text
+    .trim()
+    .split('\n')
+    .flatMap((line) => JSON.parse(line).resourceSpans.flatMap((r: any) => r.scopeSpans.flatMap((s: any) => s.spans)));
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'sandtrace-cli-'));
+});
+after(() => rm(dir, { recursive: true }));
+
+describe('sandtrace run', () => {
+  test('a QuickJS guest: the tree as it is rebuilt, a summary, and OTLP JSON lines in the local store', async () => {
+    const out = join(dir, 'store-1');
+    const r = await sandtrace(['run', guest('guests/plugin.js'), '--out', out, '--execution-id', 'cli-1']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /┌ handle request user=alice/);
+    assert.match(r.stdout, /✔ completed → 3/);
+    assert.match(r.stdout, /3 spans, 5 events, 1 metric points/);
+    assert.match(r.stdout, new RegExp(`export: 3 spans, 5 logs, 1 metric series to ${out}`));
+    const spans = await storedSpans(out);
+    assert.deepEqual(spans.map((s) => s.name).sort(), ['handle request', 'query orders', 'sandtrace.execution']);
+    const handle = spans.find((s) => s.name === 'handle request')!;
+    assert.match(handle.traceId, /^[0-9a-f]{32}$/);
+    assert.ok(handle.attributes.some((a: any) => a.key === 'sandtrace.execution.id' && a.value.stringValue === 'cli-1'));
+    const logs = (await readFile(join(out, 'logs.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    assert.ok(logs[0].resourceLogs[0].scopeLogs[0].logRecords.some((l: any) => l.severityNumber === 13));
+  });
+
+  test('a guest that dies: exit code 1, after its spans were exported with the cause', async () => {
+    const out = join(dir, 'store-2');
+    const r = await sandtrace(['run', guest('guests/crashing-plugin.js'), '--out', out, '--timeout-ms', '100', '--quiet']);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /✖ deadline exceeded/);
+    assert.doesNotMatch(r.stdout, /┌/, '--quiet prints no tree');
+    const stuck = (await storedSpans(out)).find((s) => s.name === 'resize images')!;
+    assert.equal(stuck.status.code, 2);
+    assert.ok(stuck.attributes.some((a: any) => a.key === 'sandtrace.termination.cause' && a.value.stringValue === 'deadline'));
+  });
+
+  test('an AssemblyScript source file is compiled with the project setup and run', async () => {
+    const out = join(dir, 'store-3');
+    const r = await sandtrace(['run', guest('guests-as/plugin.ts'), '--arg', '1000', '--out', out]);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /┌ checksum bytes=1000/);
+    assert.ok((await storedSpans(out)).some((s) => s.name === 'checksum'));
+  });
+
+  test('--state carries a workflow span across two runs: it is exported once, with its real start', async () => {
+    const out = join(dir, 'store-4');
+    const state = join(dir, 'workflow.json');
+    const first = await sandtrace(['run', guest('guests/workflow-step.js'), '--out', out, '--state', state, '--quiet']);
+    assert.equal(first.code, 0);
+    assert.match(first.stdout, /state: 1 open span\(s\) committed/);
+    assert.equal((await storedSpans(out)).filter((s) => s.name === 'order workflow').length, 0, 'still open after step 1');
+    const second = await sandtrace(['run', guest('guests/workflow-step.js'), '--out', out, '--state', state, '--quiet']);
+    assert.equal(second.code, 0);
+    const wf = (await storedSpans(out)).filter((s) => s.name === 'order workflow');
+    assert.equal(wf.length, 1);
+    const steps = (await storedSpans(out)).filter((s) => s.name === 'sandtrace.execution').sort((a, b) => (BigInt(a.startTimeUnixNano) < BigInt(b.startTimeUnixNano) ? -1 : 1));
+    assert.ok(BigInt(wf[0]!.startTimeUnixNano) < BigInt(steps[1]!.startTimeUnixNano), 'started in the first run');
+    assert.deepEqual(wf[0]!.events.map((e: any) => e.name), ['stock reserved', 'card charged']);
+  });
+
+  test('with --endpoint, telemetry goes to the OTLP endpoint instead of the store', async () => {
+    const server = new OtlpTestServer();
+    const url = await server.start();
+    try {
+      const out = join(dir, 'store-5');
+      const r = await sandtrace(['run', guest('guests/plugin.js'), '--endpoint', url, '--out', out, '--quiet']);
+      assert.equal(r.code, 0);
+      assert.deepEqual(server.requests.map((q) => q.path).sort(), ['/v1/logs', '/v1/metrics', '/v1/traces']);
+      await assert.rejects(readFile(join(out, 'traces.jsonl')));
+      const viaEnv = await sandtrace(['run', guest('guests/plugin.js'), '--quiet'], { OTEL_EXPORTER_OTLP_ENDPOINT: url });
+      assert.equal(viaEnv.code, 0);
+      assert.equal(server.requests.length, 6, 'OTEL_EXPORTER_OTLP_ENDPOINT works as well');
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('--help documents every option; bad arguments exit 2', async () => {
+    const help = await sandtrace(['--help']);
+    assert.equal(help.code, 0);
+    for (const option of ['--level', '--timeout-ms', '--memory-mb', '--execution-id', '--endpoint', '--out', '--state', '--entry', '--arg', '--quiet']) assert.match(help.stdout, new RegExp(option));
+    assert.equal((await sandtrace(['run'])).code, 2);
+    assert.equal((await sandtrace(['run', 'x.txt'])).code, 2);
+    assert.equal((await sandtrace(['run', guest('guests/plugin.js'), '--level', 'loud'])).code, 2);
+  });
+});
