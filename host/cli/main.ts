@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-/** The `sandtrace` command: run a guest, replay recorded frames. */
+/** The `sandtrace` command: run a guest, view the local store, replay recorded frames. */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { FmtCollector } from '../collectors/fmt-collector.js';
 import { TracingEventReceiver } from '../receiver/receiver.js';
 import type { Level } from '../../shared/records.js';
+import { startViewer } from '../viewer/view-server.js';
 import { parseLevel, runCommand } from './run-command.js';
 
 const HELP = `sandtrace — tracing out of sandboxed guests
@@ -28,6 +29,13 @@ Usage:
       --entry NAME       WebAssembly: the export to call (default run)
       --arg VALUE        WebAssembly: an argument for the export (repeatable; numbers stay numbers)
       --quiet            no span tree, only the summary
+
+  sandtrace view [folder] [--port N]
+      Serves a local page (on 127.0.0.1) listing the traces in the store (default .sandtrace),
+      each as a waterfall: nesting, durations, status, force-closed causes, fields, events and
+      metrics, filterable by execution id and status. Prints the address; runs until stopped.
+
+      --port N           the port to listen on (default 4380; 0 picks a free one)
 
   sandtrace replay <frame-file>... [--level L] [--execution-id ID]
       Applies recorded protocol v1 frames through one receiver and prints the span tree.
@@ -69,6 +77,7 @@ async function main(argv: string[]): Promise<number> {
       entry: { type: 'string', default: 'run' },
       arg: { type: 'string', multiple: true },
       quiet: { type: 'boolean', default: false },
+      port: { type: 'string', default: '4380' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -76,6 +85,18 @@ async function main(argv: string[]): Promise<number> {
   if (values.help || command === undefined) {
     process.stdout.write(HELP);
     return values.help ? 0 : 2;
+  }
+  if (command === 'view' && rest.length <= 1) {
+    const port = Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port needs a port number, got '${values.port}'`);
+    const viewer = await startViewer({ folder: rest[0] ?? '.sandtrace', port });
+    process.stdout.write(`sandtrace view: ${viewer.url} (store: ${rest[0] ?? '.sandtrace'}; Ctrl-C to stop)\n`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    await viewer.close();
+    return 0;
   }
   if (command === 'replay' && rest.length > 0) return replay(rest, parseLevel(values.level ?? 'trace'), values['execution-id']);
   if (command === 'run' && rest.length === 1) {
