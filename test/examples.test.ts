@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import { hostPlugins } from '../examples/plugin-host.js';
+import { startHandler } from '../examples/serverless-handler.js';
+import { runWorkflow } from '../examples/workflow-engine.js';
+import { OtlpHttpExporter } from '../host/export/otlp-http-exporter.js';
+import { FileExporter } from '../host/export/otlp-json.js';
+import { OtlpTestServer } from './helpers/otlp-test-server.js';
+
+describe('examples', () => {
+  test('plugin host: runs each plugin under a deadline and exports to the collector', async () => {
+    const server = new OtlpTestServer();
+    const url = await server.start();
+    try {
+      const reports = await hostPlugins(fileURLToPath(new URL('../../examples/guests', import.meta.url)), new OtlpHttpExporter({ endpoint: url }, {}));
+      const byName = Object.fromEntries(reports.map((r) => [r.plugin, r]));
+      assert.equal(byName['plugin.js']!.ok, true);
+      assert.equal(byName['crashing-plugin.js']!.ok, false);
+      assert.match(byName['crashing-plugin.js']!.outcome, /^deadline exceeded/);
+      const traces = server.requests.map((r, i) => [r.path, i] as const).filter(([p]) => p === '/v1/traces');
+      const names = traces.flatMap(([, i]) => server.decoded(i).resourceSpans.flatMap((r: any) => r.scopeSpans.flatMap((s: any) => s.spans.map((x: any) => x.name))));
+      assert.ok(names.includes('handle request') && names.includes('resize images'), names.join(', '));
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('workflow engine: the workflow span crosses three steps and is exported once, whole', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sandtrace-wf-example-'));
+    try {
+      const outcomes = await runWorkflow(join(dir, 'state.json'), new FileExporter(dir));
+      assert.deepEqual(outcomes, ['step 1: ok, 1 span(s) carried over', 'step 2: ok, 1 span(s) carried over', 'step 3: ok, 0 span(s) carried over']);
+      const spans = (await readFile(join(dir, 'traces.jsonl'), 'utf8'))
+        .trim()
+        .split('\n')
+        .flatMap((l) => JSON.parse(l).resourceSpans.flatMap((r: any) => r.scopeSpans.flatMap((s: any) => s.spans)));
+      const wf = spans.filter((s) => s.name === 'order workflow');
+      assert.equal(wf.length, 1);
+      const charge = spans.find((s) => s.name === 'charge card');
+      const reserve = spans.find((s) => s.name === 'reserve stock');
+      assert.ok(BigInt(wf[0].startTimeUnixNano) < BigInt(reserve.startTimeUnixNano));
+      assert.ok(BigInt(wf[0].endTimeUnixNano) >= BigInt(charge.endTimeUnixNano));
+      assert.equal(charge.parentSpanId, wf[0].spanId, 'a later step nests under the carried span');
+      assert.equal(wf[0].events[0].name, 'order received');
+    } finally {
+      await rm(dir, { recursive: true });
+    }
+  });
+
+  test("serverless handler: each request runs a guest whose spans sit inside the request's span", async () => {
+    const spans = new InMemorySpanExporter();
+    const handler = await startHandler(spans);
+    try {
+      const res = await fetch(`${handler.url}?name=alice`);
+      assert.equal(await res.text(), 'Hello, alice!');
+      const finished = spans.getFinishedSpans();
+      const request = finished.find((s) => s.name === 'GET /')!;
+      const exec = finished.find((s) => s.name === 'sandtrace.execution')!;
+      const render = finished.find((s) => s.name === 'render greeting')!;
+      assert.equal(exec.parentSpanContext?.spanId, request.spanContext().spanId);
+      assert.equal(render.parentSpanContext?.spanId, exec.spanContext().spanId);
+      assert.equal(render.spanContext().traceId, request.spanContext().traceId);
+    } finally {
+      await handler.close();
+    }
+  });
+});
