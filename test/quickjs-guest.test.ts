@@ -163,6 +163,18 @@ describe('QuickJS guest SDK', () => {
     assert.equal(result.ok, true);
   });
 
+  test('long runs report progress about once a second', async () => {
+    const ticks: Array<{ elapsedMs: number; records: number }> = [];
+    await runQuickJS(`const end = Date.now() + 2300; let i = 0; while (Date.now() < end) { if (++i % 1000 === 0) tracing.info('busy'); }`, {
+      collector: new CaptureCollector(),
+      flushBytes: 256,
+      deadlineMs: 10_000,
+      onProgress: (p) => ticks.push(p),
+    });
+    assert.ok(ticks.length >= 2 && ticks.length <= 3, `${ticks.length} progress reports`);
+    assert.ok(ticks[1]!.elapsedMs > ticks[0]!.elapsedMs && ticks[1]!.records >= ticks[0]!.records);
+  });
+
   test('modules other than the SDK cannot be imported', async () => {
     const result = await runQuickJS(`import fs from 'node:fs'; export default fs;`, {});
     assert.equal(result.ok, false);

@@ -65,6 +65,7 @@ export async function runCommand(o: RunCommandOptions, print: (line: string) => 
     ...(o.executionId !== undefined && { executionId: o.executionId }),
     ...(state && { state }),
     ...(o.state !== undefined && { persist: true }),
+    onProgress: (p) => process.stderr.write(`… ${(p.elapsedMs / 1000).toFixed(1)} s, ${p.records} records in ${p.frames} frame(s)\n`),
   };
 
   let result: RunResult;

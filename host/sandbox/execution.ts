@@ -48,6 +48,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Interning registry (default: the process-wide one). */
   registry?: CallsiteRegistry;
+  /** Called about once a second while the guest runs (from inside the run, synchronously). */
+  onProgress?: (progress: { elapsedMs: number; records: number; frames: number }) => void;
 }
 
 export type { ExecutionSummary };
@@ -82,6 +84,8 @@ export class Execution {
   private readonly started = performance.now();
   private readonly persistRequested: boolean;
   private frames = 0;
+  private readonly onProgress: RunOptions['onProgress'];
+  private nextProgress = 0;
 
   constructor(
     readonly guestKind: 'quickjs' | 'wasm',
@@ -93,6 +97,8 @@ export class Execution {
     this.executionId = options.executionId ?? newExecutionId();
     const collector = (this.collector = options.collector ?? new NullCollector());
     this.persistRequested = options.persist === true;
+    this.onProgress = options.onProgress;
+    this.nextProgress = this.started + 1000;
     const registry = options.registry ?? defaultCallsiteRegistry;
     this.rootSpan = this.openExecutionSpan(collector, registry, options.traceparent);
     this.receiver = new TracingEventReceiver({
@@ -115,6 +121,13 @@ export class Execution {
   /** Spans carried over from the persisted state, as the guest SDKs announce them. */
   static carried(options: RunOptions): Array<{ id: number; name: string; target: string; fields: string[] }> {
     return (options.state?.spans.spans ?? []).map((s) => ({ id: s.id, name: s.callsite.name, target: s.callsite.target, fields: s.callsite.fields }));
+  }
+
+  /** Reports progress if a second has passed since the last report (cheap to call often). */
+  tick(now = performance.now()): void {
+    if (this.onProgress === undefined || now < this.nextProgress) return;
+    this.nextProgress = now + 1000;
+    this.onProgress({ elapsedMs: now - this.started, records: this.receiver.stats.applied, frames: this.frames });
   }
 
   /** Applies one frame from the guest. Never throws for bad guest bytes. */

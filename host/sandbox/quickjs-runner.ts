@@ -108,6 +108,7 @@ export async function runQuickJS(source: string, options: QuickJSRunOptions = {}
     const deadline = Date.now() + (options.deadlineMs ?? DEFAULTS.deadlineMs);
     let lastSample = 0;
     runtime.setInterruptHandler(() => {
+      exec.tick();
       if (options.signal?.aborted) stop = 'host_cancel';
       else if (Date.now() > deadline) stop = 'deadline';
       else if (Date.now() - lastSample >= MEMORY_SAMPLE_MS) {

@@ -55,6 +55,7 @@ export async function runWasm(module: Uint8Array, options: WasmRunOptions = {}):
   let stop: TerminationCause | undefined;
 
   const check = (nowMs: number): void => {
+    exec.tick(nowMs);
     if (options.signal?.aborted) stop ??= { kind: 'host_cancel', message: 'cancelled through the run signal' };
     else if (nowMs > deadline) stop ??= { kind: 'deadline', message: `no return within ${options.deadlineMs ?? DEFAULTS.deadlineMs} ms` };
     if (stop !== undefined) throw new HostStop(stop);
