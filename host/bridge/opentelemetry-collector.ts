@@ -6,9 +6,10 @@
  */
 import { ROOT_CONTEXT, SpanStatusCode, context, trace, type Attributes, type AttributeValue, type Context, type HrTime, type Link, type Span, type Tracer } from '@opentelemetry/api';
 import type { Value, Values } from '../../shared/records.js';
-import type { CallsiteMeta, Collector, EventInfo, ForcedClose, Interest, NewSpanInfo } from '../collectors/collector.js';
+import type { Collector, EventInfo, ForcedClose, NewSpanInfo } from '../collectors/collector.js';
 import { formatError, formatValue, messageText } from '../collectors/format-value.js';
-import { LevelFilter } from '../collectors/level-filter.js';
+import { assignValues } from '../../shared/values.js';
+import { LevelFilteredCollector } from '../collectors/level-filter.js';
 import type { Level } from '../../shared/records.js';
 
 export interface OpenTelemetryCollectorOptions {
@@ -58,27 +59,16 @@ function attributes(values: Values): Attributes {
  * const collector = new OpenTelemetryCollector();
  * await runQuickJS(pluginSource, { collector }); // plugin spans appear under the request span
  */
-export class OpenTelemetryCollector implements Collector {
+export class OpenTelemetryCollector extends LevelFilteredCollector implements Collector {
   private readonly tracer: Tracer;
-  private readonly filter: LevelFilter;
   private readonly live = new Map<number, Live>();
   private nextId = 1;
   /** Guest events outside any span (OpenTelemetry traces have nowhere to put them). */
   unattachedEvents = 0;
 
   constructor(options: OpenTelemetryCollectorOptions = {}) {
+    super(options.level ?? 'info');
     this.tracer = options.tracer ?? trace.getTracer('sandtrace');
-    this.filter = new LevelFilter(options.level ?? 'info');
-  }
-
-  registerCallsite(meta: CallsiteMeta): Interest {
-    return this.filter.interest(meta);
-  }
-  enabled(meta: CallsiteMeta): boolean {
-    return this.filter.enabled(meta);
-  }
-  maxLevelHint(): Level {
-    return this.filter.level;
   }
 
   newSpan(info: NewSpanInfo): number {
@@ -102,7 +92,7 @@ export class OpenTelemetryCollector implements Collector {
     const live = this.live.get(id);
     if (live === undefined) return;
     live.span.setAttributes(attributes(values));
-    live.values.push(...values);
+    assignValues(live.values, values);
   }
 
   recordFollowsFrom(id: number, follows: number): void {

@@ -5,8 +5,9 @@
 import { fromPlainValues, toPlainValues, type PlainValue } from '../receiver/plain-value.js';
 import type { Level, Value, Values } from '../../shared/records.js';
 import type { TraceParent } from '../traceparent.js';
-import { LevelFilter } from './level-filter.js';
-import type { CallsiteMeta, Collector, Interest, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo } from './collector.js';
+import { assignValues } from '../../shared/values.js';
+import { LevelFilteredCollector } from './level-filter.js';
+import type { CallsiteMeta, Collector, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo } from './collector.js';
 
 export interface CapturedEvent {
   meta: CallsiteMeta;
@@ -78,28 +79,17 @@ let instances = 0;
  * receiver.receiveBatch(bytes);
  * assert.deepStrictEqual(collector.normalize().spans[0].name, 'handle');
  */
-export class CaptureCollector implements Collector {
+export class CaptureCollector extends LevelFilteredCollector implements Collector {
   readonly spans = new Map<number, CapturedSpan>();
   readonly events: CapturedEvent[] = [];
   readonly metrics: MetricInfo[] = [];
   private readonly instance = `capture-${++instances}-${process.pid}`;
-  private readonly filter: LevelFilter;
   private readonly stack: number[] = [];
   private nextId = 1;
 
   /** `level`: the most verbose level kept (default trace, i.e. everything). */
   constructor(options: { level?: Level } = {}) {
-    this.filter = new LevelFilter(options.level);
-  }
-
-  registerCallsite(meta: CallsiteMeta): Interest {
-    return this.filter.interest(meta);
-  }
-  enabled(meta: CallsiteMeta): boolean {
-    return this.filter.enabled(meta);
-  }
-  maxLevelHint(): Level {
-    return this.filter.level;
+    super(options.level);
   }
 
   newSpan(info: NewSpanInfo): number {
@@ -126,12 +116,7 @@ export class CaptureCollector implements Collector {
 
   record(id: number, values: Values): void {
     const span = this.spans.get(id);
-    if (span === undefined) return;
-    for (const pair of values) {
-      const i = span.values.findIndex((p) => p[0] === pair[0]);
-      if (i >= 0) span.values[i] = pair;
-      else span.values.push(pair);
-    }
+    if (span !== undefined) assignValues(span.values, values);
   }
 
   recordFollowsFrom(id: number, follows: number): void {

@@ -3,9 +3,9 @@
  * closes (with its duration, and the cause when the host force-closed it).
  */
 import type { Level, Values } from '../../shared/records.js';
-import type { CallsiteMeta, Collector, Interest, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo } from './collector.js';
+import type { Collector, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo } from './collector.js';
 import { formatFields, formatValue } from './format-value.js';
-import { LevelFilter } from './level-filter.js';
+import { LevelFilteredCollector } from './level-filter.js';
 
 export interface FmtOptions {
   /** Where lines go (default: process.stdout). */
@@ -43,29 +43,18 @@ export function formatDuration(ns: bigint): string {
  * // │  INFO loaded items=3
  * // └ handle 1.20ms
  */
-export class FmtCollector implements Collector {
+export class FmtCollector extends LevelFilteredCollector implements Collector {
   private readonly write: (line: string) => void;
   private readonly color: boolean;
-  private readonly filter: LevelFilter;
   private readonly showMetrics: boolean;
   private readonly spans = new Map<number, FmtSpan>();
   private nextId = 1;
 
   constructor(options: FmtOptions = {}) {
+    super(options.level);
     this.write = options.write ?? ((line) => process.stdout.write(`${line}\n`));
     this.color = options.color ?? process.stdout.isTTY === true;
-    this.filter = new LevelFilter(options.level);
     this.showMetrics = options.metrics ?? true;
-  }
-
-  registerCallsite(meta: CallsiteMeta): Interest {
-    return this.filter.interest(meta);
-  }
-  enabled(meta: CallsiteMeta): boolean {
-    return this.filter.enabled(meta);
-  }
-  maxLevelHint(): Level {
-    return this.filter.level;
   }
 
   newSpan(info: NewSpanInfo): number {

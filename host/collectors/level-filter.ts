@@ -23,3 +23,24 @@ export class LevelFilter {
     return this.enabled(meta) ? 'always' : 'never';
   }
 }
+
+/** Base for collectors whose only filter is a level: the three filtering members of Collector. */
+export abstract class LevelFilteredCollector {
+  protected readonly filter: LevelFilter;
+
+  constructor(level: Level | undefined) {
+    this.filter = new LevelFilter(level);
+  }
+
+  registerCallsite(meta: CallsiteMeta): Interest {
+    return this.filter.interest(meta);
+  }
+
+  enabled(meta: CallsiteMeta): boolean {
+    return this.filter.enabled(meta);
+  }
+
+  maxLevelHint(): Level {
+    return this.filter.level;
+  }
+}

@@ -30,7 +30,7 @@ export class TeeCollector implements Collector {
   }
 
   enabled(meta: CallsiteMeta): boolean {
-    return this.children.some((c, i) => this.wants(i, meta));
+    return this.children.some((_, i) => this.wants(i, meta));
   }
 
   maxLevelHint(): Level | undefined {

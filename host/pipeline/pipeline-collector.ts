@@ -6,10 +6,11 @@
  */
 import { randomFillSync } from 'node:crypto';
 import type { Value, Values } from '../../shared/records.js';
-import type { CallsiteMeta, Collector, EventInfo, ForcedClose, Interest, MetricInfo, NewSpanInfo, RestoreSpanInfo } from '../collectors/collector.js';
+import type { Collector, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo } from '../collectors/collector.js';
 import type { ExecutionSummary } from '../collectors/execution-summary.js';
 import { formatError, formatValue, messageText } from '../collectors/format-value.js';
-import { LevelFilter } from '../collectors/level-filter.js';
+import { assignValues } from '../../shared/values.js';
+import { LevelFilteredCollector } from '../collectors/level-filter.js';
 import type { Level } from '../../shared/records.js';
 import { SEVERITY, type LogRecord, type MetricPoint, type SpanEventRecord, type SpanLink, type SpanRecord } from './telemetry-records.js';
 
@@ -61,9 +62,8 @@ interface PipelineSnapshot {
 
 const ID_POOL = 4096;
 
-export class PipelineCollector implements Collector {
+export class PipelineCollector extends LevelFilteredCollector implements Collector {
   private readonly handlers: TelemetryHandlers;
-  private readonly filter: LevelFilter;
   private readonly spanEvents: boolean;
   private readonly eventLogs: boolean;
   private readonly maxEvents: number;
@@ -73,8 +73,8 @@ export class PipelineCollector implements Collector {
   private poolPos = ID_POOL;
 
   constructor(options: PipelineOptions) {
+    super(options.level);
     this.handlers = options.handlers;
-    this.filter = new LevelFilter(options.level);
     const mode = options.eventsAs ?? 'both';
     this.spanEvents = mode !== 'logs';
     this.eventLogs = mode !== 'span-events';
@@ -84,16 +84,6 @@ export class PipelineCollector implements Collector {
   /** Spans open in this collector (created or restored, not yet closed). */
   get openSpans(): number {
     return this.live.size;
-  }
-
-  registerCallsite(meta: CallsiteMeta): Interest {
-    return this.filter.interest(meta);
-  }
-  enabled(meta: CallsiteMeta): boolean {
-    return this.filter.enabled(meta);
-  }
-  maxLevelHint(): Level {
-    return this.filter.level;
   }
 
   newSpan(info: NewSpanInfo): number {
@@ -123,12 +113,7 @@ export class PipelineCollector implements Collector {
 
   record(id: number, values: Values): void {
     const span = this.live.get(id);
-    if (span === undefined) return;
-    for (const pair of values) {
-      const i = span.values.findIndex((p) => p[0] === pair[0]);
-      if (i >= 0) span.values[i] = pair;
-      else span.values.push(pair);
-    }
+    if (span !== undefined) assignValues(span.values, values);
   }
 
   recordFollowsFrom(id: number, follows: number): void {

@@ -11,6 +11,7 @@ import { EMPTY, FrameError, FrameReader, RawRecord } from '../../shared/frame-re
 import { fromPlainValues, toPlainValues } from './plain-value.js';
 import { LINK_FIELD, PROTOCOL_VERSION, Tag, type CallsiteData, type TracingEvent, type Values } from '../../shared/records.js';
 import { hostNowNs } from '../clock.js';
+import { assignValues } from '../../shared/values.js';
 import type { Collector, ForcedClose } from '../collectors/collector.js';
 import { defaultCallsiteRegistry, type CallsiteMeta, type CallsiteRegistry, type Interest } from './callsite-registry.js';
 import type { PersistedMetadata, PersistedSpan, PersistedSpans } from './persisted-state.js';
@@ -802,14 +803,10 @@ function pairs(meta: CallsiteMeta, rec: RawRecord): Values {
   return out;
 }
 
-/** The span's values after a record: recorded fields replace earlier values, in place. */
+/** The span's values after a record (a copy: the collector may hold the earlier array). */
 function mergeValues(current: Values, recorded: Values): Values {
   const out = current.slice();
-  for (const pair of recorded) {
-    const i = out.findIndex((p) => p[0] === pair[0]);
-    if (i >= 0) out[i] = pair;
-    else out.push(pair);
-  }
+  assignValues(out, recorded);
   return out;
 }
 

@@ -1,0 +1,11 @@
+/** Operations on field values that both the receiver and collectors need. */
+import type { Values } from './records.js';
+
+/** Applies recorded values to a span's values in place: a field recorded again replaces its value. */
+export function assignValues(target: Values, recorded: Values): void {
+  for (const pair of recorded) {
+    const i = target.findIndex((p) => p[0] === pair[0]);
+    if (i >= 0) target[i] = pair;
+    else target.push(pair);
+  }
+}
