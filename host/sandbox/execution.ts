@@ -11,7 +11,7 @@ import { defaultCallsiteRegistry, type CallsiteRegistry } from '../receiver/call
 import type { PersistedMetadata, PersistedSpans } from '../receiver/persisted-state.js';
 import { TracingEventReceiver, type ReceiverLimits } from '../receiver/receiver.js';
 import { describeCause, type TerminationCause } from '../receiver/termination.js';
-import type { Level, Values } from '../../shared/records.js';
+import { levelNumber, type Level, type Values } from '../../shared/records.js';
 import { parseTraceParent, type TraceParent } from '../traceparent.js';
 
 /** State a workflow engine keeps between executions: pass it back as `state` to resume. */
@@ -114,8 +114,7 @@ export class Execution {
 
   /** The most verbose level guests should emit (trace 0 … error 4). */
   static minLevel(options: RunOptions): number {
-    const level = options.level ?? options.collector?.maxLevelHint?.() ?? 'info';
-    return ['trace', 'debug', 'info', 'warn', 'error'].indexOf(level);
+    return levelNumber(options.level ?? options.collector?.maxLevelHint?.() ?? 'info');
   }
 
   /** Spans carried over from the persisted state, as the guest SDKs announce them. */
