@@ -412,6 +412,9 @@ export class EventSite {
   ) {
     this.level = LEVEL_NUM[levelName] ?? 2;
     this.count = fields.length;
+    // Past six fields, emit takes every argument. That version lives apart: in QuickJS a function
+    // that mentions `arguments` (or a rest parameter) builds it on every call.
+    if (this.count > 6) this.emit = (...values: unknown[]) => this.emitValues(values);
   }
 
   get enabled(): boolean {
@@ -426,8 +429,7 @@ export class EventSite {
     if (this.level < minLevel || config === undefined) return;
     if (this.id === 0) this.announce();
     const n = this.count;
-    // More than six fields (or a site past the inline limits): every argument, the general way.
-    if (n > 6 || !this.fast) return this.emitValues(Array.prototype.slice.call(arguments));
+    if (!this.fast) return this.emitValues([a, b, c, d, e, f]);
     if (pos + 16 + 9 * n > cap) room(16 + 9 * n);
     let p = pos;
     let u = buf;
