@@ -5,7 +5,9 @@ import { CaptureCollector } from '../host/collectors/capture-collector.js';
 import type { Collector, RestoreSpanInfo } from '../host/collectors/collector.js';
 import { CallsiteRegistry } from '../host/receiver/callsite-registry.js';
 import type { PersistedMetadata, PersistedSpans } from '../host/receiver/persisted-state.js';
+import { ReceiveError } from '../host/receiver/receive-error.js';
 import { TracingEventReceiver } from '../host/receiver/receiver.js';
+import { runQuickJS } from '../host/sandbox/quickjs-runner.js';
 import type { TerminationCause } from '../host/receiver/termination.js';
 import { EventEncoder } from '../shared/event-codec.js';
 import type { TracingEvent } from '../shared/records.js';
@@ -165,6 +167,26 @@ describe('receiver: persist and restore', () => {
       r.persist();
     }
     assert.equal(other.find('workflow')!.closed, false);
+  });
+});
+
+describe('receiver: corrupted persisted state', () => {
+  test('is refused up front with a typed error naming the problems, not halfway through a run', () => {
+    const { metadata, spans } = firstExecution(new CaptureCollector());
+    const bad = structuredClone(spans);
+    bad.spans[0]!.start = 'yesterday';
+    (bad.spans[0]!.callsite as { level: string }).level = 'loud';
+    assert.throws(() => receiver(new CaptureCollector(), metadata, bad), (e: unknown) => e instanceof ReceiveError && e.code === 'MALFORMED' && /start must be unix ns.*unknown level/.test(e.message));
+    assert.throws(() => receiver(new CaptureCollector(), { version: 1, callsites: 'x' } as never), { code: 'MALFORMED' });
+    assert.throws(() => receiver(new CaptureCollector(), undefined, { version: 1, spans: [{ id: -1 }] } as never), /bad id/);
+  });
+
+  test('a run given corrupted state rejects, and closes the execution span it had opened', async () => {
+    const collector = new CaptureCollector();
+    const state = { metadata: { version: 1 as const, callsites: [] }, spans: { version: 1 as const, spans: [{ id: 1 }] } } as never;
+    await assert.rejects(runQuickJS(`1`, { collector, state }), { code: 'MALFORMED' });
+    const exec = collector.find('sandtrace.execution')!;
+    assert.equal(exec.closed, true);
   });
 });
 

@@ -14,7 +14,7 @@ import { hostNowNs } from '../clock.js';
 import { assignValues } from '../../shared/values.js';
 import type { Collector, ForcedClose } from '../collectors/collector.js';
 import { defaultCallsiteRegistry, type CallsiteMeta, type CallsiteRegistry, type Interest } from './callsite-registry.js';
-import type { PersistedMetadata, PersistedSpan, PersistedSpans } from './persisted-state.js';
+import { validatePersisted, type PersistedMetadata, type PersistedSpan, type PersistedSpans } from './persisted-state.js';
 import { ReceiveError, type ReceiveErrorCode } from './receive-error.js';
 import { describeCause, type TerminationCause } from './termination.js';
 import { parseTraceParent, type TraceParent } from '../traceparent.js';
@@ -175,6 +175,8 @@ export class TracingEventReceiver {
     this.maxDepth = this.limits.maxDepth;
     this.reader.maxStringBytes = this.limits.maxStringBytes;
     this.rootParent = options.rootParent;
+    const problems = validatePersisted(options.metadata, options.spans);
+    if (problems.length > 0) throw new ReceiveError('MALFORMED', `persisted state refused: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (and ${problems.length - 5} more)` : ''}`);
     this.registry = options.registry ?? defaultCallsiteRegistry;
     this.clockOrigin = options.clockOrigin ?? hostNowNs();
     for (const cs of options.metadata?.callsites ?? []) this.callsites.set(cs.id, this.slotFor(cs));

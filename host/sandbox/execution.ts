@@ -101,7 +101,17 @@ export class Execution {
     this.nextProgress = this.started + 1000;
     const registry = options.registry ?? defaultCallsiteRegistry;
     this.rootSpan = this.openExecutionSpan(collector, registry, options.traceparent);
-    this.receiver = new TracingEventReceiver({
+    try {
+      this.receiver = this.createReceiver(collector, registry, options, clockOrigin);
+    } catch (e) {
+      // Refused state (say): close the execution span we opened, then report.
+      if (this.rootSpan !== undefined) collector.tryClose(this.rootSpan, hostNowNs(), { cause: 'exception', message: (e as Error).message });
+      throw e;
+    }
+  }
+
+  private createReceiver(collector: Collector, registry: CallsiteRegistry, options: RunOptions, clockOrigin: bigint | undefined): TracingEventReceiver {
+    return new TracingEventReceiver({
       collector,
       registry,
       executionId: this.executionId,
