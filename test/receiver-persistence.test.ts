@@ -176,7 +176,10 @@ describe('receiver: corrupted persisted state', () => {
     const bad = structuredClone(spans);
     bad.spans[0]!.start = 'yesterday';
     (bad.spans[0]!.callsite as { level: string }).level = 'loud';
-    assert.throws(() => receiver(new CaptureCollector(), metadata, bad), (e: unknown) => e instanceof ReceiveError && e.code === 'MALFORMED' && /start must be unix ns.*unknown level/.test(e.message));
+    assert.throws(
+      () => receiver(new CaptureCollector(), metadata, bad),
+      (e: unknown) => e instanceof ReceiveError && e.code === 'MALFORMED' && /start must be unix ns/.test(e.message) && /unknown level/.test(e.message),
+    );
     assert.throws(() => receiver(new CaptureCollector(), { version: 1, callsites: 'x' } as never), { code: 'MALFORMED' });
     assert.throws(() => receiver(new CaptureCollector(), undefined, { version: 1, spans: [{ id: -1 }] } as never), /bad id/);
   });
