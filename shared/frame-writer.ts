@@ -71,13 +71,6 @@ export class FrameWriter {
     this.pos = pos;
   }
 
-  /** The delta to write for a record at guest time `time` (and moves the frame's time base). */
-  timeDelta(time: number): number {
-    const d = time - this.lastTime;
-    this.lastTime = time;
-    return d;
-  }
-
   /** Writes one value at `pos` with the general encoder and returns the position after it. */
   valueAt(pos: number, v: Value | null | undefined): number {
     this.pos = pos;

@@ -49,7 +49,6 @@ const TAG_DROP: u8 = 7;
 const TAG_RECORD: u8 = 8;
 const TAG_EVENT: u8 = 9;
 const TAG_METRIC: u8 = 10;
-const TAG_DROPPED: u8 = 11;
 
 // Cursor of the record being written, where it started, and where its time field sits.
 let cur: usize = BUF;
@@ -729,15 +728,4 @@ export function histogram(name: string, value: f64): MetricWriter {
 }
 export function gauge(name: string, value: f64): MetricWriter {
   return METRIC.start(2, name, value);
-}
-
-/** Reports records the guest dropped itself, if any (called by the host-facing helpers). */
-export function reportDropped(): void {
-  const n = load<u32>(STATE, 16);
-  if (n == 0 || !begin(8)) return;
-  wArray(2);
-  w8(TAG_DROPPED);
-  wUint(n);
-  commit();
-  store<u32>(STATE, 0, 16);
 }
