@@ -5,6 +5,7 @@
  * runs inside a QuickJS guest, where a host call per event would cost microseconds. Every record
  * is standard msgpack: msgpackr (or any msgpack decoder) reads a frame as a sequence of arrays.
  */
+import { grownBuffer } from './grow-buffer.js';
 import { ExtType, Tag, type ErrorValue, type Instrument, type Level, type Value } from './records.js';
 
 const LEVEL_NUM: Record<Level, number> = { trace: 0, debug: 1, info: 2, warn: 3, error: 4 };
@@ -230,12 +231,8 @@ export class FrameWriter {
   }
 
   private grow(n: number): void {
-    let size = this.buf.length * 2;
-    while (size < this.pos + n) size *= 2;
-    const next = new Uint8Array(size);
-    next.set(this.buf.subarray(0, this.pos));
-    this.buf = next;
-    this.view = new DataView(next.buffer);
+    this.buf = grownBuffer(this.buf, this.pos, n);
+    this.view = new DataView(this.buf.buffer);
   }
 
   private byte(b: number): void {

@@ -7,7 +7,7 @@
 import { ROOT_CONTEXT, SpanStatusCode, context, trace, type Attributes, type AttributeValue, type Context, type HrTime, type Link, type Span, type Tracer } from '@opentelemetry/api';
 import type { Value, Values } from '../../shared/records.js';
 import type { Collector, EventInfo, ForcedClose, NewSpanInfo } from '../collectors/collector.js';
-import { formatError, formatValue, messageText } from '../collectors/format-value.js';
+import { formatError, formatValue, splitMessage } from '../collectors/format-value.js';
 import { assignValues } from '../../shared/values.js';
 import { LevelFilteredCollector } from '../collectors/level-filter.js';
 import type { Level } from '../../shared/records.js';
@@ -107,13 +107,8 @@ export class OpenTelemetryCollector extends LevelFilteredCollector implements Co
       this.unattachedEvents++;
       return;
     }
-    let name = info.meta.name;
-    const rest: Values = [];
-    for (const pair of info.values) {
-      if (pair[0] === 'message') name = messageText(pair[1]);
-      else rest.push(pair);
-    }
-    span.addEvent(name, { ...attributes(rest), 'log.severity': info.meta.level }, hrTime(info.time));
+    const { message, fields } = splitMessage(info.values);
+    span.addEvent(message ?? info.meta.name, { ...attributes(fields), 'log.severity': info.meta.level }, hrTime(info.time));
   }
 
   enter(): void {}

@@ -1,5 +1,5 @@
 /** Human-readable rendering of field values, shared by the terminal collector and the CLI. */
-import type { ErrorValue, Value } from '../../shared/records.js';
+import type { ErrorValue, Value, Values } from '../../shared/records.js';
 
 export function formatError(e: ErrorValue): string {
   return e.source === undefined ? e.message : `${e.message}: ${formatError(e.source)}`;
@@ -36,4 +36,15 @@ export function formatFields(values: ReadonlyArray<readonly [string, Value]>): s
 /** An event's message as text: strings as they are (no quoting), anything else formatted. */
 export function messageText(v: Value): string {
   return typeof v === 'string' ? v : formatValue(v);
+}
+
+/** An event's message (its `message` field, as text) and its other recorded fields. */
+export function splitMessage(values: Values): { message: string | undefined; fields: Values } {
+  let message: string | undefined;
+  const fields: Values = [];
+  for (const pair of values) {
+    if (pair[0] === 'message') message = messageText(pair[1]);
+    else if (!(typeof pair[1] === 'object' && pair[1] !== null && 'empty' in pair[1])) fields.push(pair);
+  }
+  return { message, fields };
 }

@@ -4,6 +4,7 @@
  * the message turns out longer than 127 bytes. Field numbers are those of otlp-proto.ts.
  */
 import { utf8Length, writeUtf8 } from '../../shared/frame-writer.js';
+import { grownBuffer } from '../../shared/grow-buffer.js';
 import type { Value, Values } from '../../shared/records.js';
 import { formatError, formatValue } from '../collectors/format-value.js';
 import type { LogRecord, SpanRecord } from '../pipeline/telemetry-records.js';
@@ -39,12 +40,8 @@ export class ProtoWriter {
   }
 
   private grow(n: number): void {
-    let size = this.buf.length * 2;
-    while (size < this.pos + n) size *= 2;
-    const next = new Uint8Array(size);
-    next.set(this.buf.subarray(0, this.pos));
-    this.buf = next;
-    this.view = new DataView(next.buffer);
+    this.buf = grownBuffer(this.buf, this.pos, n);
+    this.view = new DataView(this.buf.buffer);
   }
 
   varint(v: number): void {

@@ -8,7 +8,7 @@ import { randomFillSync } from 'node:crypto';
 import type { Value, Values } from '../../shared/records.js';
 import type { Collector, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo } from '../collectors/collector.js';
 import type { ExecutionSummary } from '../collectors/execution-summary.js';
-import { formatError, formatValue, messageText } from '../collectors/format-value.js';
+import { formatError, formatValue, splitMessage } from '../collectors/format-value.js';
 import { assignValues } from '../../shared/values.js';
 import { LevelFilteredCollector } from '../collectors/level-filter.js';
 import type { Level } from '../../shared/records.js';
@@ -124,12 +124,8 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
 
   event(info: EventInfo): void {
     const span = typeof info.parent === 'number' ? this.live.get(info.parent)?.record : undefined;
-    let body = info.meta.name;
-    const attributes: Values = [];
-    for (const pair of info.values) {
-      if (pair[0] === 'message') body = messageText(pair[1]);
-      else if (!isEmpty(pair[1])) attributes.push(pair);
-    }
+    const { message, fields: attributes } = splitMessage(info.values);
+    const body = message ?? info.meta.name;
     if (span !== undefined && this.spanEvents) {
       if (span.events.length < this.maxEvents) span.events.push({ time: info.time, name: body, attributes });
       else span.droppedEvents++;

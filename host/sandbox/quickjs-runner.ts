@@ -35,7 +35,7 @@ const MEMORY_SAMPLE_MS = 2;
 
 /** Files of the compiled package that guests may import, under the `sandtrace/` prefix. */
 const DIST = fileURLToPath(new URL('../../', import.meta.url));
-const GUEST_MODULES = ['guest/quickjs/sdk.js', 'shared/frame-writer.js', 'shared/records.js'];
+const GUEST_MODULES = ['guest/quickjs/sdk.js', 'shared/frame-writer.js', 'shared/grow-buffer.js', 'shared/records.js'];
 let moduleSources: Map<string, string> | undefined;
 
 function guestModule(name: string): string | undefined {
