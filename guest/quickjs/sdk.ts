@@ -59,10 +59,6 @@ let nextCallsite = 1;
 const callsites = new Map<string, number>();
 const originNs = BigInt(Date.now()) * 1_000_000n - BigInt(Math.round(performance.now() * 1e6));
 
-function now(): number {
-  return Math.round(performance.now() * 1e6);
-}
-
 /** Makes room for `n` more bytes (growing the writer's buffer: rare). */
 function room(n: number): void {
   if (pos + n <= cap) return;
@@ -92,16 +88,25 @@ function flushNow(): void {
   config.flush(frame.buffer as ArrayBuffer);
 }
 
-/** A timestamp: delta against the frame's time base, in the smallest of fixint/uint32 (else general). */
-function putTime(t: number): void {
+/**
+ * Writes the current guest time at `p` as a delta against the frame's time base (fixint or
+ * uint32; the general encoder beyond) and returns the position after it.
+ */
+function stampAt(p: number): number {
+  const t = Math.round(performance.now() * 1e6);
   const d = t - lastTime;
   lastTime = t;
-  if (d >= 0 && d < 128) buf[pos++] = d;
+  if (d >= 0 && d < 128) buf[p++] = d;
   else if (d >= 0 && d <= 0xffffffff) {
-    buf[pos] = 0xce;
-    dv.setUint32(pos + 1, d);
-    pos += 5;
-  } else slowValue(d);
+    buf[p] = 0xce;
+    dv.setUint32(p + 1, d);
+    p += 5;
+  } else {
+    pos = p;
+    slowValue(d);
+    p = pos;
+  }
+  return p;
 }
 
 function putUint(v: number): void {
@@ -217,30 +222,67 @@ function callsite(kind: 'span' | 'event', level: Level, target: string, name: st
   return id;
 }
 
-/** Start of an event record: [9, callsite, parent nil, dt, …values]. */
+/**
+ * Start of an event record: [9, callsite, parent nil, dt, …values]. Written out with few calls:
+ * in QuickJS every JavaScript call costs 60–100 ns, as much as a dozen byte stores.
+ */
 function beginEvent(cs: number, values: number): void {
-  room(16);
+  if (pos + 24 > cap) room(24);
   const n = 4 + values;
-  if (n < 16) buf[pos++] = 0x90 | n;
-  else {
-    buf[pos] = 0xdc;
-    dv.setUint16(pos + 1, n);
-    pos += 3;
+  let p = pos;
+  if (n < 16 && cs < 128) {
+    // Header, tag, callsite id and nil parent in one store (setInt32: a negative int32 is fine there).
+    dv.setInt32(p, ((0x90 | n) << 24) | (Tag.newEvent << 16) | (cs << 8) | 0xc0);
+    p += 4;
+  } else {
+    if (n < 16) buf[p++] = 0x90 | n;
+    else {
+      buf[p] = 0xdc;
+      dv.setUint16(p + 1, n);
+      p += 3;
+    }
+    buf[p++] = Tag.newEvent;
+    pos = p;
+    putUint(cs);
+    p = pos;
+    buf[p++] = 0xc0;
   }
-  buf[pos++] = Tag.newEvent;
-  putUint(cs);
-  buf[pos++] = 0xc0;
-  putTime(now());
+  pos = stampAt(p);
+}
+
+/** Encoded msgpack strings of recent messages: messages are usually literals, encoded once. */
+const messageBytes = new Map<string, Uint8Array>();
+const MESSAGE_CACHE = 512;
+
+function putMessage(message: string): void {
+  const bytes = messageBytes.get(message);
+  if (bytes === undefined) {
+    const start = pos;
+    putValue(message);
+    if (messageBytes.size < MESSAGE_CACHE) messageBytes.set(message, buf.slice(start, pos));
+    return;
+  }
+  if (pos + bytes.length > cap) room(bytes.length);
+  buf.set(bytes, pos);
+  pos += bytes.length;
 }
 
 /** A span's time record: [tag, id, dt]. */
 function spanTime(tag: number, id: number): void {
-  room(16);
-  buf[pos++] = 0x93;
-  buf[pos++] = tag;
-  putUint(id);
-  putTime(now());
-  maybeFlush();
+  if (pos + 16 > cap) room(16);
+  let p = pos;
+  buf[p] = 0x93;
+  buf[p + 1] = tag;
+  if (id < 128) {
+    buf[p + 2] = id;
+    p += 3;
+  } else {
+    pos = p + 2;
+    putUint(id);
+    p = pos;
+  }
+  pos = stampAt(p);
+  if (pos >= flushAt) flushNow();
 }
 
 // ---- spans --------------------------------------------------------------------------------------
@@ -313,20 +355,25 @@ const disabledSpan = new Span(0, '', []);
 function newSpan(name: string, fields: Fields | undefined, options: SpanOptions | undefined): Span {
   const level = options?.level ?? 'info';
   if (LEVEL_NUM[level]! < minLevel || config === undefined) return disabledSpan;
-  const keys: string[] = [];
-  if (fields !== undefined) for (const k in fields) keys.push(k);
-  keys.push('error');
+  let n = 0;
+  if (fields !== undefined)
+    for (const k in fields) {
+      scratchKeys[n] = k;
+      scratchValues[n] = fields[k];
+      n++;
+    }
   const link = options?.link;
-  if (link !== undefined) keys.push(LINK_FIELD);
-  const cs = callsite('span', level, options?.target ?? 'guest', String(name), keys);
+  const site = spanSite(String(name), level, options?.target ?? 'guest', n, link !== undefined);
+  const keys = site.keys;
+  const cs = site.id;
   const id = nextSpanId++;
   const parent = options?.parent;
   room(24);
-  const n = 5 + keys.length;
-  if (n < 16) buf[pos++] = 0x90 | n;
+  const len = 5 + keys.length;
+  if (len < 16) buf[pos++] = 0x90 | len;
   else {
     buf[pos] = 0xdc;
-    dv.setUint16(pos + 1, n);
+    dv.setUint16(pos + 1, len);
     pos += 3;
   }
   buf[pos++] = Tag.newSpan;
@@ -335,13 +382,33 @@ function newSpan(name: string, fields: Fields | undefined, options: SpanOptions 
   else if (parent === undefined || parent.id === 0) buf[pos++] = 0xc0; // contextual (a disabled parent too)
   else putUint(parent.id);
   putUint(cs);
-  putTime(now());
-  if (fields !== undefined) for (const k in fields) putValue(fields[k]);
+  pos = stampAt(pos);
+  for (let i = 0; i < n; i++) putValue(scratchValues[i]);
   room(1);
   buf[pos++] = 0xc0; // error: not recorded yet
   if (link !== undefined) putValue(String(link));
   maybeFlush();
   return new Span(id, String(name), keys);
+}
+
+/** Span callsites by name, with the field lists seen for each, compared without building strings. */
+const spanSites = new Map<string, Array<{ level: Level; target: string; link: boolean; keys: string[]; id: number }>>();
+
+function spanSite(name: string, level: Level, target: string, n: number, link: boolean): { keys: string[]; id: number } {
+  let list = spanSites.get(name);
+  if (list === undefined) spanSites.set(name, (list = []));
+  outer: for (let s = 0; s < list.length; s++) {
+    const site = list[s]!;
+    if (site.level !== level || site.target !== target || site.link !== link || site.keys.length !== n + 1 + (link ? 1 : 0)) continue;
+    for (let i = 0; i < n; i++) if (site.keys[i] !== scratchKeys[i]) continue outer;
+    return site;
+  }
+  const keys = scratchKeys.slice(0, n);
+  keys.push('error');
+  if (link) keys.push(LINK_FIELD);
+  const site = { level, target, link, keys, id: callsite('span', level, target, name, keys) };
+  if (list.length < RECENT_SITES_PER_LEVEL) list.push(site);
+  return site;
 }
 
 // ---- events -------------------------------------------------------------------------------------
@@ -366,9 +433,9 @@ function event(level: Level, message: string, fields: Fields | undefined, target
     }
   const id = target === 'guest' ? recentSite(lv, level, n) : callsite('event', level, target, 'event', ['message', ...scratchKeys.slice(0, n)]);
   beginEvent(id, 1 + n);
-  putValue(String(message));
+  putMessage(typeof message === 'string' ? message : String(message));
   for (let i = 0; i < n; i++) putValue(scratchValues[i]);
-  maybeFlush();
+  if (pos >= flushAt) flushNow();
 }
 
 /** The callsite of an event with the `n` keys in scratchKeys, from the per-level list when seen before. */
@@ -400,10 +467,6 @@ export class EventSite {
   private id = 0;
   private readonly level: number;
   private readonly count: number;
-  /** The first four bytes of every record of this site (array header, tag, callsite id, nil parent) as an int32. */
-  private head = 0;
-  /** Whether `head` applies (callsite id < 128 and a fixarray): then emit() takes the inline path. */
-  private fast = false;
   constructor(
     readonly message: string,
     readonly fields: readonly string[],
@@ -421,35 +484,12 @@ export class EventSite {
     return this.level >= minLevel && config !== undefined;
   }
 
-  /**
-   * Emits the event with up to six field values, in declaration order. Written out in one
-   * function on purpose: in QuickJS every JavaScript call costs about 150 ns.
-   */
+  /** Emits the event with its field values in declaration order (sites with more than six fields take any number). */
   emit(a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, f?: unknown): void {
     if (this.level < minLevel || config === undefined) return;
     if (this.id === 0) this.announce();
     const n = this.count;
-    if (!this.fast) return this.emitValues([a, b, c, d, e, f]);
-    if (pos + 16 + 9 * n > cap) room(16 + 9 * n);
-    let p = pos;
-    let u = buf;
-    dv.setInt32(p, this.head); // setUint32 of a negative int32 takes a slow conversion path in QuickJS
-    p += 4;
-    const t = Math.round(performance.now() * 1e6);
-    const dt = t - lastTime;
-    lastTime = t;
-    if (dt >= 0 && dt < 128) u[p++] = dt;
-    else if (dt >= 0 && dt <= 0xffffffff) {
-      u[p] = 0xce;
-      dv.setUint32(p + 1, dt);
-      p += 5;
-    } else {
-      pos = p;
-      slowValue(dt);
-      p = pos;
-      u = buf;
-    }
-    pos = p;
+    beginEvent(this.id, n);
     // One direct call per value: a loop over the arguments costs more than the values here.
     if (n > 0) putValue(a);
     if (n > 1) putValue(b);
@@ -472,9 +512,6 @@ export class EventSite {
   /** The callsite is named by the message (it is the same for every event of the site). */
   private announce(): void {
     this.id = callsite('event', this.levelName, this.target, this.message, this.fields.slice());
-    const len = 4 + this.count;
-    this.fast = this.id < 128 && len < 16;
-    this.head = ((0x90 | len) << 24) | (Tag.newEvent << 16) | (this.id << 8) | 0xc0;
   }
 }
 
@@ -489,7 +526,7 @@ function metric(instrument: number, name: string, value: number | bigint, attrib
   buf[pos++] = instrument;
   putValue(String(name));
   putValue(typeof value === 'bigint' ? value : Number(value));
-  putTime(now());
+  pos = stampAt(pos);
   if (n > 0) {
     room(3);
     if (n < 16) buf[pos++] = 0x80 | n;
