@@ -1,5 +1,5 @@
 /** Operations on field values that both the receiver and collectors need. */
-import type { Values } from './records.js';
+import type { Value, Values } from './records.js';
 
 /** Applies recorded values to a span's values in place: a field recorded again replaces its value. */
 export function assignValues(target: Values, recorded: Values): void {
@@ -8,4 +8,9 @@ export function assignValues(target: Values, recorded: Values): void {
     if (i >= 0) target[i] = pair;
     else target.push(pair);
   }
+}
+
+/** The value of a field declared but not recorded yet. */
+export function isEmptyValue(v: Value): v is { empty: true } {
+  return typeof v === 'object' && v !== null && 'empty' in v;
 }

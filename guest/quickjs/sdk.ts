@@ -109,6 +109,16 @@ function stampAt(p: number): number {
   return p;
 }
 
+/** A msgpack array header at `pos` (fixarray, else array16). */
+function putArrayHeader(n: number): void {
+  if (n < 16) buf[pos++] = 0x90 | n;
+  else {
+    buf[pos] = 0xdc;
+    dv.setUint16(pos + 1, n);
+    pos += 3;
+  }
+}
+
 function putUint(v: number): void {
   if (v < 128) buf[pos++] = v;
   else if (v <= 0xffffffff) {
@@ -235,14 +245,9 @@ function beginEvent(cs: number, values: number): void {
     dv.setInt32(p, ((0x90 | n) << 24) | (Tag.newEvent << 16) | (cs << 8) | 0xc0);
     p += 4;
   } else {
-    if (n < 16) buf[p++] = 0x90 | n;
-    else {
-      buf[p] = 0xdc;
-      dv.setUint16(p + 1, n);
-      p += 3;
-    }
-    buf[p++] = Tag.newEvent;
     pos = p;
+    putArrayHeader(n);
+    buf[pos++] = Tag.newEvent;
     putUint(cs);
     p = pos;
     buf[p++] = 0xc0;
@@ -369,13 +374,7 @@ function newSpan(name: string, fields: Fields | undefined, options: SpanOptions 
   const id = nextSpanId++;
   const parent = options?.parent;
   room(24);
-  const len = 5 + keys.length;
-  if (len < 16) buf[pos++] = 0x90 | len;
-  else {
-    buf[pos] = 0xdc;
-    dv.setUint16(pos + 1, len);
-    pos += 3;
-  }
+  putArrayHeader(5 + keys.length);
   buf[pos++] = Tag.newSpan;
   putUint(id);
   if (parent === null) buf[pos++] = 0xc2; // explicit root

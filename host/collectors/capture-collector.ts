@@ -5,7 +5,7 @@
 import { fromPlainValues, toPlainValues, type PlainValue } from '../receiver/plain-value.js';
 import type { Level, Value, Values } from '../../shared/records.js';
 import type { TraceParent } from '../traceparent.js';
-import { assignValues } from '../../shared/values.js';
+import { assignValues, isEmptyValue } from '../../shared/values.js';
 import { LevelFilteredCollector } from './level-filter.js';
 import type { CallsiteMeta, Collector, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo } from './collector.js';
 
@@ -239,7 +239,7 @@ export class CaptureCollector extends LevelFilteredCollector implements Collecto
 
 function fieldsOf(values: Values): Record<string, Value> {
   const out: Record<string, Value> = {};
-  for (const [k, v] of values) if (!(typeof v === 'object' && v !== null && 'empty' in v)) out[k] = v;
+  for (const [k, v] of values) if (!isEmptyValue(v)) out[k] = v;
   return out;
 }
 

@@ -1,5 +1,6 @@
 /** Human-readable rendering of field values, shared by the terminal collector and the CLI. */
 import type { ErrorValue, Value, Values } from '../../shared/records.js';
+import { isEmptyValue } from '../../shared/values.js';
 
 export function formatError(e: ErrorValue): string {
   return e.source === undefined ? e.message : `${e.message}: ${formatError(e.source)}`;
@@ -27,7 +28,7 @@ export function formatValue(v: Value): string {
 export function formatFields(values: ReadonlyArray<readonly [string, Value]>): string {
   let out = '';
   for (const [k, v] of values) {
-    if (typeof v === 'object' && v !== null && 'empty' in v) continue;
+    if (isEmptyValue(v)) continue;
     out += `${out ? ' ' : ''}${k}=${formatValue(v)}`;
   }
   return out;
@@ -44,7 +45,7 @@ export function splitMessage(values: Values): { message: string | undefined; fie
   const fields: Values = [];
   for (const pair of values) {
     if (pair[0] === 'message') message = messageText(pair[1]);
-    else if (!(typeof pair[1] === 'object' && pair[1] !== null && 'empty' in pair[1])) fields.push(pair);
+    else if (!isEmptyValue(pair[1])) fields.push(pair);
   }
   return { message, fields };
 }

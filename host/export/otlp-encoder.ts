@@ -5,6 +5,7 @@
  */
 import { utf8Length, writeUtf8 } from '../../shared/frame-writer.js';
 import { grownBuffer } from '../../shared/grow-buffer.js';
+import { isEmptyValue } from '../../shared/values.js';
 import type { Value, Values } from '../../shared/records.js';
 import { formatError, formatValue } from '../collectors/format-value.js';
 import type { LogRecord, SpanRecord } from '../pipeline/telemetry-records.js';
@@ -179,7 +180,7 @@ function anyValue(w: ProtoWriter, field: number, v: Value): void {
 function attributes(w: ProtoWriter, field: number, values: Values): void {
   for (let i = 0; i < values.length; i++) {
     const [key, v] = values[i]!;
-    if (typeof v === 'object' && v !== null && 'empty' in v) continue;
+    if (isEmptyValue(v)) continue;
     const at = w.begin(field);
     w.string(1, key);
     anyValue(w, 2, v);
@@ -295,6 +296,16 @@ export function encodeLogs(logs: readonly LogRecord[], res: ResourceAttributes, 
 
 const TEMPORALITY_DELTA = 1;
 
+/** A NumberDataPoint (field 1 of Sum and Gauge) with a double value. */
+function numberPoint(w: ProtoWriter, s: MetricSeries, value: number): void {
+  const p = w.begin(1);
+  attributes(w, 7, s.attributes);
+  w.fixed64(2, s.start);
+  w.fixed64(3, s.time);
+  w.double(4, value);
+  w.end(p);
+}
+
 /** ExportMetricsServiceRequest for aggregated series (sums, last-value gauges, explicit-bucket histograms). */
 export function encodeMetrics(series: readonly MetricSeries[], res: ResourceAttributes, w = new ProtoWriter()): Uint8Array {
   const rm = w.begin(1);
@@ -306,23 +317,13 @@ export function encodeMetrics(series: readonly MetricSeries[], res: ResourceAttr
     w.string(1, s.name);
     if (s.kind === 'sum') {
       const d = w.begin(7);
-      const p = w.begin(1);
-      attributes(w, 7, s.attributes);
-      w.fixed64(2, s.start);
-      w.fixed64(3, s.time);
-      w.double(4, s.sum);
-      w.end(p);
+      numberPoint(w, s, s.sum);
       w.uint(2, TEMPORALITY_DELTA);
       w.bool(3, true);
       w.end(d);
     } else if (s.kind === 'gauge') {
       const d = w.begin(5);
-      const p = w.begin(1);
-      attributes(w, 7, s.attributes);
-      w.fixed64(2, s.start);
-      w.fixed64(3, s.time);
-      w.double(4, s.last);
-      w.end(p);
+      numberPoint(w, s, s.last);
       w.end(d);
     } else {
       const d = w.begin(9);
