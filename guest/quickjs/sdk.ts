@@ -360,13 +360,7 @@ const disabledSpan = new Span(0, '', []);
 function newSpan(name: string, fields: Fields | undefined, options: SpanOptions | undefined): Span {
   const level = options?.level ?? 'info';
   if (LEVEL_NUM[level]! < minLevel || config === undefined) return disabledSpan;
-  let n = 0;
-  if (fields !== undefined)
-    for (const k in fields) {
-      scratchKeys[n] = k;
-      scratchValues[n] = fields[k];
-      n++;
-    }
+  const n = scratchFields(fields);
   const link = options?.link;
   const site = spanSite(String(name), level, options?.target ?? 'guest', n, link !== undefined);
   const keys = site.keys;
@@ -420,9 +414,8 @@ const scratchValues: unknown[] = [];
 const recentSites: Array<Array<{ keys: string[]; id: number }>> = [[], [], [], [], []];
 const RECENT_SITES_PER_LEVEL = 32;
 
-function event(level: Level, message: string, fields: Fields | undefined, target = 'guest'): void {
-  const lv = LEVEL_NUM[level]!;
-  if (lv < minLevel || config === undefined) return;
+/** Enumerates a fields object once, into scratchKeys and scratchValues; returns how many. */
+function scratchFields(fields: Fields | undefined): number {
   let n = 0;
   if (fields !== undefined)
     for (const k in fields) {
@@ -430,6 +423,13 @@ function event(level: Level, message: string, fields: Fields | undefined, target
       scratchValues[n] = fields[k];
       n++;
     }
+  return n;
+}
+
+function event(level: Level, message: string, fields: Fields | undefined, target = 'guest'): void {
+  const lv = LEVEL_NUM[level]!;
+  if (lv < minLevel || config === undefined) return;
+  const n = scratchFields(fields);
   const id = target === 'guest' ? recentSite(lv, level, n) : callsite('event', level, target, 'event', ['message', ...scratchKeys.slice(0, n)]);
   beginEvent(id, 1 + n);
   putMessage(typeof message === 'string' ? message : String(message));
