@@ -112,6 +112,42 @@ describe('QuickJS guest SDK', () => {
     assert.equal(collector.events.some((e) => e.meta.name === 'quiet'), false);
   });
 
+  test('emit() writes values exactly as the general encoder does, edge values included, without converting objects', async () => {
+    const collector = new CaptureCollector();
+    const result = await runQuickJS(
+      `let conversions = 0;
+       const hostile = { valueOf() { conversions++; throw new Error('converted'); }, [Symbol.toPrimitive]() { conversions++; throw new Error('converted'); } };
+       const values = [0, -0, 1, 127, 128, 2 ** 32 - 1, 2 ** 32, -1, -(2 ** 31), 1.5, NaN, Infinity, true, false, undefined, null, '', 'x', 'été', 5n, hostile, [1, 2]];
+       // Two sites: the first callsite ids are small (one-store header); the second has an id past 127.
+       const fast = tracing.callsite('pair', ['a', 'b']);
+       for (let i = 0; i < 130; i++) tracing.callsite('filler' + i, ['x']).emit(i);
+       const slow = tracing.callsite('pair', ['a', 'b'], { target: 'far' });
+       for (const site of [fast, slow])
+         for (const v of values) {
+           site.emit(v, v);
+           site.emitValues([v, v]);
+         }
+       conversions`,
+      { collector },
+    );
+    assert.equal(result.ok, true, String(result.summary.cause));
+    assert.equal(result.value, 0, 'emit never converts an object through valueOf or toPrimitive');
+    assert.equal(result.summary.rejected, 0);
+    const pairs = collector.events.filter((e) => e.meta.name === 'pair');
+    assert.equal(pairs.length, 2 * 2 * 22);
+    // The guest numbers its callsites in order: 'far' is its 132nd, past the one-store header.
+    assert.deepEqual([...new Set(pairs.map((e) => e.meta.target))], ['guest', 'far'], 'both header forms ran');
+    for (let i = 0; i < pairs.length; i += 2) {
+      const [emitted, general] = [pairs[i]!, pairs[i + 1]!];
+      assert.deepEqual(emitted.values, general.values, `value #${(i / 2) % 22}`);
+      assert.deepEqual(emitted.values[0]![1], emitted.values[1]![1], 'the written-out paths for a and b agree');
+    }
+    const first = pairs.filter((_, i) => i % 2 === 0).slice(0, 22).map((e) => e.values[0]![1]);
+    assert.deepEqual(first.slice(0, 9), [0, -0, 1, 127, 128, 2 ** 32 - 1, 2 ** 32, -1, -(2 ** 31)]);
+    assert.ok(Object.is(first[1], -0), '-0 keeps its sign');
+    assert.deepEqual(first.slice(12, 14), [true, false]);
+  });
+
   test('events are batched: thousands of events cross to the host in a handful of frames', async () => {
     const collector = new CaptureCollector();
     const result = await runQuickJS(`for (let i = 0; i < 5000; i++) tracing.info('tick', { i }); 'ok'`, { collector, flushBytes: 32 << 10 });
