@@ -148,6 +148,17 @@ describe('QuickJS guest SDK', () => {
     assert.deepEqual(first.slice(12, 14), [true, false]);
   });
 
+  test('messages arrive intact whether repeated, alternating, long, non-ASCII or past the message cache', async () => {
+    const collector = new CaptureCollector();
+    const messages = ['a', 'a', 'b', 'a', '', 'été', 'x'.repeat(40), 'b', ...Array.from({ length: 600 }, (_, i) => `m${i}`), 'a', 'm3', 'm599'];
+    const result = await runQuickJS(`for (const m of ${JSON.stringify(messages)}) tracing.info(m); tracing.warn(42); 1`, { collector });
+    assert.equal(result.summary.rejected, 0);
+    assert.deepEqual(
+      collector.events.map((e) => e.values[0]![1]),
+      [...messages, '42'],
+    );
+  });
+
   test('events are batched: thousands of events cross to the host in a handful of frames', async () => {
     const collector = new CaptureCollector();
     const result = await runQuickJS(`for (let i = 0; i < 5000; i++) tracing.info('tick', { i }); 'ok'`, { collector, flushBytes: 32 << 10 });

@@ -258,14 +258,23 @@ function beginEvent(cs: number, values: number): void {
 /** Encoded msgpack strings of recent messages: messages are usually literals, encoded once. */
 const messageBytes = new Map<string, Uint8Array>();
 const MESSAGE_CACHE = 512;
+// The last message and its bytes: loops log the same literal again and again, and comparing a
+// string with itself is cheaper than a Map lookup.
+let lastMessage = '';
+let lastMessageBytes: Uint8Array = new Uint8Array([0xa0]);
 
 function putMessage(message: string): void {
-  const bytes = messageBytes.get(message);
-  if (bytes === undefined) {
-    const start = pos;
-    putValue(message);
-    if (messageBytes.size < MESSAGE_CACHE) messageBytes.set(message, buf.slice(start, pos));
-    return;
+  let bytes = lastMessageBytes;
+  if (message !== lastMessage) {
+    const cached = messageBytes.get(message);
+    if (cached === undefined) {
+      const start = pos;
+      putValue(message);
+      if (messageBytes.size < MESSAGE_CACHE) messageBytes.set(message, buf.slice(start, pos));
+      return;
+    }
+    lastMessage = message;
+    bytes = lastMessageBytes = cached;
   }
   if (pos + bytes.length > cap) room(bytes.length);
   buf.set(bytes, pos);
@@ -426,15 +435,19 @@ function scratchFields(fields: Fields | undefined): number {
   return n;
 }
 
-function event(level: Level, message: string, fields: Fields | undefined, target = 'guest'): void {
-  const lv = LEVEL_NUM[level]!;
-  if (lv < minLevel || config === undefined) return;
-  const n = scratchFields(fields);
-  const id = target === 'guest' ? recentSite(lv, level, n) : callsite('event', level, target, 'event', ['message', ...scratchKeys.slice(0, n)]);
-  beginEvent(id, 1 + n);
-  putMessage(typeof message === 'string' ? message : String(message));
-  for (let i = 0; i < n; i++) putValue(scratchValues[i]);
-  if (pos >= flushAt) flushNow();
+/**
+ * `tracing.info` and its siblings: one function per level, so that a call goes straight to the
+ * work (in QuickJS each extra call and lookup costs about as much as writing a value).
+ */
+function levelEvent(lv: number, level: Level): (message: string, fields?: Fields) => void {
+  return (message, fields) => {
+    if (lv < minLevel || config === undefined) return;
+    const n = scratchFields(fields);
+    beginEvent(recentSite(lv, level, n), 1 + n);
+    putMessage(typeof message === 'string' ? message : String(message));
+    for (let i = 0; i < n; i++) putValue(scratchValues[i]);
+    if (pos >= flushAt) flushNow();
+  };
 }
 
 /** The callsite of an event with the `n` keys in scratchKeys, from the per-level list when seen before. */
@@ -625,11 +638,11 @@ export const tracing = {
       span.close();
     }
   },
-  trace: (message: string, fields?: Fields) => event('trace', message, fields),
-  debug: (message: string, fields?: Fields) => event('debug', message, fields),
-  info: (message: string, fields?: Fields) => event('info', message, fields),
-  warn: (message: string, fields?: Fields) => event('warn', message, fields),
-  error: (message: string, fields?: Fields) => event('error', message, fields),
+  trace: levelEvent(0, 'trace'),
+  debug: levelEvent(1, 'debug'),
+  info: levelEvent(2, 'info'),
+  warn: levelEvent(3, 'warn'),
+  error: levelEvent(4, 'error'),
   /** Declares an event callsite once, for hot loops (see EventSite). */
   callsite: (message: string, fields: readonly string[] = [], options?: { level?: Level; target?: string }) =>
     new EventSite(String(message), fields.slice(), options?.level ?? 'info', options?.target ?? 'guest'),
