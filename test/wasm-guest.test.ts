@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CaptureCollector } from '../host/collectors/capture-collector.js';
@@ -36,6 +37,8 @@ describe('AssemblyScript guest library', () => {
     assert.deepEqual(handle.fields, { user: 'alice', attempt: 3, result: 'ok' });
     assert.deepEqual(handle.events.map((e) => e.fields), [
       { message: 'loaded', items: 3, ratio: 0.5, ok: true, big: 0xffff_ffff_ffff_ffffn },
+      { message: 'fewer values than fields', items: 4 },
+      { message: 'more values than fields', error: { error: { message: 'kept' } } },
       { message: 'slow', error: { error: { message: 'timeout after 3 tries' } } },
     ]);
     assert.deepEqual(handle.children.map((c) => [c.name, c.target, c.level, c.fields, c.closed]), [['query', 'plugin::db', 'debug', { table: 'users' }, true]]);
@@ -84,8 +87,9 @@ describe('AssemblyScript guest library', () => {
   test('abort: the cause carries the message, file, line and column', async () => {
     const collector = new CaptureCollector();
     const r = await runWasm(wasm, { entry: 'openAndAbort', collector });
-    assert.deepEqual(r.summary.termination, { kind: 'abort', message: 'invariant broken', file: 'test/guests-as/plugin.ts', line: 48, column: 3 });
-    assertForceClosed(collector, 'abort', /^abort: invariant broken at test\/guests-as\/plugin\.ts:48:3$/);
+    const line = readFileSync(PLUGIN, 'utf8').split('\n').findIndex((l) => l.includes('assert(false, "invariant broken")')) + 1;
+    assert.deepEqual(r.summary.termination, { kind: 'abort', message: 'invariant broken', file: 'test/guests-as/plugin.ts', line, column: 3 });
+    assertForceClosed(collector, 'abort', new RegExp(`^abort: invariant broken at test/guests-as/plugin\\.ts:${line}:3$`));
   });
 
   test('out of memory is told apart from other traps, within the host memory limit', async () => {

@@ -379,7 +379,11 @@ export class ValueWriter {
 
   @inline protected padAndCommit(): void {
     if (owner != this.kind) return;
-    this.finish();
+    if (this.written == this.declared) {
+      // Every value given: the common case, committed in place.
+      owner = 0;
+      commit();
+    } else this.finish();
   }
 
   private finish(): void {
@@ -395,7 +399,7 @@ export class ValueWriter {
 
 export class EventWriter extends ValueWriter {
   /** Called with the level already checked (see EventCallsite.event). */
-  start(cs: EventCallsite): EventWriter {
+  @inline start(cs: EventCallsite): EventWriter {
     if (load<u32>(STATE, 20) == 0 && !enabled(cs.level)) {
       owner = 0;
       return this;

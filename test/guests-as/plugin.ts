@@ -11,6 +11,8 @@ export function run(user: string, attempt: i32): i32 {
   const span = HANDLE.span().str(user).i64(attempt).empty().open();
   span.enter();
   LOG.event().str("loaded").i64(3).f64(0.5).bool(true).u64(0xffffffffffffffff).emit();
+  LOG.event().str("fewer values than fields").i64(4).emit(); // the rest are not recorded
+  WARN.event().str("more values than fields").err("kept").i64(9).emit(); // the extra one is ignored
   const q = QUERY.span().str("users").open();
   q.enter();
   NOISE.event().str("hidden unless trace").i64(1).emit();
