@@ -2,8 +2,8 @@
  * The QuickJS guest SDK: `tracing`, as guest code sees it (global `tracing`, or
  * `import { tracing } from 'sandtrace'`).
  *
- * It runs inside the sandbox, in an interpreter where a function call costs ~100 ns and a host
- * call ~3–5 µs. So records are encoded into one buffer in guest memory and handed to the host once
+ * It runs inside the sandbox, in an interpreter where every operation costs tens of nanoseconds
+ * (a typed-array store ~40 ns, a call 45–130 ns) and a host call 4–6 µs. So records are encoded into one buffer in guest memory and handed to the host once
  * per batch, and the frequent ones (events, span enter/exit/close/new) are written with a few
  * typed-array stores right here. Rare records and unusual values go through the shared
  * FrameWriter. Nothing here may use Node APIs.
@@ -234,7 +234,7 @@ function callsite(kind: 'span' | 'event', level: Level, target: string, name: st
 
 /**
  * Start of an event record: [9, callsite, parent nil, dt, …values]. Written out with few calls:
- * in QuickJS every JavaScript call costs 60–100 ns, as much as a dozen byte stores.
+ * in QuickJS a call costs 45–130 ns, as much as one to three typed-array stores.
  */
 function beginEvent(cs: number, values: number): void {
   if (pos + 24 > cap) room(24);
@@ -506,8 +506,8 @@ export class EventSite {
    * take any number).
    *
    * This is the SDK's hottest path, so it is written out in place: the header, the time and the
-   * two first values take typed-array stores here, and only other values call putValue. In
-   * QuickJS a call costs about as much as five stores.
+   * two first values take typed-array stores here, and only other values call putValue
+   * (1.56 → 1.24 µs per event, measured in the guest).
    */
   emit(a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, f?: unknown): void {
     if (this.level < minLevel || config === undefined) return;
