@@ -148,6 +148,30 @@ describe('QuickJS guest SDK', () => {
     assert.deepEqual(first.slice(12, 14), [true, false]);
   });
 
+  test('a value that ends exactly at the end of the buffer loses nothing after it', async () => {
+    // Every record of a run has the same size, and the first one's length shifts where they
+    // fall: for one of the shifts, a value ends exactly at the end of the writer's first 16 KiB
+    // with more of the record still to write (an event's boolean, a metric's time).
+    const cases = [
+      { name: 'callsite event', first: (p: string) => `site.emit('${p}', true)`, next: `site.emit(s, true)`, count: (c: CaptureCollector) => c.events.filter((e) => e.values[1]![1] === true).length },
+      { name: 'metric', first: (p: string) => `tracing.histogram('${p}', 2.5)`, next: `tracing.histogram(s, 2.5)`, count: (c: CaptureCollector) => c.metrics.length },
+    ];
+    for (const { name, first, next, count } of cases)
+      for (let shift = 0; shift <= 32; shift++) {
+        const collector = new CaptureCollector();
+        const result = await runQuickJS(
+          `const site = tracing.callsite('edge', ['s', 'b']);
+           ${first('p'.repeat(shift))};
+           const s = 'x'.repeat(22);
+           for (let i = 0; i < 1000; i++) ${next};`,
+          { collector, flushBytes: 1 << 20 },
+        );
+        assert.equal(result.ok, true, `${name}, shift ${shift}: ${result.summary.cause}`);
+        assert.equal(result.summary.rejected + result.summary.truncated, 0);
+        assert.equal(count(collector), 1001, `${name}, shift ${shift}`);
+      }
+  });
+
   test('messages arrive intact whether repeated, alternating, long, non-ASCII or past the message cache', async () => {
     const collector = new CaptureCollector();
     const messages = ['a', 'a', 'b', 'a', '', 'été', 'x'.repeat(40), 'b', ...Array.from({ length: 600 }, (_, i) => `m${i}`), 'a', 'm3', 'm599'];

@@ -90,7 +90,8 @@ function flushNow(): void {
 
 /**
  * Writes the current guest time at `p` as a delta against the frame's time base (fixint or
- * uint32; the general encoder beyond) and returns the position after it.
+ * uint32; the general encoder beyond) and returns the position after it. The caller has made
+ * room for 5 bytes at `p`.
  */
 function stampAt(p: number): number {
   const t = Math.round(performance.now() * 1e6);
@@ -535,8 +536,10 @@ export class EventSite {
         slowValue(dt);
         p = pos;
       }
-      // Positive integers up to 2^32 and booleans are written here; everything else (zero too,
-      // for -0) goes through putValue. `typeof` comes first: comparing a bigint or an object would convert it.
+      // Positive integers up to 2^32 and booleans are written here (the 32 bytes made room for
+      // above hold the head, the time and two such values); everything else, zero too (for -0),
+      // goes through putValue. `typeof` comes first: comparing a bigint or an object would
+      // convert it.
       if (n > 0) {
         if (typeof a === 'number' && a >>> 0 === a && a !== 0) {
           if (a < 128) buf[p++] = a;
@@ -551,6 +554,8 @@ export class EventSite {
         else {
           pos = p;
           putValue(a);
+          // putValue makes room for its own value only: the one below needs room too.
+          if (pos + 5 > cap) room(5);
           p = pos;
         }
       }
@@ -608,6 +613,7 @@ function metric(instrument: number, name: string, value: number | bigint, attrib
   buf[pos++] = instrument;
   putValue(String(name));
   putValue(typeof value === 'bigint' ? value : Number(value));
+  if (pos + 5 > cap) room(5);
   pos = stampAt(pos);
   if (n > 0) {
     room(3);
