@@ -121,6 +121,19 @@ describe('AssemblyScript guest library', () => {
     assert.ok(collector.events.length < 100_000);
   });
 
+  test('callsites announced across buffer flushes arrive whole: every name, file and line', async () => {
+    const collector = new CaptureCollector();
+    // About 900 announcements of 20–120 bytes: more than the guest's 64 KiB buffer holds.
+    const r = await runWasm(wasm, { entry: 'manyCallsites', args: [900], collector });
+    assert.equal(r.ok, true, String(r.summary.cause));
+    assert.equal(r.summary.rejected + r.summary.truncated, 0);
+    assert.ok(r.summary.frames >= 2, `frames: ${r.summary.frames}`);
+    assert.equal(collector.events.length, 900);
+    collector.events.forEach((e, i) => {
+      assert.deepEqual([e.meta.name, e.meta.file ?? '', e.meta.line, e.values], [`site${i}`, 'f'.repeat(i % 97), 65536 + i, [['i', i]]]);
+    });
+  });
+
   test('a trapped instance is never reused: every run gets a fresh instance and memory', async () => {
     await runWasm(wasm, { entry: 'openAndTrap', collector: new CaptureCollector() });
     const collector = new CaptureCollector();

@@ -330,12 +330,14 @@ export class Callsite {
     w8(TAG_CALLSITE);
     wUint(this.id);
     w8(this.kind);
-    if (!wStr(this.name) || !wStr(this.target)) return false;
+    // wStr makes room for its own string only: the fixed-size fields after one need their own.
+    if (!wStr(this.name) || !wStr(this.target) || !room(3)) return false;
     w8(<u32>this.level);
     w8(0xc0); // module path
     if (this.file.length > 0) {
       if (!wStr(this.file)) return false;
     } else w8(0xc0);
+    if (!room(5)) return false;
     if (this.line > 0) wUint(this.line);
     else w8(0xc0);
     const fields = this.fields;

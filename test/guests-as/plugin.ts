@@ -82,3 +82,11 @@ export function stepTwo(id: u32): void {
   span.exit();
   span.close();
 }
+
+/** Declares `n` callsites with file names of every length and large line numbers, one event each. */
+export function manyCallsites(n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const site = new EventCallsite("site" + i.toString(), "plugin", Level.INFO, ["i"], "f".repeat(i % 97), 65536 + i);
+    site.event().i64(i).emit();
+  }
+}
