@@ -1,5 +1,5 @@
 /** Operations on field values that both the receiver and collectors need. */
-import type { Value, Values } from './records.js';
+import type { ErrorValue, Value, Values } from './records.js';
 
 /** Applies recorded values to a span's values in place: a field recorded again replaces its value. */
 export function assignValues(target: Values, recorded: Values): void {
@@ -13,4 +13,9 @@ export function assignValues(target: Values, recorded: Values): void {
 /** The value of a field declared but not recorded yet. */
 export function isEmptyValue(v: Value): v is { empty: true } {
   return typeof v === 'object' && v !== null && 'empty' in v;
+}
+
+/** An error value (the span's `error` field, when the guest recorded one). */
+export function isErrorValue(v: Value): v is { error: ErrorValue } {
+  return typeof v === 'object' && v !== null && 'error' in v;
 }

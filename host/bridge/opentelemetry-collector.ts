@@ -5,10 +5,10 @@
  * exports them like any other span.
  */
 import { ROOT_CONTEXT, SpanStatusCode, context, trace, type Attributes, type AttributeValue, type Context, type HrTime, type Link, type Span, type Tracer } from '@opentelemetry/api';
-import type { Value, Values } from '../../shared/records.js';
+import type { ErrorValue, Value, Values } from '../../shared/records.js';
 import type { Collector, EventInfo, ForcedClose, NewSpanInfo } from '../collectors/collector.js';
 import { formatError, formatValue, splitMessage } from '../collectors/format-value.js';
-import { assignValues } from '../../shared/values.js';
+import { assignValues, isErrorValue } from '../../shared/values.js';
 import { LevelFilteredCollector } from '../collectors/level-filter.js';
 import type { Level } from '../../shared/records.js';
 
@@ -121,11 +121,12 @@ export class OpenTelemetryCollector extends LevelFilteredCollector implements Co
     const live = this.live.get(id);
     if (live === undefined) return false;
     this.live.delete(id);
-    const error = live.values.find(([k, v]) => k === 'error' && typeof v === 'object' && v !== null && 'error' in v)?.[1] as { error: { message: string } } | undefined;
+    let error: ErrorValue | undefined;
+    for (const [k, v] of live.values) if (k === 'error' && isErrorValue(v)) error = v.error;
     if (forced !== undefined) {
       live.span.setAttributes({ 'sandtrace.force_closed': true, 'sandtrace.termination.cause': forced.cause });
       live.span.setStatus({ code: SpanStatusCode.ERROR, message: forced.message });
-    } else if (error !== undefined) live.span.setStatus({ code: SpanStatusCode.ERROR, message: formatError(error.error) });
+    } else if (error !== undefined) live.span.setStatus({ code: SpanStatusCode.ERROR, message: formatError(error) });
     live.span.end(hrTime(time));
     return true;
   }

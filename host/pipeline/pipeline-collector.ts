@@ -9,7 +9,7 @@ import type { Value, Values } from '../../shared/records.js';
 import type { Collector, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo } from '../collectors/collector.js';
 import type { ExecutionSummary } from '../collectors/execution-summary.js';
 import { formatError, formatValue, splitMessage } from '../collectors/format-value.js';
-import { assignValues, isEmptyValue } from '../../shared/values.js';
+import { assignValues, isEmptyValue, isErrorValue } from '../../shared/values.js';
 import { LevelFilteredCollector } from '../collectors/level-filter.js';
 import type { Level } from '../../shared/records.js';
 import { SEVERITY, type LogRecord, type MetricPoint, type SpanEventRecord, type SpanLink, type SpanRecord } from './telemetry-records.js';
@@ -165,7 +165,7 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
     const attributes = record.attributes;
     for (const [key, value] of span.values) {
       if (isEmptyValue(value)) continue;
-      if (key === 'error' && typeof value === 'object' && value !== null && 'error' in value) {
+      if (key === 'error' && isErrorValue(value)) {
         record.status = { code: 'error', message: formatError(value.error) };
       }
       attributes.push([key, value]);
