@@ -2,11 +2,16 @@
  * Compiles an AssemblyScript guest with the project's own compiler and settings, in memory.
  * `import … from "sandtrace"` in the guest resolves to this package's AssemblyScript library,
  * wherever the guest's file lives.
+ *
+ * The compiler (`assemblyscript/asc` with binaryen: about half a second and 45 MiB of heap to
+ * load) is imported on the first compile, not when this module loads, so a host that never
+ * compiles never pays for it.
  */
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import asc from 'assemblyscript/asc';
+
+type Asc = (typeof import('assemblyscript/asc'))['default'];
 
 /** The package root (holding guest/assemblyscript/ and package.json with `ascMain`). */
 const PACKAGE_ROOT = resolve(fileURLToPath(new URL('../../../', import.meta.url)));
@@ -18,6 +23,20 @@ export interface CompileOptions {
   maximumMemoryPages?: number;
   /** Import the memory from the host, which then enforces the run's memory limit (default true). */
   importMemory?: boolean;
+}
+
+let compiler: Promise<Asc> | undefined;
+
+/** The compiler, imported once; a failed import is not cached, so the next compile tries again. */
+function loadCompiler(): Promise<Asc> {
+  compiler ??= import('assemblyscript/asc').then(
+    (m) => m.default,
+    (e: unknown) => {
+      compiler = undefined;
+      throw e;
+    },
+  );
+  return compiler;
 }
 
 /** Raised with the compiler's diagnostics when a guest does not compile. */
@@ -43,6 +62,7 @@ export async function compileAssemblyScript(file: string, options: CompileOption
   else args.push('--optimizeLevel', '3', '--shrinkLevel', '0');
   if (options.importMemory !== false) args.push('--importMemory');
   if (options.maximumMemoryPages !== undefined) args.push('--maximumMemory', String(options.maximumMemoryPages));
+  const asc = await loadCompiler();
   let wasm: Uint8Array | undefined;
   let diagnostics = '';
   const { error } = await asc.main(args, {
