@@ -39,6 +39,9 @@ function loadCompiler(): Promise<Asc> {
   return compiler;
 }
 
+/** Errors of a path that is not a readable file: the compiler then tries its next candidate. */
+const NOT_A_FILE = new Set(['ENOENT', 'ENOTDIR', 'EISDIR']);
+
 /** Raised with the compiler's diagnostics when a guest does not compile. */
 export class CompileError extends Error {
   constructor(
@@ -74,8 +77,9 @@ export async function compileAssemblyScript(file: string, options: CompileOption
       const real = i < 0 ? path : join(PACKAGE_ROOT, 'guest/assemblyscript', path.slice(i + marker.length));
       try {
         return await readFile(real, 'utf8');
-      } catch {
-        return null;
+      } catch (e) {
+        if (NOT_A_FILE.has((e as NodeJS.ErrnoException).code ?? '')) return null;
+        throw e;
       }
     },
     writeFile: async (name: string, contents: Uint8Array | string) => {
