@@ -6,18 +6,40 @@
  * export. Other statuses fail at once. A 200 with partial_success is not retried; its rejected
  * count is reported. Empty exports send nothing; oversized ones are split.
  */
-import http from 'node:http';
-import https from 'node:https';
-import { promisify } from 'node:util';
-import { gzip as gzipCb } from 'node:zlib';
+import type { Agent, ClientRequest, IncomingHttpHeaders } from 'node:http';
 import type { LogRecord, SpanRecord } from '../pipeline/telemetry-records.js';
 import { resolveConfig, type ExporterOptions, type ResolvedConfig, type Signal } from './exporter-config.js';
 import type { ExportResult, Exporter } from './exporter.js';
 import type { MetricSeries } from './metric-aggregation.js';
 import { encodeLogs, encodeMetrics, encodeTraces } from './otlp-encoder.js';
-import { otlpType } from './otlp-proto.js';
 
-const gzip = promisify(gzipCb);
+/**
+ * What sending needs (node:http, node:https, gzip) and what reading a response body needs
+ * (protobufjs and the OTLP definitions, about 25 ms to load), imported once when first needed:
+ * importing sandtrace, or making an exporter that never sends, costs neither.
+ */
+interface Transport {
+  http: typeof import('node:http');
+  https: typeof import('node:https');
+  gzip: (data: Uint8Array) => Promise<Buffer>;
+}
+type OtlpProto = typeof import('./otlp-proto.js');
+
+let transport: Promise<Transport> | undefined;
+let otlpProto: Promise<OtlpProto> | undefined;
+
+function loadTransport(): Promise<Transport> {
+  return (transport ??= Promise.all([import('node:http'), import('node:https'), import('node:zlib'), import('node:util')]).then(([http, https, zlib, util]) => ({
+    http: http.default,
+    https: https.default,
+    gzip: util.promisify(zlib.gzip),
+  })));
+}
+
+function loadOtlpProto(): Promise<OtlpProto> {
+  return (otlpProto ??= import('./otlp-proto.js'));
+}
+
 const RETRYABLE = new Set([429, 502, 503, 504]);
 const MAX_RESPONSE_BYTES = 1 << 20;
 
@@ -46,7 +68,7 @@ export interface ExporterStats {
 
 interface Response {
   status: number;
-  headers: http.IncomingHttpHeaders;
+  headers: IncomingHttpHeaders;
   body: Buffer;
 }
 
@@ -68,10 +90,10 @@ export class OtlpHttpExporter implements Exporter {
     rejected: { traces: 0, logs: 0, metrics: 0 },
     failed: { traces: 0, logs: 0, metrics: 0 },
   };
-  private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 4 });
-  private readonly httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 4 });
+  /** Keep-alive agents, made with the first request. */
+  private agents: { http: Agent; https: Agent } | undefined;
   private readonly inFlight = new Set<Promise<unknown>>();
-  private readonly requests = new Set<http.ClientRequest>();
+  private readonly requests = new Set<ClientRequest>();
   private closed = false;
   /** Set at the shutdown deadline: retry loops stop. */
   private aborted = false;
@@ -103,8 +125,8 @@ export class OtlpHttpExporter implements Exporter {
     clearTimeout(timer);
     // Past the deadline: abort what is still under way (those exports fail and are counted).
     this.aborted = true;
-    this.httpAgent.destroy();
-    this.httpsAgent.destroy();
+    this.agents?.http.destroy();
+    this.agents?.https.destroy();
     for (const req of this.requests) req.destroy(new Error('exporter shut down'));
     await Promise.allSettled([...this.inFlight]);
   }
@@ -132,10 +154,11 @@ export class OtlpHttpExporter implements Exporter {
   private async send(signal: Signal, body: Uint8Array, items: number): Promise<ExportResult> {
     const cfg = this.config;
     const deadline = Date.now() + cfg.timeoutMs[signal];
+    const net = await loadTransport();
     const headers: Record<string, string> = { ...cfg.headers[signal], 'Content-Type': 'application/x-protobuf' };
     let payload: Uint8Array = body;
     if (cfg.compression[signal] === 'gzip' && body.length > cfg.gzipThresholdBytes) {
-      payload = await gzip(body);
+      payload = await net.gzip(body);
       headers['Content-Encoding'] = 'gzip';
     }
     for (let attempt = 1; ; attempt++) {
@@ -146,12 +169,12 @@ export class OtlpHttpExporter implements Exporter {
       let res: Response | undefined;
       let error: ExportError;
       try {
-        res = await this.post(cfg.urls[signal], headers, payload, remaining);
+        res = await this.post(net, cfg.urls[signal], headers, payload, remaining);
       } catch (e) {
         error = new ExportError(`request to ${cfg.urls[signal]} failed: ${(e as Error).message}`, true);
       }
       if (res !== undefined) {
-        if (res.status >= 200 && res.status < 300) return this.succeed(signal, items, attempt, res.body);
+        if (res.status >= 200 && res.status < 300) return await this.succeed(signal, items, attempt, res.body);
         error = new ExportError(`collector answered ${res.status}${res.body.length ? `: ${res.body.toString('utf8', 0, 200)}` : ''}`, RETRYABLE.has(res.status), res.status);
       }
       if (!error!.retryable) return this.fail(signal, items, attempt, error!);
@@ -162,10 +185,11 @@ export class OtlpHttpExporter implements Exporter {
     }
   }
 
-  private succeed(signal: Signal, items: number, attempts: number, body: Buffer): ExportResult {
+  private async succeed(signal: Signal, items: number, attempts: number, body: Buffer): Promise<ExportResult> {
     let rejected = 0;
     let message: string | undefined;
     if (body.length > 0) {
+      const { otlpType } = await loadOtlpProto();
       try {
         const type = otlpType(RESPONSE_TYPE[signal]);
         const res = type.toObject(type.decode(body), { longs: Number }) as { partialSuccess?: Record<string, unknown> };
@@ -187,11 +211,12 @@ export class OtlpHttpExporter implements Exporter {
     return { code: 'failure', items, attempts, retryable: error.retryable, error };
   }
 
-  private post(url: string, headers: Record<string, string>, body: Uint8Array, timeoutMs: number): Promise<Response> {
+  private post(net: Transport, url: string, headers: Record<string, string>, body: Uint8Array, timeoutMs: number): Promise<Response> {
     return new Promise((resolve, reject) => {
       const target = new URL(url);
-      const client = target.protocol === 'https:' ? https : http;
-      const req = client.request(target, { method: 'POST', headers: { ...headers, 'Content-Length': String(body.length) }, agent: target.protocol === 'https:' ? this.httpsAgent : this.httpAgent });
+      const secure = target.protocol === 'https:';
+      const agents = (this.agents ??= { http: new net.http.Agent({ keepAlive: true, maxSockets: 4 }), https: new net.https.Agent({ keepAlive: true, maxSockets: 4 }) });
+      const req = (secure ? net.https : net.http).request(target, { method: 'POST', headers: { ...headers, 'Content-Length': String(body.length) }, agent: secure ? agents.https : agents.http });
       const timer = setTimeout(() => req.destroy(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
       timer.unref();
       this.requests.add(req);
