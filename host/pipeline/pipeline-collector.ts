@@ -4,7 +4,6 @@
  * the export pipeline (handlers → batching manager → OTLP exporter), and the API for hosts that
  * build their own.
  */
-import { randomFillSync } from 'node:crypto';
 import type { Value, Values } from '../../shared/records.js';
 import type { Collector, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo } from '../collectors/collector.js';
 import type { ExecutionSummary } from '../collectors/execution-summary.js';
@@ -69,7 +68,7 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
   private readonly maxEvents: number;
   private readonly live = new Map<number, LiveSpan>();
   private nextId = 1;
-  private pool = Buffer.alloc(ID_POOL);
+  private readonly pool = new Uint8Array(ID_POOL);
   private poolPos = ID_POOL;
 
   constructor(options: PipelineOptions) {
@@ -217,11 +216,15 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
     return id;
   }
 
-  /** Random non-zero ids, cut from a pool filled by the OS generator (one syscall per 4 KiB). */
+  /**
+   * Random non-zero ids, cut from a pool filled by the OS generator (one syscall per 4 KiB).
+   * Web Crypto's global rather than node:crypto, which would cost every host a few milliseconds
+   * at import; the global loads its generator on the first id.
+   */
   private randomId(n: 8 | 16): Uint8Array {
     for (;;) {
       if (this.poolPos + n > ID_POOL) {
-        this.pool = randomFillSync(Buffer.alloc(ID_POOL));
+        crypto.getRandomValues(this.pool);
         this.poolPos = 0;
       }
       const id = new Uint8Array(this.pool.subarray(this.poolPos, (this.poolPos += n)));
