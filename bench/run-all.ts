@@ -5,8 +5,10 @@ import { run as guestQuickJS } from './guest-quickjs.js';
 import { run as exportBench } from './export.js';
 import { run as pipeline } from './pipeline.js';
 import { run as receiver } from './receiver.js';
+import { run as startup } from './startup.js';
 
 const rows: BenchRow[] = [];
+rows.push(...startup());
 rows.push(...receiver());
 rows.push(...(await guestAs()));
 rows.push(...(await guestQuickJS()));
