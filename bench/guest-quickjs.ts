@@ -4,7 +4,9 @@
  * in the same run. Both subtract the same loop without tracing.
  */
 import { NullCollector } from '../host/collectors/null-collector.js';
-import { loadQuickJS, runQuickJS } from '../host/sandbox/quickjs-runner.js';
+import variant from '@jitl/quickjs-ng-wasmfile-release-sync';
+import { newQuickJSWASMModuleFromVariant } from 'quickjs-emscripten-core';
+import { runQuickJS } from '../host/sandbox/quickjs-runner.js';
 import { median, type BenchRow } from './harness.js';
 
 const N = 50_000;
@@ -20,7 +22,7 @@ async function timeSdk(body: string, setup = ''): Promise<number> {
 
 /** A guest that calls `emit(message, i, ok)` on the host for every event. */
 async function timeHostCall(): Promise<number> {
-  const engine = await loadQuickJS();
+  const engine = await newQuickJSWASMModuleFromVariant(variant as unknown as Parameters<typeof newQuickJSWASMModuleFromVariant>[0]);
   const t = performance.now();
   const runtime = engine.newRuntime();
   const vm = runtime.newContext();

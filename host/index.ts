@@ -18,11 +18,13 @@ export { FmtCollector, formatDuration, type FmtOptions } from './collectors/fmt-
 export { NullCollector } from './collectors/null-collector.js';
 export { LevelFilter } from './collectors/level-filter.js';
 export { formatValue, formatFields } from './collectors/format-value.js';
-export { runQuickJS, loadQuickJS, quickJSEngineResets, type QuickJSRunOptions } from './sandbox/quickjs-runner.js';
+export { runQuickJS, type QuickJSRunOptions } from './sandbox/quickjs-runner.js';
+export { SandboxPool, defaultSandboxPool, PoolClosedError, type SandboxPoolOptions, type SandboxPoolStats, type HostFunction } from './sandbox/sandbox-pool.js';
 export { newExecutionId, type RunOptions, type RunResult, type ExecutionSummary, type PersistedExecution } from './sandbox/execution.js';
 export { parseTraceParent, formatTraceParent, type TraceParent } from './traceparent.js';
 export { DEFAULT_LIMITS, type ReceiverLimits } from './receiver/receiver.js';
 export { runWasm, MemoryLimitError, type WasmRunOptions } from './sandbox/wasm-runner.js';
+export { compileWasm } from './sandbox/wasm-module-cache.js';
 export { compileAssemblyScript, CompileError, type CompileOptions } from './sandbox/compile-assemblyscript.js';
 export { PipelineCollector, type TelemetryHandlers, type PipelineOptions } from './pipeline/pipeline-collector.js';
 export { SEVERITY, type SpanRecord, type LogRecord, type MetricPoint, type SpanEventRecord, type SpanLink } from './pipeline/telemetry-records.js';

@@ -9,7 +9,8 @@
  * const result = await runQuickJS(pluginSource, { collector: new FmtCollector(), deadlineMs: 100, traceparent: req.headers.traceparent });
  * if (!result.ok) console.error(result.summary.cause);
  */
-export { runQuickJS, loadQuickJS, quickJSEngineResets, type QuickJSRunOptions } from './sandbox/quickjs-runner.js';
+export { runQuickJS, type QuickJSRunOptions } from './sandbox/quickjs-runner.js';
+export { SandboxPool, defaultSandboxPool, PoolClosedError, type SandboxPoolOptions, type SandboxPoolStats, type HostFunction } from './sandbox/sandbox-pool.js';
 export { newExecutionId, type RunOptions, type RunResult, type ExecutionSummary, type PersistedExecution } from './sandbox/execution.js';
 export { parseTraceParent, formatTraceParent, type TraceParent } from './traceparent.js';
 export type { Collector, NewSpanInfo, EventInfo, MetricInfo, ForcedClose, RestoreSpanInfo } from './collectors/collector.js';

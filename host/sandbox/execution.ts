@@ -13,6 +13,7 @@ import { TracingEventReceiver, type ReceiverLimits } from '../receiver/receiver.
 import { describeCause, type TerminationCause } from '../receiver/termination.js';
 import { levelNumber, type Level, type Values } from '../../shared/records.js';
 import { parseTraceParent, type TraceParent } from '../traceparent.js';
+import type { SandboxPool } from './sandbox-pool.js';
 
 /** State a workflow engine keeps between executions: pass it back as `state` to resume. */
 export interface PersistedExecution {
@@ -44,11 +45,17 @@ export interface RunOptions {
   limits?: Partial<ReceiverLimits>;
   /** A name for the guest in traces and errors (default `guest.js` / `guest.wasm`). */
   filename?: string;
-  /** Cancels the run; the guest is stopped at its next interrupt check and its spans closed. */
+  /**
+   * Cancels the run from any asynchronous source (a timer, a closed request): the guest is asked
+   * to stop, its worker terminated if it does not within the pool's grace, and its spans closed
+   * with `host_cancel`. Aborted while the run is still queued, the guest never starts.
+   */
   signal?: AbortSignal;
+  /** The worker pool to run on (default: one shared pool, sized to the cores, created on first use). */
+  pool?: SandboxPool;
   /** Interning registry (default: the process-wide one). */
   registry?: CallsiteRegistry;
-  /** Called about once a second while the guest runs (from inside the run, synchronously). */
+  /** Called about once a second while the guest runs (from a host timer). */
   onProgress?: (progress: { elapsedMs: number; records: number; frames: number }) => void;
 }
 

@@ -1,0 +1,112 @@
+/**
+ * The contract between the host thread and a sandbox worker: the jobs the host sends, the
+ * messages a worker sends back, and the shared control words both read. Nothing else crosses.
+ *
+ * Data moves one way: a worker posts frames (transferred, never copied twice) and, last, one
+ * `done`. Control moves the other way only through the control words (stop, host-call state)
+ * and the host-call reply port.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import type { TerminationCause } from '../receiver/termination.js';
+
+/** Index of each 32-bit control word in the worker's shared control buffer. */
+export const Control = {
+  /** 0 while the guest may run; a StopCode once the host wants it stopped. */
+  STOP: 0,
+  /** Host-call handshake: CallState. */
+  CALL: 1,
+} as const;
+/** Bytes of the control buffer: the two words, then one float64 at STARTED_AT_BYTE. */
+export const CONTROL_BYTES = 16;
+/**
+ * Byte offset of a float64: the unix time in ms (`performance.timeOrigin + performance.now()`)
+ * at which the guest started, 0 before. The deadline counts from it, not from the dispatch, so
+ * a cold worker's start-up is not charged to the guest.
+ */
+export const STARTED_AT_BYTE = 8;
+
+/** Why the host asks a guest to stop (written into Control.STOP). */
+export const StopCode = { NONE: 0, DEADLINE: 1, HOST_CANCEL: 2 } as const;
+export type StopCode = (typeof StopCode)[keyof typeof StopCode];
+
+/** State of a synchronous host call (Control.CALL). */
+export const CallState = { WAITING: 0, ANSWERED: 1, ABANDONED: 2 } as const;
+
+/** What the guest SDK needs before guest code runs (mirrors the SDK's GuestConfig, minus flush). */
+export interface GuestSettings {
+  minLevel: number;
+  flushBytes: number;
+  executionId: string;
+  traceparent?: string;
+  carried: Array<{ id: number; name: string; target: string; fields: string[] }>;
+}
+
+export interface QuickJSJob {
+  kind: 'quickjs';
+  source: string;
+  filename: string;
+  module: boolean;
+  settings: GuestSettings;
+  deadlineMs: number;
+  memoryLimitBytes: number;
+  stackLimitBytes: number;
+  /** Names of host functions to install as guest globals (they run on the host thread). */
+  hostFunctions: string[];
+}
+
+/** How the worker provides the guest's memory: created here with this cap, or the module's own. */
+export type WasmMemoryPlan =
+  | { kind: 'import'; module: string; field: string; initial: number; maximum: number }
+  | { kind: 'own'; maximum: number };
+
+export interface WasmJob {
+  kind: 'wasm';
+  module: WebAssembly.Module;
+  memory: WasmMemoryPlan;
+  entry: string;
+  args: Array<number | bigint | boolean | string>;
+  minLevel: number;
+  deadlineMs: number;
+  /** Imports answered by host functions: [module, name]. */
+  hostImports: Array<[string, string]>;
+  /** Unix ns of the guest's time 0 (the guest's clock import counts from it). */
+  clockOriginNs: bigint;
+}
+
+export type Job = QuickJSJob | WasmJob;
+
+/** A guest failure or result, as plain data (structured-clonable). */
+export interface GuestError {
+  name: string;
+  message: string;
+  stack?: string;
+}
+
+/** The last message of a job. */
+export interface JobOutcome {
+  /** Undefined for a normal end. */
+  termination?: TerminationCause;
+  value?: unknown;
+  error?: GuestError;
+  /** The worker's engine should not serve another guest (it hit its memory cap, aborted, …). */
+  retire?: string;
+}
+
+export type WorkerMessage =
+  | { type: 'frame'; bytes: ArrayBuffer; guestDropped: number }
+  | { type: 'call'; seq: number; name: string; args: unknown[] }
+  /** The job's last frame rides along (one thread wake-up less per run: they cost 0.1–0.2 ms here). */
+  | { type: 'done'; outcome: JobOutcome; frame?: ArrayBuffer; guestDropped?: number }
+  /** A failure of the worker's own code (not the guest's): reported and counted by the pool. */
+  | { type: 'fault'; message: string };
+
+export type HostCallReply = { seq: number; value: unknown } | { seq: number; error: string };
+
+/** What a worker is started with (workerData). */
+export interface WorkerInit {
+  control: SharedArrayBuffer;
+  /** Host-call replies; read synchronously with receiveMessageOnPort while the guest waits. */
+  replies: MessagePort;
+  /** Worker → host messages (a dedicated port, so the host can drain it after a terminate). */
+  out: MessagePort;
+}

@@ -1,0 +1,213 @@
+/**
+ * One QuickJS engine inside a worker: its own WebAssembly instance over a capped memory, one
+ * long-lived runtime, and the SDK loaded once into a realm of its own. Each guest gets a fresh
+ * context in that runtime with the SDK realm's `tracing` as its global, so a run pays for a
+ * context (about 0.2 ms), not for compiling the SDK again (about 3 ms).
+ *
+ * Why the memory is capped here: quickjs-ng's own memory limit does not hold in this build
+ * (`malloc_usable_size` is unavailable, so typed arrays go uncounted). A `WebAssembly.Memory`
+ * with a maximum does: allocation past it fails inside the engine. Its `grow` is wrapped so the
+ * host knows when that happened, even if the guest caught the resulting error.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import variant from '@jitl/quickjs-ng-wasmfile-release-sync';
+import { newQuickJSWASMModuleFromVariant, newVariant, type QuickJSContext, type QuickJSHandle, type QuickJSRuntime } from 'quickjs-emscripten-core';
+import type { GuestSettings } from '../worker-messages.js';
+
+const PAGE = 65536;
+/** Pages the engine's WebAssembly module declares as its minimum (16 MiB). */
+const ENGINE_MIN_PAGES = 256;
+/** Memory kept back from the guest so the SDK's buffer can still be drained after it hit its limit. */
+const DRAIN_RESERVE_BYTES = 1 << 20;
+
+// The variant's types describe its CommonJS build; under NodeNext, TypeScript then sees the
+// default import as the module object, while at run time the ESM build's default is the variant.
+const ngVariant = variant as unknown as Parameters<typeof newQuickJSWASMModuleFromVariant>[0];
+
+/** The SDK's modules (compiled package files) and the module guests import it as. */
+const DIST = fileURLToPath(new URL('../../../', import.meta.url));
+const SDK_FILES = ['guest/quickjs/sdk.js', 'guest/quickjs/harden.js', 'shared/frame-writer.js', 'shared/grow-buffer.js', 'shared/records.js'];
+let sdkSources: Map<string, string> | undefined;
+function sdkSource(name: string): string | undefined {
+  sdkSources ??= new Map(SDK_FILES.map((f) => [`sandtrace/${f}`, readFileSync(DIST + f, 'utf8')]));
+  return sdkSources.get(name);
+}
+/** What `import … from 'sandtrace'` gives a guest: the SDK realm's objects, installed as globals. */
+const GUEST_MODULE = `export const tracing = globalThis.tracing; export const Span = globalThis.__sandtraceSpan;`;
+
+const BOOT = `
+import * as sdk from 'sandtrace/guest/quickjs/sdk.js';
+import { hardenRealm } from 'sandtrace/guest/quickjs/harden.js';
+const hooks = sdk.takeHostHooks();
+globalThis.__boot = { tracing: sdk.tracing, Span: sdk.Span, configure: hooks.configure, drain: hooks.drain, harden: () => hardenRealm([sdk.tracing, sdk.Span, sdk.EventSite]) };`;
+
+export class QuickJSEngine {
+  /** Set once the engine must not serve another guest; says why. */
+  broken: string | undefined;
+  /** True from the moment an allocation failed at the cap until `resetRun`. */
+  hitLimit = false;
+  private guestRunning = false;
+  private softPages: number;
+  private onFlush: ((frame: Uint8Array) => void) | undefined;
+  /** A context made ahead, between runs: creating one is most of a run's fixed cost (0.3–0.5 ms). */
+  private spare: QuickJSContext | undefined;
+
+  private constructor(
+    readonly memoryLimitBytes: number,
+    readonly memory: WebAssembly.Memory,
+    readonly runtime: QuickJSRuntime,
+    private readonly sdk: QuickJSContext,
+    private readonly tracing: QuickJSHandle,
+    private readonly spanClass: QuickJSHandle,
+    private readonly configureFn: QuickJSHandle,
+    private readonly drainFn: QuickJSHandle,
+    private readonly flushFn: QuickJSHandle,
+    /** Engine memory once the SDK realm was ready: the part no guest is charged for. */
+    readonly basePages: number,
+  ) {
+    this.softPages = basePages + Math.ceil(memoryLimitBytes / PAGE);
+  }
+
+  /** Creates an engine whose memory is capped at its base plus `memoryLimitBytes` (and a drain reserve). */
+  static async create(memoryLimitBytes: number): Promise<QuickJSEngine> {
+    const capPages = ENGINE_MIN_PAGES + Math.ceil((memoryLimitBytes + DRAIN_RESERVE_BYTES) / PAGE) + 32; // + room for the SDK realm itself
+    const memory = new WebAssembly.Memory({ initial: ENGINE_MIN_PAGES, maximum: capPages });
+    const module = await newQuickJSWASMModuleFromVariant(newVariant(ngVariant as never, { wasmMemory: memory }) as typeof ngVariant);
+    const runtime = module.newRuntime();
+    let engine: QuickJSEngine | undefined;
+    runtime.setModuleLoader((name, ctx) => {
+      if (engine === undefined || ctx === engine.sdk) return sdkSource(name) ?? { error: new Error(`module '${name}' is not part of the SDK`) };
+      return name === 'sandtrace' ? GUEST_MODULE : { error: new Error(`module '${name}' is not available in this sandbox`) };
+    });
+    const sdk = runtime.newContext();
+    sdk.unwrapResult(sdk.evalCode(BOOT, 'sandtrace-boot.js', { type: 'module' })).dispose();
+    const pending = runtime.executePendingJobs();
+    if (pending.error !== undefined) throw new Error(`the SDK did not load: ${JSON.stringify(sdk.dump(pending.error))}`);
+    pending.dispose();
+    const boot = sdk.getProp(sdk.global, '__boot');
+    const take = (key: string) => sdk.getProp(boot, key);
+    const tracing = take('tracing');
+    const span = take('Span');
+    const configureFn = take('configure');
+    const drainFn = take('drain');
+    const harden = take('harden');
+    boot.dispose();
+    sdk.unwrapResult(sdk.evalCode('delete globalThis.__boot')).dispose();
+    // Freeze the SDK realm: a guest can reach it (tracing.info.constructor), and must not be
+    // able to change what the SDK does for the next guest.
+    sdk.unwrapResult(sdk.callFunction(harden, sdk.undefined)).dispose();
+    harden.dispose();
+    const basePages = memory.buffer.byteLength / PAGE;
+    let self: QuickJSEngine;
+    const flushFn = sdk.newFunction('flush', (frame) => {
+      const bytes = sdk.getArrayBuffer(frame);
+      try {
+        self.onFlush?.(bytes.value); // a view into engine memory: copied before it is posted
+      } finally {
+        bytes.dispose();
+      }
+    });
+    self = engine = new QuickJSEngine(memoryLimitBytes, memory, runtime, sdk, tracing, span, configureFn, drainFn, flushFn, basePages);
+    engine.watchGrowth();
+    return engine;
+  }
+
+  /** Wraps the memory's `grow` (which the engine's allocator calls) to enforce the guest's share and see failures. */
+  private watchGrowth(): void {
+    const memory = this.memory;
+    const grow = memory.grow.bind(memory);
+    Object.defineProperty(memory, 'grow', {
+      value: (delta: number): number => {
+        if (this.guestRunning && memory.buffer.byteLength / PAGE + delta > this.softPages) {
+          this.hitLimit = true;
+          throw new RangeError('the guest reached its memory limit');
+        }
+        try {
+          return grow(delta);
+        } catch (e) {
+          this.hitLimit = true;
+          throw e;
+        }
+      },
+    });
+  }
+
+  /** A fresh context for one guest, with `tracing` installed and the SDK configured for this run. */
+  newGuestContext(settings: GuestSettings, onFlush: (frame: Uint8Array) => void): QuickJSContext {
+    this.onFlush = onFlush;
+    this.hitLimit = false;
+    const sdk = this.sdk;
+    const config = sdk.newObject();
+    sdk.setProp(config, 'flush', this.flushFn);
+    const set = (key: string, value: QuickJSHandle) => {
+      sdk.setProp(config, key, value);
+      value.dispose();
+    };
+    set('minLevel', sdk.newNumber(settings.minLevel));
+    set('flushBytes', sdk.newNumber(settings.flushBytes));
+    set('executionId', sdk.newString(settings.executionId));
+    if (settings.traceparent !== undefined) set('traceparent', sdk.newString(settings.traceparent));
+    if (settings.carried.length > 0) set('carried', this.toSdkValue(settings.carried));
+    const configured = sdk.callFunction(this.configureFn, sdk.undefined, config);
+    config.dispose();
+    sdk.unwrapResult(configured).dispose();
+    const vm = this.spare ?? this.newContext();
+    this.spare = undefined;
+    return vm;
+  }
+
+  /** Makes the next guest's context now, while the worker is idle. */
+  prepareSpare(): void {
+    if (this.broken === undefined) this.spare ??= this.newContext();
+  }
+
+  private newContext(): QuickJSContext {
+    const vm = this.runtime.newContext();
+    vm.setProp(vm.global, 'tracing', this.tracing);
+    vm.defineProp(vm.global, '__sandtraceSpan', { value: this.spanClass, enumerable: false, configurable: false });
+    return vm;
+  }
+
+  /** Plain data into the SDK realm (through its own JSON.parse, captured before any guest ran). */
+  private toSdkValue(value: unknown): QuickJSHandle {
+    return this.sdk.unwrapResult(this.sdk.evalCode(`JSON.parse(${JSON.stringify(JSON.stringify(value))})`));
+  }
+
+  /** Guest code runs between these two: only then does the memory cap apply to it. */
+  guestStarted(): void {
+    this.guestRunning = true;
+  }
+  guestStopped(): void {
+    this.guestRunning = false;
+  }
+
+  /** Takes what the SDK buffered: a view into engine memory, or undefined. Throws only if the engine failed. */
+  drain(): { frame: Uint8Array | undefined; release(): void } {
+    const sdk = this.sdk;
+    const result = sdk.callFunction(this.drainFn, sdk.undefined);
+    if (result.error !== undefined) {
+      const error = sdk.dump(result.error);
+      result.error.dispose();
+      throw new Error(`the SDK failed to drain: ${JSON.stringify(error)}`);
+    }
+    const handle = result.value;
+    if (sdk.typeof(handle) !== 'object') {
+      handle.dispose();
+      return { frame: undefined, release: () => {} };
+    }
+    const bytes = sdk.getArrayBuffer(handle);
+    return {
+      frame: bytes.value,
+      release: () => {
+        bytes.dispose();
+        handle.dispose();
+      },
+    };
+  }
+
+  /** Pages of engine memory above the base, now. */
+  grownPages(): number {
+    return this.memory.buffer.byteLength / PAGE - this.basePages;
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * Runs one QuickJS guest inside a worker: a fresh context in the worker's engine, the interrupt
+ * handler as the first line of the deadline (the host terminates the worker if it does not
+ * hold), host functions answered through the HostLink, and the SDK's buffer drained whatever
+ * happened.
+ */
+import type { QuickJSContext, QuickJSHandle, QuickJSRuntime } from 'quickjs-emscripten-core';
+import type { TerminationCause } from '../../receiver/termination.js';
+import { StopCode, type GuestError, type JobOutcome, type QuickJSJob } from '../worker-messages.js';
+import type { HostLink } from './host-link.js';
+import { QuickJSEngine } from './quickjs-engine.js';
+
+/** Time the SDK gets to hand over its buffer after the guest stopped. */
+const DRAIN_BUDGET_MS = 250;
+/**
+ * Largest QuickJS stack limit that still trips before the WebAssembly stack itself overflows
+ * (measured: 384 KiB holds, 448 KiB lets a native RangeError escape evalCode).
+ */
+const MAX_STACK_BYTES = 384 << 10;
+/** An engine that grew this far above its base is retired after the run, so a worker does not keep it. */
+const RETAIN_BYTES = 32 << 20;
+
+let engine: QuickJSEngine | undefined;
+
+/** The worker's engine, made anew when the memory limit differs or the last one broke. */
+async function engineFor(memoryLimitBytes: number): Promise<QuickJSEngine> {
+  if (engine === undefined || engine.broken !== undefined || engine.memoryLimitBytes !== memoryLimitBytes) {
+    engine = undefined; // the old instance and its memory go with the last reference
+    engine = await QuickJSEngine.create(memoryLimitBytes);
+  }
+  return engine;
+}
+
+/** Called when the worker is idle after a job: the next QuickJS guest then starts sooner. */
+export function prepareNextRun(): void {
+  engine?.prepareSpare();
+}
+
+type Stop = 'deadline' | 'host_cancel' | 'out_of_memory' | undefined;
+type Outcome = { value: unknown } | { error: GuestError | undefined };
+
+export async function runQuickJSJob(job: QuickJSJob, link: HostLink): Promise<JobOutcome> {
+  const e = await engineFor(job.memoryLimitBytes);
+  const runtime = e.runtime;
+  const deadlineAt = link.guestStarting() + job.deadlineMs;
+  let stop: Stop;
+  const stopNow = (): boolean => {
+    if (stop !== undefined) return true;
+    const code = link.stopCode();
+    if (code === StopCode.HOST_CANCEL) stop = 'host_cancel';
+    else if (code === StopCode.DEADLINE || performance.now() > deadlineAt) stop = 'deadline';
+    else if (e.hitLimit) stop = 'out_of_memory';
+    return stop !== undefined;
+  };
+  const vm = e.newGuestContext(job.settings, (frame) => link.postFrame(frame));
+  let outcome: Outcome;
+  try {
+    installHostFunctions(vm, job.hostFunctions, link, deadlineAt);
+    runtime.setMaxStackSize(Math.min(job.stackLimitBytes, MAX_STACK_BYTES));
+    runtime.setInterruptHandler(stopNow);
+    e.guestStarted();
+    try {
+      outcome = evaluate(vm, runtime, job.source, job.filename, job.module, () => stop);
+    } catch (err) {
+      // The WebAssembly stack itself overflowed: QuickJS could not turn it into a guest error.
+      if (!(err instanceof RangeError)) throw err;
+      outcome = { error: { name: 'RangeError', message: 'Maximum call stack size exceeded (engine stack)' } };
+    } finally {
+      e.guestStopped();
+    }
+    if (stop === undefined && e.hitLimit) stop = 'out_of_memory';
+    // Whatever happened, the context is still usable: take what the SDK buffered.
+    const drainEnd = performance.now() + DRAIN_BUDGET_MS;
+    runtime.setInterruptHandler(() => performance.now() > drainEnd);
+    const drained = e.drain();
+    try {
+      if (drained.frame !== undefined) link.finalFrame(drained.frame);
+    } finally {
+      drained.release();
+    }
+  } catch (err) {
+    // The engine itself failed (a WebAssembly abort inside QuickJS): it serves no other guest.
+    e.broken = `engine failure: ${(err as Error).message}`;
+    throw err;
+  } finally {
+    runtime.removeInterruptHandler();
+    if (e.broken === undefined) {
+      if (runtime.hasPendingJob()) e.broken = 'the guest left promise jobs behind';
+      vm.dispose();
+    }
+  }
+  const termination = classify(outcome, stop);
+  const result: JobOutcome = termination === undefined ? {} : { termination };
+  if ('value' in outcome) result.value = outcome.value;
+  else if (outcome.error !== undefined) result.error = outcome.error;
+  // quickjs-emscripten can abort while freeing a runtime after an out-of-memory or a stack
+  // overflow (upstream issues #257, #269), and engine memory never shrinks: start afresh.
+  if (termination?.kind === 'out_of_memory' || termination?.kind === 'stack_overflow') e.broken = termination.kind;
+  else if (e.grownPages() * 65536 > RETAIN_BYTES) e.broken = 'engine memory grew past what a worker keeps';
+  if (e.broken !== undefined) result.retire = e.broken;
+  return result;
+}
+
+/** Host functions as guest globals; each call waits for the host thread's answer. */
+function installHostFunctions(vm: QuickJSContext, names: string[], link: HostLink, deadlineAt: number): void {
+  for (const name of names) {
+    const fn = vm.newFunction(name, (...args) => {
+      const answer = link.call(name, args.map((a) => vm.dump(a)), deadlineAt);
+      if ('stopped' in answer) return { error: vm.newError('the host stopped this guest') };
+      if ('error' in answer) return { error: vm.newError(answer.error) };
+      return toGuest(vm, answer.value, 0);
+    });
+    vm.setProp(vm.global, name, fn);
+    fn.dispose();
+  }
+}
+
+/** Plain data from the host into the guest's own realm. */
+function toGuest(vm: QuickJSContext, value: unknown, depth: number): QuickJSHandle {
+  if (depth > 64) throw new TypeError('a host function returned a value nested deeper than 64 levels');
+  switch (typeof value) {
+    case 'undefined':
+      return vm.undefined;
+    case 'boolean':
+      return value ? vm.true : vm.false;
+    case 'number':
+      return vm.newNumber(value);
+    case 'string':
+      return vm.newString(value);
+    case 'bigint':
+      return vm.newBigInt(value);
+  }
+  if (value === null) return vm.null;
+  if (Array.isArray(value)) {
+    const arr = vm.newArray();
+    value.forEach((v, i) => toGuest(vm, v, depth + 1).consume((h) => vm.setProp(arr, i, h)));
+    return arr;
+  }
+  if (value instanceof Uint8Array) return vm.newArrayBuffer(value.slice().buffer);
+  if (typeof value === 'object') {
+    const obj = vm.newObject();
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) toGuest(vm, v, depth + 1).consume((h) => vm.setProp(obj, k, h));
+    return obj;
+  }
+  throw new TypeError(`a host function returned a ${typeof value}, which cannot cross to the guest`);
+}
+
+/** Runs the guest to completion (including its promise jobs) and captures its value or error. */
+function evaluate(vm: QuickJSContext, runtime: QuickJSRuntime, source: string, filename: string, asModule: boolean, stopped: () => Stop): Outcome {
+  const result = vm.evalCode(source, filename, { type: asModule ? 'module' : 'global' });
+  if (result.error !== undefined) return errorOutcome(vm, result.error);
+  let handle = result.value;
+  if (vm.typeof(handle) === 'object' && isPromise(vm, handle)) {
+    for (;;) {
+      const state = vm.getPromiseState(handle);
+      if (state.type === 'fulfilled') {
+        handle.dispose();
+        if (state.notAPromise) return { value: vm.dump(state.value) };
+        handle = state.value;
+        break;
+      }
+      if (state.type === 'rejected') {
+        handle.dispose();
+        return errorOutcome(vm, state.error);
+      }
+      const jobs = runtime.executePendingJobs();
+      if (jobs.error !== undefined) {
+        handle.dispose();
+        return errorOutcome(vm, jobs.error);
+      }
+      if (jobs.value === 0 && !runtime.hasPendingJob()) {
+        handle.dispose();
+        const stop = stopped();
+        return { error: { name: 'Error', message: stop ?? 'the guest promise never settled' } };
+      }
+    }
+  }
+  const jobs = runtime.executePendingJobs();
+  if (jobs.error !== undefined) {
+    handle.dispose();
+    return errorOutcome(vm, jobs.error);
+  }
+  try {
+    return { value: vm.dump(handle) };
+  } finally {
+    handle.dispose();
+  }
+}
+
+function isPromise(vm: QuickJSContext, handle: QuickJSHandle): boolean {
+  const state = vm.getPromiseState(handle);
+  if (state.type === 'fulfilled' && state.notAPromise) return false;
+  if (state.type === 'fulfilled') state.value.dispose();
+  if (state.type === 'rejected') state.error.dispose();
+  return true;
+}
+
+function errorOutcome(vm: QuickJSContext, handle: QuickJSHandle): Outcome {
+  const raw: unknown = vm.dump(handle);
+  handle.dispose();
+  if (typeof raw === 'object' && raw !== null && 'message' in raw) {
+    const e = raw as { name?: string; message: string; stack?: string };
+    return { error: { name: String(e.name ?? 'Error'), message: String(e.message), ...(typeof e.stack === 'string' && { stack: e.stack }) } };
+  }
+  return { error: { name: 'Error', message: `uncaught ${typeof raw}: ${String(raw)}` } };
+}
+
+/** Names the cause of death, or undefined for a normal end. */
+function classify(outcome: Outcome, stop: Stop): TerminationCause | undefined {
+  if (stop === 'out_of_memory') return { kind: 'out_of_memory', message: 'the guest reached its memory limit' };
+  if (!('error' in outcome) || outcome.error === undefined) return undefined;
+  const { name, message } = outcome.error;
+  if (stop === 'host_cancel') return { kind: 'host_cancel', message: 'cancelled through the run signal' };
+  if (stop === 'deadline') return { kind: 'deadline', message: 'interrupted at the deadline' };
+  if (/out of memory/i.test(message)) return { kind: 'out_of_memory', message: `${name}: ${message}` };
+  if (/stack overflow|call stack size/i.test(message)) return { kind: 'stack_overflow', message: `${name}: ${message}` };
+  return { kind: 'exception', message: `${name}: ${message}` };
+}

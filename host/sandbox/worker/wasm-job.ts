@@ -1,0 +1,167 @@
+/**
+ * Runs one export of a WebAssembly guest inside a worker, with the sandtrace imports.
+ *
+ * The guest library keeps a small state block in linear memory (committed length, level filter,
+ * frame time base, drop count) whose address it gives the host on first use. The worker writes
+ * the level before the call and, after the call — or after a trap or abort, when the instance
+ * must never be called again — reads the buffered records straight from memory.
+ *
+ * The imports check the stop word at every crossing and throw to unwind the guest. A guest can
+ * catch that (WebAssembly exception handling is on in Node 20), which is why this is only the
+ * first line: the host terminates the worker when the guest does not return in time.
+ */
+import * as loader from '@assemblyscript/loader';
+import type { TerminationCause } from '../../receiver/termination.js';
+import { StopCode, type JobOutcome, type WasmJob } from '../worker-messages.js';
+import type { HostLink } from './host-link.js';
+
+const PAGE = 65536;
+/** Bytes of the guest's state block: committed u32, level i32, time base f64, dropped u32, pad. */
+const STATE_BYTES = 24;
+
+/** Thrown inside an import to unwind the guest: the host stops it (deadline or cancel). */
+class HostStop extends Error {
+  constructor(readonly reason: TerminationCause) {
+    super(reason.kind);
+  }
+}
+
+/** Thrown from `env.abort` to unwind the guest after recording where it aborted. */
+class GuestAbort extends Error {}
+
+export async function runWasmJob(job: WasmJob, link: HostLink): Promise<JobOutcome> {
+  const started = link.guestStarting();
+  const deadlineAt = started + job.deadlineMs;
+  // This thread's performance.now() at the guest's time 0 (the host chose it as unix ns).
+  const zero = Number(job.clockOriginNs) / 1e6 - performance.timeOrigin;
+  const plan = job.memory;
+  let memory: WebAssembly.Memory | undefined = plan.kind === 'import' ? new WebAssembly.Memory({ initial: plan.initial, maximum: plan.maximum }) : undefined;
+  let state = 0; // address of the guest's state block, once attached
+  let buffer = 0;
+  let stop: TerminationCause | undefined;
+
+  const check = (nowMs: number): void => {
+    if (stop === undefined) {
+      const code = link.stopCode();
+      if (code === StopCode.HOST_CANCEL) stop = { kind: 'host_cancel', message: 'cancelled through the run signal' };
+      else if (code === StopCode.DEADLINE || nowMs > deadlineAt) stop = { kind: 'deadline', message: `no return within ${job.deadlineMs} ms` };
+    }
+    if (stop !== undefined) throw new HostStop(stop);
+  };
+  const view = () => new DataView(memory!.buffer);
+  /** Hands the committed records to the host with `done` and empties the buffer (the frame ends here). */
+  const drain = (): void => {
+    if (state === 0 || memory === undefined || !inBounds(memory, state, STATE_BYTES)) return;
+    const v = view();
+    const committed = v.getUint32(state, true);
+    const dropped = v.getUint32(state + 16, true);
+    const bytes = committed > 0 && inBounds(memory, buffer, committed) ? new Uint8Array(memory.buffer, buffer, committed) : new Uint8Array(0);
+    link.finalFrame(bytes, dropped);
+    v.setUint32(state, 0, true);
+    v.setFloat64(state + 8, 0, true);
+    v.setUint32(state + 16, 0, true);
+  };
+
+  let abortCause: TerminationCause | undefined;
+  const imports: Record<string, Record<string, unknown>> = {};
+  for (const [module, name] of job.hostImports) (imports[module] ??= {})[name] = hostImport(link, `${module}.${name}`, deadlineAt, () => check(performance.now()));
+  imports.sandtrace = {
+    attach(stateAddr: number, bufferAddr: number): void {
+      // May run during instantiation, before the worker holds the memory: checked at each use.
+      state = stateAddr;
+      buffer = bufferAddr;
+      if (memory !== undefined && inBounds(memory, state, STATE_BYTES)) view().setInt32(state + 4, job.minLevel, true);
+    },
+    flush(ptr: number, length: number): void {
+      check(performance.now());
+      if (memory !== undefined && ptr === buffer && inBounds(memory, ptr, length)) link.postFrame(new Uint8Array(memory.buffer, ptr, length));
+    },
+    now(): number {
+      const ms = performance.now();
+      check(ms);
+      return ms > zero ? Math.round((ms - zero) * 1e6) : 0;
+    },
+  };
+  imports.env = {
+    ...imports.env,
+    abort(msg: number, file: number, line: number, column: number): never {
+      abortCause = { kind: 'abort', message: readString(memory, msg) ?? 'abort', file: readString(memory, file) ?? '', line, column };
+      throw new GuestAbort();
+    },
+    seed: () => Date.now(),
+  };
+  if (plan.kind === 'import') (imports[plan.module] ??= {})[plan.field] = memory;
+
+  let value: unknown;
+  let failure: unknown;
+  try {
+    const { exports } = await loader.instantiate(job.module, imports as loader.Imports);
+    memory = exports.memory ?? memory;
+    const fn = exports[job.entry];
+    if (typeof fn !== 'function') throw new TypeError(`the module has no function export '${job.entry}'`);
+    if (state !== 0 && inBounds(memory!, state, STATE_BYTES)) view().setInt32(state + 4, job.minLevel, true);
+    const pinned: number[] = [];
+    const args = job.args.map((a) => (typeof a === 'string' ? pinString(exports, a, pinned) : a));
+    value = (fn as (...a: unknown[]) => unknown)(...args);
+    for (const p of pinned) exports.__unpin(p);
+  } catch (e) {
+    failure = e;
+  }
+  // Trapped or not, the memory is readable: take what the guest buffered.
+  if (memory === undefined && failure === undefined) failure = new Error('the module exports no memory');
+  drain();
+  const termination = classify(failure, stop, abortCause, memory, plan.maximum);
+  const outcome: JobOutcome = termination === undefined ? {} : { termination };
+  if (termination === undefined) outcome.value = value;
+  else if (failure instanceof Error && !(failure instanceof HostStop) && !(failure instanceof GuestAbort)) outcome.error = { name: failure.name, message: failure.message };
+  return outcome;
+}
+
+/** An import answered by a host function on the host thread; numbers and bigints cross. */
+function hostImport(link: HostLink, name: string, deadlineAt: number, checkStop: () => void): (...args: unknown[]) => unknown {
+  return (...args: unknown[]) => {
+    const answer = link.call(name, args, deadlineAt);
+    if ('stopped' in answer) checkStop(); // throws HostStop (deadline, or the host's stop)
+    if ('error' in answer) throw new Error(answer.error);
+    return 'value' in answer ? answer.value : undefined;
+  };
+}
+
+function classify(failure: unknown, stop: TerminationCause | undefined, abortCause: TerminationCause | undefined, memory: WebAssembly.Memory | undefined, maxPages: number): TerminationCause | undefined {
+  if (failure === undefined) return undefined;
+  if (stop !== undefined) return stop;
+  if (abortCause !== undefined) return abortCause;
+  if (failure instanceof WebAssembly.RuntimeError) {
+    // AssemblyScript's allocator traps (unreachable) when memory cannot grow enough. Release
+    // builds carry no function names, so tell it apart by memory being close to its cap: within
+    // one large allocation (max(16 pages, 1/8 of the cap)) of it.
+    if (memory !== undefined && /unreachable/.test(failure.message)) {
+      const pages = memory.buffer.byteLength / PAGE;
+      if (maxPages - pages <= Math.max(16, maxPages >> 3)) return { kind: 'out_of_memory', message: `trap with memory at ${pages} of ${maxPages} pages: ${failure.message}` };
+    }
+    return { kind: 'trap', message: failure.message };
+  }
+  if (failure instanceof RangeError && /call stack/i.test(failure.message)) return { kind: 'stack_overflow', message: failure.message };
+  const e = failure instanceof Error ? failure : new Error(String(failure));
+  return { kind: 'exception', message: `${e.name}: ${e.message}` };
+}
+
+/** Reads an AssemblyScript string (UTF-16, byte length stored just before it) from memory. */
+function readString(memory: WebAssembly.Memory | undefined, ptr: number): string | undefined {
+  if (memory === undefined || ptr < 4 || ptr >= memory.buffer.byteLength) return undefined;
+  const bytes = new DataView(memory.buffer).getUint32(ptr - 4, true);
+  const len = Math.min(bytes >>> 1, 4096, (memory.buffer.byteLength - ptr) >>> 1);
+  return String.fromCharCode(...new Uint16Array(memory.buffer, ptr, len));
+}
+
+/** A string argument, allocated in the guest and pinned so its collector keeps it during the call. */
+function pinString(exports: loader.ASUtil & Record<string, unknown>, s: string, pinned: number[]): number {
+  if (typeof exports.__newString !== 'function') throw new TypeError('string arguments need a module compiled with --exportRuntime');
+  const ptr = exports.__pin(exports.__newString(s));
+  pinned.push(ptr);
+  return ptr;
+}
+
+function inBounds(memory: WebAssembly.Memory, ptr: number, length: number): boolean {
+  return ptr > 0 && length >= 0 && ptr + length <= memory.buffer.byteLength;
+}
