@@ -12,6 +12,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { BasicTracerProvider, ConsoleSpanExporter, SimpleSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { OpenTelemetryCollector } from '../host/opentelemetry.js';
 import { runQuickJS } from '../host/sandbox/quickjs-runner.js';
+import { SandboxPool } from '../host/sandbox/sandbox-pool.js';
 
 /** The function each request runs: untrusted code, with its own spans. */
 export const FUNCTION = `
@@ -34,11 +35,15 @@ export async function startHandler(spanExporter: SpanExporter, port = 0): Promis
   trace.setGlobalTracerProvider(provider);
   const tracer = trace.getTracer('serverless-host');
   const collector = new OpenTelemetryCollector();
+  // Guests run on worker threads, warm before the first request; the handler's own event loop
+  // stays free while they run, and a guest that overruns its deadline loses its worker, not the host.
+  const pool = new SandboxPool({ size: 2 });
+  pool.warmUp();
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     void tracer.startActiveSpan(`GET ${url.pathname}`, async (span) => {
       const input = JSON.stringify({ name: url.searchParams.get('name') ?? undefined });
-      const result = await runQuickJS(`const input = ${input};${FUNCTION}`, { collector, deadlineMs: 200, executionId: `req-${Date.now()}` });
+      const result = await runQuickJS(`const input = ${input};${FUNCTION}`, { collector, pool, deadlineMs: 200, executionId: `req-${Date.now()}` });
       if (!result.ok) span.setStatus({ code: SpanStatusCode.ERROR, message: result.summary.cause ?? 'failed' });
       res.writeHead(result.ok ? 200 : 500, { 'Content-Type': 'text/plain' });
       res.end(result.ok ? String(result.value ?? '') : `function failed: ${result.summary.cause}\n`);
@@ -51,6 +56,7 @@ export async function startHandler(spanExporter: SpanExporter, port = 0): Promis
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await pool.close();
       await provider.shutdown();
       trace.disable();
       context.disable();

@@ -8,4 +8,6 @@
  * result.ok; // false if the guest died; result.summary.cause says how
  */
 export { runWasm, MemoryLimitError, type WasmRunOptions } from './sandbox/wasm-runner.js';
+export { compileWasm } from './sandbox/wasm-module-cache.js';
+export { SandboxPool, defaultSandboxPool, PoolClosedError, type SandboxPoolOptions, type SandboxPoolStats, type HostFunction } from './sandbox/sandbox-pool.js';
 export type { RunOptions, RunResult, ExecutionSummary, PersistedExecution } from './sandbox/execution.js';
