@@ -280,6 +280,8 @@ export class SandboxPool {
     this.counts.terminated++;
     await slot.worker.terminate();
     this.drainPosted(slot); // frames posted before the end are still in the port
+    slot.out.close();
+    slot.replies.close();
     if (active.settled) return; // the guest's own `done` was among them
     const cause: TerminationCause =
       active.stop === StopCode.HOST_CANCEL
