@@ -237,6 +237,20 @@ describe('QuickJS guest SDK', () => {
     assert.deepEqual(collector.events.map((e) => e.values[0]![1]), ['before', 'after'], 'the SDK lives in its own realm: the guest patched only its own');
   });
 
+  test('a guest value larger than 1 MiB of JSON is refused before it reaches the worker heap, as a result or as a host-call argument', async () => {
+    const big = await runQuickJS(`const s = 'x'.repeat(600000); [s, s]`, {});
+    assert.equal(big.ok, false);
+    assert.equal(big.summary.termination?.kind, 'exception');
+    assert.match(big.error!.message, /result is 1200007 characters of JSON; at most 1048576/);
+    const seen: number[] = [];
+    const call = await runQuickJS(`let m; try { echo('y'.repeat(2 << 20)); } catch (e) { m = e.message; } [m, echo('ok')]`, {
+      hostFunctions: { echo: (s: string) => (seen.push(s.length), s) },
+    });
+    assert.equal(call.ok, true);
+    assert.deepEqual(call.value, ['argument 0 of echo: is a string of 2097152 characters; at most 1048576 cross to the host', 'ok']);
+    assert.deepEqual(seen, [2], 'the oversized call never reached the host');
+  });
+
   test('long runs report progress about once a second', async () => {
     const ticks: Array<{ elapsedMs: number; records: number }> = [];
     await runQuickJS(`const end = Date.now() + 2300; let i = 0; while (Date.now() < end) { if (++i % 1000 === 0) tracing.info('busy'); }`, {

@@ -17,6 +17,11 @@ const DRAIN_BUDGET_MS = 250;
  * (measured: 384 KiB holds, 448 KiB lets a native RangeError escape evalCode).
  */
 const MAX_STACK_BYTES = 384 << 10;
+/**
+ * Largest guest value that crosses to the host (the result, a host function's arguments), in
+ * characters of JSON: a guest must not be able to fill the worker's own heap with one value.
+ */
+const MAX_VALUE_CHARS = 1 << 20;
 /** An engine that grew this far above its base is retired after the run, so a worker does not keep it. */
 const RETAIN_BYTES = 32 << 20;
 
@@ -105,7 +110,13 @@ export async function runQuickJSJob(job: QuickJSJob, link: HostLink): Promise<Jo
 function installHostFunctions(vm: QuickJSContext, names: string[], link: HostLink, deadlineAt: number): void {
   for (const name of names) {
     const fn = vm.newFunction(name, (...args) => {
-      const answer = link.call(name, args.map((a) => vm.dump(a)), deadlineAt);
+      const plain: unknown[] = [];
+      for (const a of args) {
+        const p = plainValue(vm, a);
+        if (!p.ok) return { error: vm.newError(`argument ${plain.length} of ${name}: ${p.message}`) };
+        plain.push(p.value);
+      }
+      const answer = link.call(name, plain, deadlineAt);
       if ('stopped' in answer) return { error: vm.newError('the host stopped this guest') };
       if ('error' in answer) return { error: vm.newError(answer.error) };
       return toGuest(vm, answer.value, 0);
@@ -155,7 +166,7 @@ function evaluate(vm: QuickJSContext, runtime: QuickJSRuntime, source: string, f
       const state = vm.getPromiseState(handle);
       if (state.type === 'fulfilled') {
         handle.dispose();
-        if (state.notAPromise) return { value: vm.dump(state.value) };
+        if (state.notAPromise) return resultOutcome(vm, state.value);
         handle = state.value;
         break;
       }
@@ -181,10 +192,43 @@ function evaluate(vm: QuickJSContext, runtime: QuickJSRuntime, source: string, f
     return errorOutcome(vm, jobs.error);
   }
   try {
-    return { value: vm.dump(handle) };
+    return resultOutcome(vm, handle);
   } finally {
     handle.dispose();
   }
+}
+
+function resultOutcome(vm: QuickJSContext, handle: QuickJSHandle): Outcome {
+  const p = plainValue(vm, handle);
+  return p.ok ? { value: p.value } : { error: { name: 'RangeError', message: `the guest's result ${p.message}` } };
+}
+
+/**
+ * A guest value as plain host data, through JSON (the guest's own `JSON.stringify`, so a guest
+ * that replaced it only changes its own result), refused past MAX_VALUE_CHARS before the host
+ * copies it out of the engine.
+ */
+function plainValue(vm: QuickJSContext, handle: QuickJSHandle): { ok: true; value: unknown } | { ok: false; message: string } {
+  const type = vm.typeof(handle);
+  if (type === 'string') {
+    const length = vm.getProp(handle, 'length').consume((h) => vm.getNumber(h));
+    return length > MAX_VALUE_CHARS ? { ok: false, message: `is a string of ${length} characters; at most ${MAX_VALUE_CHARS} cross to the host` } : { ok: true, value: vm.getString(handle) };
+  }
+  if (type !== 'object') return { ok: true, value: vm.dump(handle) }; // numbers, bigints, booleans, undefined, symbols, functions: small
+  const stringify = vm.getProp(vm.global, 'JSON').consume((json) => vm.getProp(json, 'stringify'));
+  const result = vm.callFunction(stringify, vm.undefined, handle);
+  stringify.dispose();
+  if (result.error !== undefined) {
+    const e = vm.dump(result.error) as { message?: unknown } | undefined;
+    result.error.dispose();
+    return { ok: false, message: `cannot be serialized: ${String(e?.message ?? e)}` };
+  }
+  return result.value.consume((json) => {
+    if (vm.typeof(json) !== 'string') return { ok: true, value: undefined };
+    const length = vm.getProp(json, 'length').consume((h) => vm.getNumber(h));
+    if (length > MAX_VALUE_CHARS) return { ok: false, message: `is ${length} characters of JSON; at most ${MAX_VALUE_CHARS} cross to the host` };
+    return { ok: true, value: JSON.parse(vm.getString(json)) as unknown };
+  });
 }
 
 function isPromise(vm: QuickJSContext, handle: QuickJSHandle): boolean {
