@@ -11,6 +11,27 @@ import { ExtType, Tag, type ErrorValue, type Instrument, type Level, type Value 
 const LEVEL_NUM: Record<Level, number> = { trace: 0, debug: 1, info: 2, warn: 3, error: 4 };
 const INSTRUMENT_NUM: Record<Instrument, number> = { counter: 0, histogram: 1, gauge: 2 };
 
+// Built-ins, taken once at load. In QuickJS the writer may be handed values from another realm
+// (a guest context of the same runtime), for which `instanceof Uint8Array` is false and whose
+// prototypes the guest controls; the checks below read internal slots instead, through this
+// realm's own functions.
+const isSafeInteger = Number.isSafeInteger;
+const toBigInt = BigInt;
+const toText = String;
+const typedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype) as object;
+const uncurryGetter = (key: PropertyKey): ((self: unknown) => unknown) =>
+  Function.prototype.call.bind(Object.getOwnPropertyDescriptor(typedArrayPrototype, key)!.get!) as (self: unknown) => unknown;
+const typedArrayName = uncurryGetter(Symbol.toStringTag) as (v: unknown) => string | undefined;
+const typedArrayLength = uncurryGetter('length') as (v: Uint8Array) => number;
+
+/**
+ * True for a Uint8Array (or a subclass) from any realm: the answer comes from the array's internal
+ * slot, not from its prototype chain, so a guest cannot fake or hide it.
+ */
+export function isUint8Array(v: unknown): v is Uint8Array {
+  return typedArrayName(v) === 'Uint8Array';
+}
+
 /** Maximum nesting of error sources the writer follows (the reader enforces the same). */
 export const MAX_ERROR_DEPTH = 16;
 
@@ -331,7 +352,7 @@ export class FrameWriter {
       this.pos += 4;
     } else {
       buf[this.pos++] = 0xd3;
-      this.view.setBigInt64(this.pos, BigInt(n));
+      this.view.setBigInt64(this.pos, toBigInt(n));
       this.pos += 8;
     }
   }
@@ -389,7 +410,7 @@ export class FrameWriter {
   }
 
   private bin(b: Uint8Array): void {
-    const n = b.length;
+    const n = typedArrayLength(b); // not `b.length`: a guest may redefine it on its own prototypes
     this.ensure(5 + n);
     if (n < 0x100) {
       this.buf[this.pos++] = 0xc4;
@@ -438,7 +459,7 @@ export class FrameWriter {
 
   private errorBody(e: ErrorValue, depth: number): void {
     this.arrayHeader(2);
-    this.str(String(e.message));
+    this.str(toText(e.message));
     if (e.source === undefined || depth + 1 >= MAX_ERROR_DEPTH) this.nil();
     else {
       const src = e.source;
@@ -450,7 +471,7 @@ export class FrameWriter {
   value(v: Value | null | undefined, depth: number): void {
     switch (typeof v) {
       case 'number':
-        if (Number.isSafeInteger(v) && !(v === 0 && 1 / v < 0)) this.int(v); // -0 stays a float
+        if (isSafeInteger(v) && !(v === 0 && 1 / v < 0)) this.int(v); // -0 stays a float
         else this.float(v);
         return;
       case 'string':
@@ -469,7 +490,7 @@ export class FrameWriter {
         return;
     }
     if (v === null) this.nil();
-    else if (v instanceof Uint8Array) this.bin(v);
+    else if (isUint8Array(v)) this.bin(v);
     else if ('debug' in v) {
       const text = v.debug;
       this.ext(ExtType.debug, () => {
