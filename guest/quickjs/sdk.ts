@@ -7,14 +7,55 @@
  * per batch, and the frequent ones (events, span enter/exit/close/new) are written with a few
  * typed-array stores right here. Rare records and unusual values go through the shared
  * FrameWriter. Nothing here may use Node APIs.
+ *
+ * One loaded SDK can serve many runs, one after another: the host calls `configure` before each
+ * run, which starts over from a state byte for byte equal to a freshly loaded SDK's (see
+ * `startRun`), and `drain` after it. The SDK may live in a realm (context) of its own while guest
+ * code runs in another context of the same runtime; so no check here relies on the guest's
+ * prototypes (`instanceof` is false across realms), and the built-ins used are this realm's,
+ * taken at load. `hardenRealm` (harden.ts) then freezes this realm, `realmRoots()` included.
  */
-import { FrameWriter } from '../../shared/frame-writer.js';
+import * as frameWriterModule from '../../shared/frame-writer.js';
+import { FrameWriter, isUint8Array } from '../../shared/frame-writer.js';
+import * as growBufferModule from '../../shared/grow-buffer.js';
+import * as recordsModule from '../../shared/records.js';
 import { LINK_FIELD, Tag, type Level, type Value } from '../../shared/records.js';
+import * as sdkModule from './sdk.js';
 
-const LEVEL_NUM: Record<string, number> = { trace: 0, debug: 1, info: 2, warn: 3, error: 4 };
+// ---- built-ins, taken at load -------------------------------------------------------------------
+// Module bindings rather than global lookups: nothing the guest can reach later changes them, and
+// in QuickJS reading a module binding is cheaper than a global's property.
+
+const round = Math.round;
+/** quickjs-ng's `performance.now` does not need its receiver. */
+const clockMs = performance.now as () => number;
+const wallMs = Date.now;
+const isSafeInteger = Number.isSafeInteger;
+const toText = String;
+const toNumber = Number;
+const toBigInt = BigInt;
+const stringify = JSON.stringify;
+const SdkError = Error;
+const defineProperty = Object.defineProperty;
+const freeze = Object.freeze;
+const objectTag = Function.prototype.call.bind(Object.prototype.toString) as (v: unknown) => string;
+/**
+ * True for an error from any realm. quickjs-ng has `Error.isError` (it reads the internal slot: a
+ * subclass counts, a look-alike does not); elsewhere, the built-in tag is the best there is.
+ */
+const isError: (v: unknown) => v is Error =
+  (Error as { isError?: (v: unknown) => v is Error }).isError ?? ((v: unknown): v is Error => typeof v === 'object' && v !== null && objectTag(v) === '[object Error]');
+
+/** Level numbers by name; no prototype, so `'constructor'` or `'__proto__'` is no level. */
+const LEVEL_NUM: Readonly<Record<string, number>> = freeze(Object.assign(Object.create(null) as Record<string, number>, { trace: 0, debug: 1, info: 2, warn: 3, error: 4 }));
+/** Above every level: before `configure`, nothing is enabled. */
+const NO_LEVEL = 5;
 const SDK_VERSION = '0.1.0';
+/** The writer's buffer, and the largest one kept from one run to the next (larger ones are dropped). */
+const INITIAL_BUFFER_BYTES = 16384;
+const KEPT_BUFFER_BYTES = 65536;
 
-/** What the host passes in before guest code runs. */
+/** What the host passes to `configure` before each run. Read there, once: later changes to it are not seen. */
 export interface GuestConfig {
   /** Host function taking one ArrayBuffer: a complete frame. */
   flush: (frame: ArrayBuffer) => void;
@@ -42,22 +83,31 @@ export interface SpanOptions {
   link?: string;
 }
 
-// ---- the buffer ---------------------------------------------------------------------------------
+// ---- per-run state ------------------------------------------------------------------------------
+// The bindings of this section, and further down spanSites, recentSites, scratchKeys,
+// scratchValues, messageBytes, lastMessage and lastMessageBytes, belong to one run: `startRun`
+// resets every one of them. (Not per run: the constants, the frozen disabledSpan, hooksTaken.)
 // `pos` and `lastTime` mirror the writer's; the writer is told (commit) before it writes itself.
 
-const writer = new FrameWriter(16384);
+let writer = new FrameWriter(INITIAL_BUFFER_BYTES);
 let buf = writer.bytes;
 let dv = writer.dataView;
 let cap = buf.length;
 let pos = 0;
 let lastTime = 0;
-let config: GuestConfig | undefined;
-let minLevel = 2;
+/** Most verbose level enabled; NO_LEVEL until configured. */
+let minLevel = NO_LEVEL;
 let flushAt = 32768;
+let configured = false;
+/** The host's flush function for this run. */
+let flushHost: ((frame: ArrayBuffer) => void) | undefined;
+let traceparent: string | undefined;
+let executionId: string | undefined;
+/** This run's carried spans, copied out of the host's config. */
+let carriedSpans: ReadonlyArray<{ id: number; name: string; fields: readonly string[] }> = [];
 let nextSpanId = 1;
 let nextCallsite = 1;
 const callsites = new Map<string, number>();
-const originNs = BigInt(Date.now()) * 1_000_000n - BigInt(Math.round(performance.now() * 1e6));
 
 /** Makes room for `n` more bytes (growing the writer's buffer: rare). */
 function room(n: number): void {
@@ -80,12 +130,12 @@ function maybeFlush(): void {
 }
 
 function flushNow(): void {
-  if (pos === 0 || config === undefined) return;
+  if (pos === 0 || flushHost === undefined) return;
   writer.commit(pos);
   const frame = writer.finish();
   pos = 0;
   lastTime = 0;
-  config.flush(frame.buffer as ArrayBuffer);
+  flushHost(frame.buffer as ArrayBuffer);
 }
 
 /**
@@ -94,7 +144,7 @@ function flushNow(): void {
  * room for 5 bytes at `p`.
  */
 function stampAt(p: number): number {
-  const t = Math.round(performance.now() * 1e6);
+  const t = round(clockMs() * 1e6);
   const d = t - lastTime;
   lastTime = t;
   if (d >= 0 && d < 128) buf[p++] = d;
@@ -148,7 +198,7 @@ function putValue(v: unknown): void {
           dv.setInt32(pos + 1, v);
           pos += 5;
         }
-      } else if (Number.isSafeInteger(v)) slowValue(v);
+      } else if (isSafeInteger(v)) slowValue(v);
       else {
         buf[pos] = 0xcb;
         dv.setFloat64(pos + 1, v);
@@ -182,7 +232,7 @@ function putValue(v: unknown): void {
       buf[pos++] = 0xc0;
       return;
   }
-  slowValue(toValue(v));
+  slowValue(v);
 }
 
 function slowValue(v: unknown): void {
@@ -190,7 +240,10 @@ function slowValue(v: unknown): void {
   refresh();
 }
 
-/** Converts a guest value to a protocol value. */
+/**
+ * Converts a guest value to a protocol value. The value may come from another realm: bytes and
+ * errors are recognised by their internal slots (isUint8Array, isError), not by `instanceof`.
+ */
 function toValue(v: unknown): Value {
   switch (typeof v) {
     case 'string':
@@ -202,20 +255,28 @@ function toValue(v: unknown): Value {
       return { empty: true };
   }
   if (v === null) return { debug: 'null' };
-  if (v instanceof Uint8Array) return v;
-  if (v instanceof Error) return { error: errorValue(v, 0) };
+  if (isUint8Array(v)) return v;
+  if (isError(v)) return { error: errorValue(v, 0) };
   if (typeof v === 'object' && ('debug' in v || 'error' in v || 'empty' in v)) return v as Value;
+  return { debug: debugText(v) };
+}
+
+/** JSON where it works; otherwise (a cycle, a bigint inside, a throwing toJSON) the value's string. */
+function debugText(v: unknown): string {
   try {
-    return { debug: JSON.stringify(v) ?? String(v) };
-  } catch {
-    return { debug: String(v) };
+    return stringify(v) ?? toText(v);
+  } catch (e) {
+    // JSON's own TypeError (a cycle, a bigint inside) or whatever the value's toJSON or getters
+    // threw: the value's string instead. The engine running out of memory or stack goes on up.
+    if (isError(e) && (e.name === 'InternalError' || e.name === 'RangeError')) throw e;
+    return toText(v);
   }
 }
 
 function errorValue(e: Error, depth: number): { message: string; source?: { message: string } } {
   const out: { message: string; source?: { message: string } } = { message: `${e.name}: ${e.message}` };
   const cause = (e as { cause?: unknown }).cause;
-  if (cause instanceof Error && depth < 8) out.source = errorValue(cause, depth + 1);
+  if (depth < 8 && isError(cause)) out.source = errorValue(cause, depth + 1);
   return out;
 }
 
@@ -261,8 +322,9 @@ const messageBytes = new Map<string, Uint8Array>();
 const MESSAGE_CACHE = 512;
 // The last message and its bytes: loops log the same literal again and again, and comparing a
 // string with itself is cheaper than a Map lookup.
+const EMPTY_MESSAGE_BYTES = new Uint8Array([0xa0]);
 let lastMessage = '';
-let lastMessageBytes: Uint8Array = new Uint8Array([0xa0]);
+let lastMessageBytes: Uint8Array = EMPTY_MESSAGE_BYTES;
 
 function putMessage(message: string): void {
   let bytes = lastMessageBytes;
@@ -357,7 +419,7 @@ export class Span {
     try {
       return fn(this);
     } catch (e) {
-      this.record('error', e instanceof Error ? e : new Error(String(e)));
+      this.record('error', isError(e) ? e : new SdkError(toText(e)));
       throw e;
     } finally {
       this.exit();
@@ -365,14 +427,15 @@ export class Span {
   }
 }
 
-const disabledSpan = new Span(0, '', []);
+/** The span of every disabled call: shared by all runs, so frozen (its id stays 0). */
+const disabledSpan: Span = freeze(new Span(0, '', [])) as Span;
 
 function newSpan(name: string, fields: Fields | undefined, options: SpanOptions | undefined): Span {
   const level = options?.level ?? 'info';
-  if (LEVEL_NUM[level]! < minLevel || config === undefined) return disabledSpan;
+  if (!(LEVEL_NUM[level]! >= minLevel)) return disabledSpan; // an unknown level too
   const n = scratchFields(fields);
   const link = options?.link;
-  const site = spanSite(String(name), level, options?.target ?? 'guest', n, link !== undefined);
+  const site = spanSite(toText(name), level, options?.target ?? 'guest', n, link !== undefined);
   const keys = site.keys;
   const cs = site.id;
   const id = nextSpanId++;
@@ -389,9 +452,9 @@ function newSpan(name: string, fields: Fields | undefined, options: SpanOptions 
   for (let i = 0; i < n; i++) putValue(scratchValues[i]);
   room(1);
   buf[pos++] = 0xc0; // error: not recorded yet
-  if (link !== undefined) putValue(String(link));
+  if (link !== undefined) putValue(toText(link));
   maybeFlush();
-  return new Span(id, String(name), keys);
+  return new Span(id, toText(name), keys);
 }
 
 /** Span callsites by name, with the field lists seen for each, compared without building strings. */
@@ -442,10 +505,10 @@ function scratchFields(fields: Fields | undefined): number {
  */
 function levelEvent(lv: number, level: Level): (message: string, fields?: Fields) => void {
   return (message, fields) => {
-    if (lv < minLevel || config === undefined) return;
+    if (lv < minLevel) return;
     const n = scratchFields(fields);
     beginEvent(recentSite(lv, level, n), 1 + n);
-    putMessage(typeof message === 'string' ? message : String(message));
+    putMessage(typeof message === 'string' ? message : toText(message));
     for (let i = 0; i < n; i++) putValue(scratchValues[i]);
     if (pos >= flushAt) flushNow();
   };
@@ -494,12 +557,14 @@ export class EventSite {
     this.level = LEVEL_NUM[levelName] ?? 2;
     this.count = fields.length;
     // Past six fields, emit takes every argument. That version lives apart: in QuickJS a function
-    // that mentions `arguments` (or a rest parameter) builds it on every call.
-    if (this.count > 6) this.emit = (...values: unknown[]) => this.emitValues(values);
+    // that mentions `arguments` (or a rest parameter) builds it on every call. Defined, not
+    // assigned: once the realm is hardened, the prototype's `emit` is read-only, and assigning
+    // over an inherited read-only property throws.
+    if (this.count > 6) defineProperty(this, 'emit', { value: (...values: unknown[]) => this.emitValues(values), writable: true, configurable: true });
   }
 
   get enabled(): boolean {
-    return this.level >= minLevel && config !== undefined;
+    return this.level >= minLevel;
   }
 
   /**
@@ -511,7 +576,7 @@ export class EventSite {
    * (1.56 → 1.24 µs per event, measured in the guest).
    */
   emit(a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, f?: unknown): void {
-    if (this.level < minLevel || config === undefined) return;
+    if (this.level < minLevel) return;
     if (this.head === 0) this.announce();
     const n = this.count;
     if (this.head === 1) {
@@ -523,7 +588,7 @@ export class EventSite {
       let p = pos;
       dv.setInt32(p, this.head);
       p += 4;
-      const t = Math.round(performance.now() * 1e6);
+      const t = round(clockMs() * 1e6);
       const dt = t - lastTime;
       lastTime = t;
       if (dt >= 0 && dt < 128) buf[p++] = dt;
@@ -587,7 +652,7 @@ export class EventSite {
 
   /** Emits the event with its values in an array (any number of fields). */
   emitValues(values: readonly unknown[]): void {
-    if (this.level < minLevel || config === undefined) return;
+    if (this.level < minLevel) return;
     if (this.head === 0) this.announce();
     beginEvent(this.id, this.count);
     for (let i = 0; i < this.count; i++) putValue(values[i]);
@@ -604,15 +669,15 @@ export class EventSite {
 
 /** A metric point: [10, instrument, name, value, dt, attributes?]. */
 function metric(instrument: number, name: string, value: number | bigint, attributes?: Fields): void {
-  if (config === undefined) return;
+  if (!configured) return;
   let n = 0;
   if (attributes !== undefined) for (const _ in attributes) n++;
   room(16);
   buf[pos++] = n > 0 ? 0x96 : 0x95;
   buf[pos++] = Tag.metric;
   buf[pos++] = instrument;
-  putValue(String(name));
-  putValue(typeof value === 'bigint' ? value : Number(value));
+  putValue(toText(name));
+  putValue(typeof value === 'bigint' ? value : toNumber(value));
   if (pos + 5 > cap) room(5);
   pos = stampAt(pos);
   if (n > 0) {
@@ -651,48 +716,103 @@ export const tracing = {
   error: levelEvent(4, 'error'),
   /** Declares an event callsite once, for hot loops (see EventSite). */
   callsite: (message: string, fields: readonly string[] = [], options?: { level?: Level; target?: string }) =>
-    new EventSite(String(message), fields.slice(), options?.level ?? 'info', options?.target ?? 'guest'),
+    new EventSite(toText(message), names(fields), options?.level ?? 'info', options?.target ?? 'guest'),
   enabled: (level: Level) => (LEVEL_NUM[level] ?? -1) >= minLevel,
   counter: (name: string, value: number | bigint, attributes?: Fields) => metric(0, name, value, attributes),
   histogram: (name: string, value: number, attributes?: Fields) => metric(1, name, value, attributes),
   gauge: (name: string, value: number, attributes?: Fields) => metric(2, name, value, attributes),
   /** The host's trace context (W3C traceparent), to propagate on calls the guest makes. */
-  traceContext: (): string | undefined => config?.traceparent,
-  executionId: (): string | undefined => config?.executionId,
+  traceContext: (): string | undefined => traceparent,
+  executionId: (): string | undefined => executionId,
   /** Spans carried over from an earlier, persisted execution, to enter, record to and close. */
   carried(): Span[] {
-    return (config?.carried ?? []).map((c) => new Span(c.id, c.name, c.fields));
+    const out: Span[] = [];
+    for (let i = 0; i < carriedSpans.length; i++) {
+      const c = carriedSpans[i]!;
+      out.push(new Span(c.id, c.name, c.fields));
+    }
+    return out;
   },
   /** A carried-over span by name (the first one), or undefined. */
   resume(name: string): Span | undefined {
-    const c = config?.carried?.find((s) => s.name === name);
-    return c === undefined ? undefined : new Span(c.id, c.name, c.fields);
+    for (let i = 0; i < carriedSpans.length; i++) {
+      const c = carriedSpans[i]!;
+      if (c.name === name) return new Span(c.id, c.name, c.fields);
+    }
+    return undefined;
   },
   /** Hands buffered records to the host now (they also go at every return to the host). */
   flush: () => flushNow(),
 };
+
+/** A copy of a guest's field-name list, as strings, read by index (not through its prototype). */
+function names(fields: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < fields.length; i++) out.push(toText(fields[i]));
+  return out;
+}
+
+/**
+ * Starts a run: every piece of per-run state back to what a freshly loaded SDK has, then this
+ * run's config, then the hello record (with the clock origin measured now).
+ */
+function startRun(c: GuestConfig): void {
+  flushHost = c.flush;
+  minLevel = toNumber(c.minLevel);
+  flushAt = toNumber(c.flushBytes);
+  traceparent = c.traceparent === undefined ? undefined : toText(c.traceparent);
+  executionId = c.executionId === undefined ? undefined : toText(c.executionId);
+  const spans: Array<{ id: number; name: string; fields: readonly string[] }> = [];
+  nextSpanId = 1;
+  const given = c.carried ?? [];
+  for (let i = 0; i < given.length; i++) {
+    const s = given[i]!;
+    const id = toNumber(s.id);
+    spans.push(freeze({ id, name: toText(s.name), fields: freeze(names(s.fields)) }));
+    if (id >= nextSpanId) nextSpanId = id + 1;
+  }
+  carriedSpans = freeze(spans);
+  configured = true;
+
+  nextCallsite = 1;
+  callsites.clear();
+  spanSites.clear();
+  for (let lv = 0; lv < recentSites.length; lv++) recentSites[lv]!.length = 0;
+  messageBytes.clear();
+  lastMessage = '';
+  lastMessageBytes = EMPTY_MESSAGE_BYTES;
+  scratchKeys.length = 0;
+  scratchValues.length = 0;
+
+  if (writer.bytes.length > KEPT_BUFFER_BYTES) writer = new FrameWriter(INITIAL_BUFFER_BYTES);
+  else writer.reset();
+  refresh(); // pos = 0
+  lastTime = 0;
+  const originNs = toBigInt(wallMs()) * 1_000_000n - toBigInt(round(clockMs() * 1e6));
+  writer.hello(1, 'quickjs', SDK_VERSION, originNs);
+  refresh();
+}
 
 let hooksTaken = false;
 
 /**
  * The host's private handles: returned once, to the host, before guest code runs.
  * Guest code that calls it later gets nothing.
+ *
+ * `configure(config)` starts a run (call it before each one: it discards whatever the previous
+ * run left and resets every cache and counter); `drain()` returns what is buffered, as one frame,
+ * or undefined (call it after each run, and after a crash).
  */
 export function takeHostHooks(): { configure: (c: GuestConfig) => void; drain: () => ArrayBuffer | undefined } | undefined {
   if (hooksTaken) return undefined;
   hooksTaken = true;
   return {
     configure(c: GuestConfig): void {
-      config = c;
-      minLevel = c.minLevel;
-      flushAt = c.flushBytes;
-      for (const s of c.carried ?? []) if (s.id >= nextSpanId) nextSpanId = s.id + 1;
-      writer.commit(pos);
-      writer.hello(1, 'quickjs', SDK_VERSION, originNs);
-      refresh();
+      startRun(c);
     },
     /** Everything buffered, as one frame (the host calls this at every return, and after a crash). */
     drain(): ArrayBuffer | undefined {
+      scratchValues.length = 0; // guest values from the last call: not kept past the run
       if (pos === 0) return undefined;
       writer.commit(pos);
       const frame = writer.finish();
@@ -701,4 +821,12 @@ export function takeHostHooks(): { configure: (c: GuestConfig) => void; drain: (
       return frame.buffer as ArrayBuffer;
     },
   };
+}
+
+/**
+ * Everything this SDK's modules export, for `hardenRealm`: a guest that reaches the SDK realm's
+ * `Function` can `import()` any module already loaded there, so their namespaces are roots too.
+ */
+export function realmRoots(): object[] {
+  return [sdkModule, frameWriterModule, growBufferModule, recordsModule, tracing, Span, EventSite, disabledSpan];
 }
