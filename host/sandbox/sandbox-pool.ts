@@ -262,13 +262,19 @@ export class SandboxPool {
     this.armGrace(slot, active);
   }
 
-  /** The grace counts once the guest runs: a worker still starting sees the stop as it begins. */
-  private armGrace(slot: Slot, active: ActiveJob): void {
+  /**
+   * The grace counts from the stop request or from the guest's start, whichever is later: a
+   * worker still starting sees the stop as its guest begins, and must get the whole grace then.
+   */
+  private armGrace(slot: Slot, active: ActiveJob, delayMs = this.graceMs): void {
     active.graceTimer = setTimeout(() => {
       if (slot.active !== active) return;
-      if (slot.startedAt[0] === 0) this.armGrace(slot, active);
+      const started = slot.startedAt[0]!;
+      const sinceStart = performance.timeOrigin + performance.now() - started;
+      if (started === 0) this.armGrace(slot, active);
+      else if (sinceStart < this.graceMs) this.armGrace(slot, active, this.graceMs - sinceStart);
       else void this.kill(slot);
-    }, this.graceMs);
+    }, delayMs);
   }
 
   /** The guest did not stop: terminate its worker, apply what it had posted, settle the run. */

@@ -40,7 +40,7 @@ const BOOT = `
 import * as sdk from 'sandtrace/guest/quickjs/sdk.js';
 import { hardenRealm } from 'sandtrace/guest/quickjs/harden.js';
 const hooks = sdk.takeHostHooks();
-globalThis.__boot = { tracing: sdk.tracing, Span: sdk.Span, configure: hooks.configure, drain: hooks.drain, harden: () => hardenRealm([sdk.tracing, sdk.Span, sdk.EventSite]) };`;
+globalThis.__boot = { tracing: sdk.tracing, Span: sdk.Span, configure: hooks.configure, drain: hooks.drain, harden: () => hardenRealm(sdk.realmRoots()) };`;
 
 export class QuickJSEngine {
   /** Set once the engine must not serve another guest; says why. */
