@@ -5,6 +5,7 @@ import { run as guestQuickJS } from './guest-quickjs.js';
 import { run as exportBench } from './export.js';
 import { run as pipeline } from './pipeline.js';
 import { run as receiver } from './receiver.js';
+import { run as sandbox } from './sandbox.js';
 import { run as startup } from './startup.js';
 
 const rows: BenchRow[] = [];
@@ -14,6 +15,7 @@ rows.push(...(await guestAs()));
 rows.push(...(await guestQuickJS()));
 rows.push(...exportBench());
 rows.push(...(await pipeline()));
+rows.push(...(await sandbox()));
 printTable(rows);
 const failed = rows.filter((r) => r.ok === false);
 if (failed.length > 0) console.log(`\n${failed.length} target(s) missed on this run.`);
