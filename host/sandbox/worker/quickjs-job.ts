@@ -60,7 +60,7 @@ export async function runQuickJSJob(job: QuickJSJob, link: HostLink): Promise<Jo
   const vm = e.newGuestContext(job.settings, (frame) => link.postFrame(frame));
   let outcome: Outcome;
   try {
-    installHostFunctions(vm, job.hostFunctions, link, deadlineAt);
+    installHostFunctions(vm, job.hostFunctions, link, deadlineAt, stopNow);
     runtime.setMaxStackSize(Math.min(job.stackLimitBytes, MAX_STACK_BYTES));
     runtime.setInterruptHandler(stopNow);
     e.guestStarted();
@@ -106,8 +106,12 @@ export async function runQuickJSJob(job: QuickJSJob, link: HostLink): Promise<Jo
   return result;
 }
 
-/** Host functions as guest globals; each call waits for the host thread's answer. */
-function installHostFunctions(vm: QuickJSContext, names: string[], link: HostLink, deadlineAt: number): void {
+/**
+ * Host functions as guest globals; each call waits for the host thread's answer. A call cut
+ * short by the deadline or the signal records the stop (`stopNow`), so the run ends with that
+ * cause even if the guest catches the error it gets.
+ */
+function installHostFunctions(vm: QuickJSContext, names: string[], link: HostLink, deadlineAt: number, stopNow: () => boolean): void {
   for (const name of names) {
     const fn = vm.newFunction(name, (...args) => {
       const plain: unknown[] = [];
@@ -117,7 +121,10 @@ function installHostFunctions(vm: QuickJSContext, names: string[], link: HostLin
         plain.push(p.value);
       }
       const answer = link.call(name, plain, deadlineAt);
-      if ('stopped' in answer) return { error: vm.newError('the host stopped this guest') };
+      if ('stopped' in answer) {
+        stopNow();
+        return { error: vm.newError('the host stopped this guest') };
+      }
       if ('error' in answer) return { error: vm.newError(answer.error) };
       return toGuest(vm, answer.value, 0);
     });
@@ -252,10 +259,12 @@ function errorOutcome(vm: QuickJSContext, handle: QuickJSHandle): Outcome {
 /** Names the cause of death, or undefined for a normal end. */
 function classify(outcome: Outcome, stop: Stop): TerminationCause | undefined {
   if (stop === 'out_of_memory') return { kind: 'out_of_memory', message: 'the guest reached its memory limit' };
-  if (!('error' in outcome) || outcome.error === undefined) return undefined;
-  const { name, message } = outcome.error;
+  // Before the guest's own outcome: a guest that caught the error of a host call cut short by
+  // the stop, and returned, was still stopped.
   if (stop === 'host_cancel') return { kind: 'host_cancel', message: 'cancelled through the run signal' };
   if (stop === 'deadline') return { kind: 'deadline', message: 'interrupted at the deadline' };
+  if (!('error' in outcome) || outcome.error === undefined) return undefined;
+  const { name, message } = outcome.error;
   if (/out of memory/i.test(message)) return { kind: 'out_of_memory', message: `${name}: ${message}` };
   if (/stack overflow|call stack size/i.test(message)) return { kind: 'stack_overflow', message: `${name}: ${message}` };
   return { kind: 'exception', message: `${name}: ${message}` };
