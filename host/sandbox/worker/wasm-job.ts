@@ -128,8 +128,9 @@ function hostImport(link: HostLink, name: string, deadlineAt: number, checkStop:
 }
 
 function classify(failure: unknown, stop: TerminationCause | undefined, abortCause: TerminationCause | undefined, memory: WebAssembly.Memory | undefined, maxPages: number): TerminationCause | undefined {
-  if (failure === undefined) return undefined;
+  // The stop is thrown from an import: a guest that catches it (catch_all) and returns was still stopped.
   if (stop !== undefined) return stop;
+  if (failure === undefined) return undefined;
   if (abortCause !== undefined) return abortCause;
   if (failure instanceof WebAssembly.RuntimeError) {
     // AssemblyScript's allocator traps (unreachable) when memory cannot grow enough. Release
