@@ -88,7 +88,12 @@ interface Pending {
   onAbort?: () => void;
 }
 
-const WORKER_URL = new URL('./worker/guest-worker.js', import.meta.url);
+/**
+ * A worker starts from this one line, which imports its entry, rather than from the entry's file:
+ * Node refuses to start a worker from a file when the host was started with `--input-type`
+ * (`node --input-type=module -e …`), and the worker inherits the host's options as they are.
+ */
+const WORKER_BOOT = `import(${JSON.stringify(new URL('./worker/guest-worker.js', import.meta.url).href)})`;
 const CANCELLED: TerminationCause = { kind: 'host_cancel', message: 'cancelled through the run signal' };
 
 /**
@@ -191,7 +196,8 @@ export class SandboxPool {
     const replies = new MessageChannel();
     const out = new MessageChannel();
     const init: WorkerInit = { control, replies: replies.port2, out: out.port2 };
-    const worker = new Worker(WORKER_URL, {
+    const worker = new Worker(WORKER_BOOT, {
+      eval: true,
       workerData: init,
       transferList: [replies.port2, out.port2],
       resourceLimits: { maxOldGenerationSizeMb: this.heapMb, maxYoungGenerationSizeMb: 16 },
