@@ -9,12 +9,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../package-root.js';
 
 type Asc = (typeof import('assemblyscript/asc'))['default'];
-
-/** The package root (holding guest/assemblyscript/ and package.json with `ascMain`). */
-const PACKAGE_ROOT = resolve(fileURLToPath(new URL('../../../', import.meta.url)));
 
 export interface CompileOptions {
   /** `release` (optimized, default) or `debug`. */
@@ -60,7 +57,7 @@ export class CompileError extends Error {
  */
 export async function compileAssemblyScript(file: string, options: CompileOptions = {}): Promise<Uint8Array> {
   const entry = resolve(file);
-  const args = [entry, '--config', join(PACKAGE_ROOT, 'asconfig.json'), '--outFile', 'guest.wasm', '--textFile', '', '--runtime', 'incremental', '--exportRuntime'];
+  const args = [entry, '--config', join(packageRoot(), 'asconfig.json'), '--outFile', 'guest.wasm', '--textFile', '', '--runtime', 'incremental', '--exportRuntime'];
   if (options.target === 'debug') args.push('--debug');
   else args.push('--optimizeLevel', '3', '--shrinkLevel', '0');
   if (options.importMemory !== false) args.push('--importMemory');
@@ -74,7 +71,7 @@ export async function compileAssemblyScript(file: string, options: CompileOption
       // `from "sandtrace"`: serve this package's library, wherever the compiler looks for it.
       const marker = `${join('node_modules', 'sandtrace')}/`;
       const i = path.lastIndexOf(marker);
-      const real = i < 0 ? path : join(PACKAGE_ROOT, 'guest/assemblyscript', path.slice(i + marker.length));
+      const real = i < 0 ? path : join(packageRoot(), 'guest/assemblyscript', path.slice(i + marker.length));
       try {
         return await readFile(real, 'utf8');
       } catch (e) {
@@ -93,5 +90,3 @@ export async function compileAssemblyScript(file: string, options: CompileOption
   if (wasm === undefined) throw new CompileError(file, 'the compiler produced no binary');
   return wasm;
 }
-
-export { PACKAGE_ROOT };

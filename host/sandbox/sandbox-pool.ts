@@ -9,6 +9,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import { packageUrl } from '../package-root.js';
 import type { TerminationCause } from '../receiver/termination.js';
 import { CallState, Control, CONTROL_BYTES, STARTED_AT_BYTE, StopCode, type HostCallReply, type Job, type JobOutcome, type WorkerInit, type WorkerMessage } from './worker-messages.js';
 
@@ -93,7 +94,7 @@ interface Pending {
  * Node refuses to start a worker from a file when the host was started with `--input-type`
  * (`node --input-type=module -e …`), and the worker inherits the host's options as they are.
  */
-const WORKER_BOOT = `import(${JSON.stringify(new URL('./worker/guest-worker.js', import.meta.url).href)})`;
+const WORKER_BOOT = `import(${JSON.stringify(packageUrl('dist/host/sandbox/worker/guest-worker.js').href)})`;
 const CANCELLED: TerminationCause = { kind: 'host_cancel', message: 'cancelled through the run signal' };
 
 /**

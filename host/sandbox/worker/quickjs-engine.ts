@@ -10,9 +10,9 @@
  * host knows when that happened, even if the guest caught the resulting error.
  */
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import variant from '@jitl/quickjs-ng-wasmfile-release-sync';
 import { newQuickJSWASMModuleFromVariant, newVariant, type QuickJSContext, type QuickJSHandle, type QuickJSRuntime } from 'quickjs-emscripten-core';
+import { packagePath } from '../../package-root.js';
 import type { GuestSettings } from '../worker-messages.js';
 
 const PAGE = 65536;
@@ -25,12 +25,11 @@ const DRAIN_RESERVE_BYTES = 1 << 20;
 // default import as the module object, while at run time the ESM build's default is the variant.
 const ngVariant = variant as unknown as Parameters<typeof newQuickJSWASMModuleFromVariant>[0];
 
-/** The SDK's modules (compiled package files) and the module guests import it as. */
-const DIST = fileURLToPath(new URL('../../../', import.meta.url));
+/** The SDK's modules (tsc's output under dist/, never a bundle) and the module guests import it as. */
 const SDK_FILES = ['guest/quickjs/sdk.js', 'guest/quickjs/harden.js', 'shared/frame-writer.js', 'shared/grow-buffer.js', 'shared/records.js'];
 let sdkSources: Map<string, string> | undefined;
 function sdkSource(name: string): string | undefined {
-  sdkSources ??= new Map(SDK_FILES.map((f) => [`sandtrace/${f}`, readFileSync(DIST + f, 'utf8')]));
+  sdkSources ??= new Map(SDK_FILES.map((f) => [`sandtrace/${f}`, readFileSync(packagePath(`dist/${f}`), 'utf8')]));
   return sdkSources.get(name);
 }
 /** What `import … from 'sandtrace'` gives a guest: the SDK realm's objects, installed as globals. */
