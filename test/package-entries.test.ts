@@ -76,7 +76,7 @@ const PROMISED: Record<string, string[]> = {
   './protocol': ['FrameWriter', 'FrameReader', 'FrameDecoder', 'EventEncoder'],
   './opentelemetry': ['OpenTelemetryCollector'],
   './quickjs': ['runQuickJS', 'CaptureCollector', 'FmtCollector', 'NullCollector', 'LevelFilter', 'parseTraceParent', 'formatTraceParent', 'describeCause', 'newExecutionId'],
-  './wasm': ['runWasm', 'MemoryLimitError'],
+  './wasm': ['runWasm', 'MemoryLimitError', 'CaptureCollector', 'FmtCollector', 'NullCollector', 'LevelFilter'],
   './compile': ['compileAssemblyScript', 'CompileError'],
 };
 
