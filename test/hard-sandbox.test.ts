@@ -97,6 +97,14 @@ describe('a QuickJS guest inside long built-in calls', () => {
     assert.deepEqual(eventMessages(collector), ['scanning']);
     assert.equal(collector.find('sandtrace.execution')?.forced?.cause, 'deadline');
   });
+
+  test('a guest whose one long call ends inside the grace, after its deadline, is reported with cause deadline, not ok', async () => {
+    await using patient = new SandboxPool({ size: 1, stopGraceMs: 20_000 });
+    const r = await runQuickJS(`'a'.repeat(2e7).indexOf('b')`, { pool: patient, deadlineMs: 3 });
+    assert.equal(r.ok, false);
+    assert.deepEqual(r.summary.termination, { kind: 'deadline', message: 'returned after its deadline' });
+    assert.equal(patient.stats.terminated, 0, 'it returned by itself');
+  });
 });
 
 describe('a QuickJS guest that allocates typed arrays without end', () => {

@@ -41,7 +41,8 @@ export function prepareNextRun(): void {
   engine?.prepareSpare();
 }
 
-type Stop = 'deadline' | 'host_cancel' | 'out_of_memory' | undefined;
+/** Why the run stopped early; `late`: it returned, but after its deadline. */
+type Stop = 'deadline' | 'late' | 'host_cancel' | 'out_of_memory' | undefined;
 type Outcome = { value: unknown } | { error: GuestError | undefined };
 
 export async function runQuickJSJob(job: QuickJSJob, link: HostLink): Promise<JobOutcome> {
@@ -74,6 +75,8 @@ export async function runQuickJSJob(job: QuickJSJob, link: HostLink): Promise<Jo
       e.guestStopped();
     }
     if (stop === undefined && e.hitLimit) stop = 'out_of_memory';
+    // A guest whose last native call ended inside the grace returned, but after its deadline.
+    if (stop === undefined && performance.now() > deadlineAt) stop = 'late';
     // Whatever happened, the context is still usable: take what the SDK buffered.
     const drainEnd = performance.now() + DRAIN_BUDGET_MS;
     runtime.setInterruptHandler(() => performance.now() > drainEnd);
@@ -263,6 +266,7 @@ function classify(outcome: Outcome, stop: Stop): TerminationCause | undefined {
   // the stop, and returned, was still stopped.
   if (stop === 'host_cancel') return { kind: 'host_cancel', message: 'cancelled through the run signal' };
   if (stop === 'deadline') return { kind: 'deadline', message: 'interrupted at the deadline' };
+  if (stop === 'late') return { kind: 'deadline', message: 'returned after its deadline' };
   if (!('error' in outcome) || outcome.error === undefined) return undefined;
   const { name, message } = outcome.error;
   if (/out of memory/i.test(message)) return { kind: 'out_of_memory', message: `${name}: ${message}` };
