@@ -38,7 +38,7 @@ export async function startHandler(spanExporter: SpanExporter, port = 0): Promis
   // Guests run on worker threads, warm before the first request; the handler's own event loop
   // stays free while they run, and a guest that overruns its deadline loses its worker, not the host.
   const pool = new SandboxPool({ size: 2 });
-  pool.warmUp();
+  await pool.warmUp();
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     void tracer.startActiveSpan(`GET ${url.pathname}`, async (span) => {

@@ -279,6 +279,15 @@ describe('QuickJS guest SDK', () => {
     assert.deepEqual([pool.stats.started, pool.stats.retired, pool.stats.faults], [1, 0, 0], 'one worker served both runs: nothing leaked, nothing failed');
   });
 
+  test('warmUp starts every worker with its engine made, and later runs use them without starting another', async () => {
+    await using pool = new SandboxPool({ size: 2 });
+    await pool.warmUp();
+    assert.deepEqual([pool.stats.workers, pool.stats.started, pool.stats.busy], [2, 2, 0]);
+    const runs = await Promise.all([1, 2, 3, 4].map((i) => runQuickJS(`tracing.info('x'); ${i}`, { pool })));
+    assert.deepEqual(runs.map((r) => r.value), [1, 2, 3, 4]);
+    assert.equal(pool.stats.started, 2, 'no worker started after the warm-up');
+  });
+
   test('a hundred runs on one warm worker leave its engine serviceable (QuickJS aborts on a leaked object)', async () => {
     await using pool = new SandboxPool({ size: 1 });
     const collector = new CaptureCollector();

@@ -4,7 +4,7 @@
  */
 import { Execution, type RunOptions, type RunResult } from './execution.js';
 import { runInPool } from './run-in-pool.js';
-import type { HostFunction } from './sandbox-pool.js';
+import { DEFAULT_QUICKJS_MEMORY, type HostFunction } from './sandbox-pool.js';
 import { parseTraceParent } from '../traceparent.js';
 import type { QuickJSJob } from './worker-messages.js';
 
@@ -23,7 +23,7 @@ export interface QuickJSRunOptions extends RunOptions {
   hostFunctions?: Record<string, HostFunction>;
 }
 
-const DEFAULTS = { deadlineMs: 5_000, memoryLimitBytes: 64 << 20, stackLimitBytes: 256 << 10, flushBytes: 32 << 10 };
+const DEFAULTS = { deadlineMs: 5_000, memoryLimitBytes: DEFAULT_QUICKJS_MEMORY, stackLimitBytes: 256 << 10, flushBytes: 32 << 10 };
 
 /**
  * Runs `source` in QuickJS with `tracing` installed (global, and `import { tracing } from 'sandtrace'`).

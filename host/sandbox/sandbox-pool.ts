@@ -11,7 +11,7 @@ import { availableParallelism } from 'node:os';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import { packageUrl } from '../package-root.js';
 import type { TerminationCause } from '../receiver/termination.js';
-import { CallState, Control, CONTROL_BYTES, STARTED_AT_BYTE, StopCode, type HostCallReply, type Job, type JobOutcome, type WorkerInit, type WorkerMessage } from './worker-messages.js';
+import { CallState, Control, CONTROL_BYTES, STARTED_AT_BYTE, StopCode, type HostCallReply, type Job, type JobOutcome, type QuickJSJob, type WorkerInit, type WorkerMessage } from './worker-messages.js';
 
 /** A function the host offers a guest; it runs on the host thread and may be async. */
 export type HostFunction = (...args: any[]) => unknown;
@@ -95,6 +95,8 @@ interface Pending {
  * (`node --input-type=module -e …`), and the worker inherits the host's options as they are.
  */
 const WORKER_BOOT = `import(${JSON.stringify(packageUrl('dist/host/sandbox/worker/guest-worker.js').href)})`;
+/** The QuickJS memory limit a run gets by default (quickjs-runner.ts uses the same). */
+export const DEFAULT_QUICKJS_MEMORY = 64 << 20;
 const CANCELLED: TerminationCause = { kind: 'host_cancel', message: 'cancelled through the run signal' };
 
 /**
@@ -145,9 +147,32 @@ export class SandboxPool {
     });
   }
 
-  /** Starts workers ahead of time, so the first runs do not pay for it. */
-  warmUp(count = this.size): void {
-    while (this.slots.length < Math.min(count, this.size)) this.idle(this.spawn());
+  /**
+   * Starts `count` workers ahead of time and has each make its QuickJS engine (for guests with
+   * that memory limit: an engine is made per limit) and a fresh context, so the first runs do not
+   * pay for it (a cold worker takes 0.1–0.3 s before its first guest). Settles when they are
+   * warm; a pool closed meanwhile ends the warm-up early.
+   */
+  async warmUp(count = this.size, options: { memoryLimitBytes?: number } = {}): Promise<void> {
+    const job: QuickJSJob = {
+      kind: 'quickjs',
+      source: '',
+      filename: 'warm-up.js',
+      module: false,
+      settings: { minLevel: 4, flushBytes: 1 << 15, executionId: 'warm-up', carried: [] },
+      deadlineMs: 60_000,
+      memoryLimitBytes: options.memoryLimitBytes ?? DEFAULT_QUICKJS_MEMORY,
+      stackLimitBytes: 256 << 10,
+      hostFunctions: [],
+    };
+    const runs = Array.from({ length: Math.min(count, this.size) }, () => this.execute(job, { onFrame: () => {}, deadlineMs: job.deadlineMs }));
+    for (const run of runs) {
+      try {
+        await run;
+      } catch (e) {
+        if (!(e instanceof PoolClosedError)) throw e;
+      }
+    }
   }
 
   get stats(): SandboxPoolStats {
