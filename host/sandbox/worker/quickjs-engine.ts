@@ -75,8 +75,10 @@ export class QuickJSEngine {
     const module = await newQuickJSWASMModuleFromVariant(newVariant(ngVariant as never, { wasmMemory: memory }) as typeof ngVariant);
     const runtime = module.newRuntime();
     let engine: QuickJSEngine | undefined;
-    runtime.setModuleLoader((name, ctx) => {
-      if (engine === undefined || ctx === engine.sdk) return sdkSource(name) ?? { error: new Error(`module '${name}' is not part of the SDK`) };
+    // The SDK's files load while the engine boots, before any guest exists; after that no context
+    // loads anything but the guests' `sandtrace` (a file loaded later into the SDK realm would not be frozen).
+    runtime.setModuleLoader((name) => {
+      if (engine === undefined) return sdkSource(name) ?? { error: new Error(`module '${name}' is not part of the SDK`) };
       return name === 'sandtrace' ? GUEST_MODULE : { error: new Error(`module '${name}' is not available in this sandbox`) };
     });
     const sdk = runtime.newContext();
