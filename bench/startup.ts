@@ -1,6 +1,7 @@
 /**
- * bench/startup: a cold `import 'sandtrace'` (the built dist/host/index.js, by package name) and
- * of each subpath entry, against a cold import of quickjs-emscripten-core, the engine a QuickJS
+ * bench/startup: a cold `import 'sandtrace'` and of each subpath entry, by package name (so the
+ * bundles under dist/pkg/ that package.json's exports name, as a user's host loads them, not tsc's
+ * files under dist/host/), against a cold import of quickjs-emscripten-core, the engine a QuickJS
  * host loads anyway, in the same run. Every import runs in a fresh `node` process, with the same
  * child script for both sides; the order rotates from round to round, and the file cache is warm
  * (one round is thrown away first), as for a server that restarts.

@@ -1,8 +1,9 @@
 /**
  * sandtrace/quickjs: run JavaScript guests in QuickJS, with what a QuickJS host needs around them
- * (the shipped collectors, traceparent helpers, causes of death). A host that runs no
- * WebAssembly and exports nothing itself imports this instead of `sandtrace`, and loads neither
- * the WebAssembly runner nor the export pipeline.
+ * (the shipped collectors, traceparent helpers, causes of death): the part of `sandtrace` a host
+ * that runs no WebAssembly and exports nothing itself uses. As published (bundled), it loads the
+ * same shared chunk as `sandtrace` and imports about as fast; like every entry, it loads neither
+ * the AssemblyScript compiler nor the exporter's protobufjs and node:http until they are used.
  *
  * @example
  * import { runQuickJS, FmtCollector } from 'sandtrace/quickjs';

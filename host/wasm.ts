@@ -1,7 +1,8 @@
 /**
  * sandtrace/wasm: run compiled WebAssembly guests (AssemblyScript with the sandtrace library),
- * with the shipped collectors, without loading the QuickJS runner, the AssemblyScript compiler or
- * the export pipeline.
+ * with the shipped collectors: the part of `sandtrace` a host that runs only WebAssembly uses. As
+ * published (bundled), it loads the same shared chunk as `sandtrace`; like every entry, it loads
+ * neither the AssemblyScript compiler nor the exporter's protobufjs and node:http until used.
  *
  * @example
  * import { runWasm, FmtCollector } from 'sandtrace/wasm';

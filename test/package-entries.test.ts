@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -10,7 +10,13 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const PACKAGE = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { name: string; exports: Record<string, { types: string; default: string }> };
+const PACKAGE = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {
+  name: string;
+  exports: Record<string, { types: string; default: string }>;
+  bin: Record<string, string>;
+};
+const PACKAGE_GUESTS = fileURLToPath(new URL('./fixtures/package-guests.js', import.meta.url));
+const AS_PLUGIN = join(PACKAGE_ROOT, 'test/guests-as/plugin.ts');
 
 /** A module resolve hook for the child: appends every URL it resolves to a file, before answering. */
 const HOOK = `
@@ -81,6 +87,8 @@ const PROMISED: Record<string, string[]> = {
 };
 
 const specOf = (subpath: string) => (subpath === '.' ? PACKAGE.name : `${PACKAGE.name}${subpath.slice(1)}`);
+/** The package's own files among resolved URLs, relative to its root. */
+const ownFiles = (urls: string[]) => urls.filter((u) => u.startsWith('file:') && !u.includes('/node_modules/')).map((u) => fileURLToPath(u).slice(PACKAGE_ROOT.length));
 
 describe('package entries', () => {
   before(async () => {
@@ -99,6 +107,56 @@ describe('package entries', () => {
       assert.deepEqual(afterImport.filter((url) => PROTOBUF.test(url)), []);
     });
   }
+
+  test('importing sandtrace loads its bundle: at most four files of the package, none of them outside dist/pkg/', async () => {
+    const own = ownFiles((await inFreshProcess('sandtrace')).afterImport);
+    assert.ok(own.length <= 4, `one file per entry and per shared chunk, which cost about 1 ms each: ${own.join(', ')}`);
+    assert.deepEqual(own.filter((f) => !f.startsWith('dist/pkg/')), []);
+  });
+
+  test('sandtrace/protocol loads no Node built-in', async () => {
+    const { afterImport } = await inFreshProcess('sandtrace/protocol');
+    assert.deepEqual(afterImport.filter((url) => url.startsWith('node:')), []);
+  });
+
+  test('the entries share one instance of each module: a class from one entry is the same class in another', async () => {
+    const host = await import('sandtrace');
+    const quickjs = await import('sandtrace/quickjs');
+    const wasm = await import('sandtrace/wasm');
+    const compile = await import('sandtrace/compile');
+    const protocol = await import('sandtrace/protocol');
+    assert.equal(quickjs.SandboxPool, host.SandboxPool);
+    assert.equal(wasm.SandboxPool, host.SandboxPool);
+    assert.equal(quickjs.defaultSandboxPool, wasm.defaultSandboxPool);
+    assert.equal(wasm.CaptureCollector, host.CaptureCollector);
+    assert.equal(compile.CompileError, host.CompileError);
+    assert.equal(protocol.FrameReader, host.FrameReader);
+  });
+
+  test('a process importing sandtrace and sandtrace/compile by name runs a QuickJS guest and an AssemblyScript guest end to end', async () => {
+    const { stdout } = await run(process.execPath, [PACKAGE_GUESTS, AS_PLUGIN], { cwd: PACKAGE_ROOT });
+    const report = JSON.parse(stdout) as {
+      resolved: string[];
+      quickjs: { ok: boolean; value: unknown; spans: string[]; events: unknown[] };
+      wasm: { ok: boolean; value: unknown; spans: string[] };
+    };
+    assert.deepEqual(ownFiles(report.resolved), [PACKAGE.exports['.']!.default.slice(2), PACKAGE.exports['./compile']!.default.slice(2)]);
+    assert.deepEqual(report.quickjs, { ok: true, value: { answer: 42 }, spans: ['sandtrace.execution', 'work'], events: ['inside'] });
+    assert.deepEqual(report.wasm, { ok: true, value: 6, spans: ['sandtrace.execution', 'handle', 'query'] });
+  });
+
+  test("package.json's bin runs: --help, and a QuickJS guest into a local store", async () => {
+    const bin = join(PACKAGE_ROOT, PACKAGE.bin[PACKAGE.name]!);
+    const env = { PATH: process.env.PATH };
+    const help = await run(process.execPath, [bin, '--help'], { env });
+    assert.match(help.stdout, /sandtrace run <guest\.js/);
+    const guest = join(dir, 'bin-guest.js');
+    await writeFile(guest, "tracing.inSpan('from the bin', {}, () => tracing.info('hello'));\n'done'\n");
+    const out = join(dir, 'bin-store');
+    const r = await run(process.execPath, [bin, 'run', guest, '--quiet', '--out', out], { cwd: dir, env });
+    assert.match(r.stdout, /completed/);
+    assert.match(await readFile(join(out, 'traces.jsonl'), 'utf8'), /from the bin/);
+  });
 
   test('sandtrace/compile loads the compiler with the first compileAssemblyScript call, and the guest compiles', async () => {
     const guest = join(dir, 'add.ts');
