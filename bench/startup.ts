@@ -35,7 +35,7 @@ interface Sample {
 
 function coldImport(spec: string): Sample {
   const start = performance.now();
-  const child = spawnSync(process.execPath, ['--expose-gc', CHILD, spec], { encoding: 'utf8' });
+  const child = spawnSync(process.execPath, [CHILD, spec], { encoding: 'utf8' });
   const wallMs = performance.now() - start;
   if (child.status !== 0) throw new Error(`cold import of ${spec} failed (${child.status ?? child.signal}): ${child.stderr}`);
   return { ...(JSON.parse(child.stdout) as Omit<Sample, 'wallMs'>), wallMs };
