@@ -19,8 +19,11 @@ import { median, type BenchRow } from './harness.js';
 const BENCH = 'sandbox';
 const ngVariant = variant as unknown as Parameters<typeof newQuickJSWASMModuleFromVariant>[0];
 
-/** Alternating rounds of async sides, each run for `ms`; returns µs per run per side, per round. */
-async function rounds(sides: Record<string, () => Promise<void>>, count = 7, ms = 120): Promise<Record<string, number[]>> {
+/**
+ * Alternating rounds of async sides, each run for `ms`; returns µs per run per side, per round.
+ * Many short rounds rather than a few long ones: on a shared machine the load comes in bursts.
+ */
+async function rounds(sides: Record<string, () => Promise<void>>, count = 15, ms = 60): Promise<Record<string, number[]>> {
   const out: Record<string, number[]> = Object.fromEntries(Object.keys(sides).map((k) => [k, []]));
   for (const fn of Object.values(sides)) for (let i = 0; i < 20; i++) await fn(); // warm-up
   for (let r = 0; r < count; r++) {
