@@ -102,7 +102,10 @@ describe('a QuickJS guest inside long built-in calls', () => {
     await using patient = new SandboxPool({ size: 1, stopGraceMs: 20_000 });
     const r = await runQuickJS(`'a'.repeat(2e7).indexOf('b')`, { pool: patient, deadlineMs: 3 });
     assert.equal(r.ok, false);
-    assert.deepEqual(r.summary.termination, { kind: 'deadline', message: 'returned after its deadline' });
+    assert.equal(r.summary.termination?.kind, 'deadline');
+    // Usually the one call outlasts the deadline ('returned after'); on a loaded machine the
+    // interrupt may already catch the guest before it, which is a deadline too.
+    assert.match(r.summary.termination!.message!, /^(returned after its deadline|interrupted at the deadline)$/);
     assert.equal(patient.stats.terminated, 0, 'it returned by itself');
   });
 });
