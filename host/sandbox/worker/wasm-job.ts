@@ -10,7 +10,6 @@
  * catch that (WebAssembly exception handling is on in Node 20), which is why this is only the
  * first line: the host terminates the worker when the guest does not return in time.
  */
-import * as loader from '@assemblyscript/loader';
 import type { TerminationCause } from '../../receiver/termination.js';
 import { StopCode, type JobOutcome, type WasmJob } from '../worker-messages.js';
 import type { HostLink } from './host-link.js';
@@ -83,6 +82,8 @@ export async function runWasmJob(job: WasmJob, link: HostLink): Promise<JobOutco
     },
   };
   imports.env = {
+    // AssemblyScript's trace(), unless the host gives one: guest output goes through the sandtrace library.
+    trace: () => {},
     ...imports.env,
     abort(msg: number, file: number, line: number, column: number): never {
       abortCause = { kind: 'abort', message: readString(memory, msg) ?? 'abort', file: readString(memory, file) ?? '', line, column };
@@ -95,15 +96,20 @@ export async function runWasmJob(job: WasmJob, link: HostLink): Promise<JobOutco
   let value: unknown;
   let failure: unknown;
   try {
-    const { exports } = await loader.instantiate(job.module, imports as loader.Imports);
+    // Instantiated directly: the module is compiled already (compileWasm), and the AssemblyScript
+    // loader's wrapping of every export costs more than the instantiation itself.
+    imports.Math ??= Math as unknown as Record<string, unknown>;
+    const exports = new WebAssembly.Instance(job.module, imports as WebAssembly.Imports).exports as GuestExports;
     memory = exports.memory ?? memory;
     const fn = exports[job.entry];
     if (typeof fn !== 'function') throw new TypeError(`the module has no function export '${job.entry}'`);
     if (state !== 0 && inBounds(memory!, state, STATE_BYTES)) view().setInt32(state + 4, job.minLevel, true);
     const pinned: number[] = [];
-    const args = job.args.map((a) => (typeof a === 'string' ? pinString(exports, a, pinned) : a));
+    const args = job.args.map((a) => (typeof a === 'string' ? pinString(exports, memory!, a, pinned) : a));
+    // AssemblyScript exports with optional parameters read how many arguments were passed.
+    if (typeof exports.__setArgumentsLength === 'function') exports.__setArgumentsLength(args.length);
     value = (fn as (...a: unknown[]) => unknown)(...args);
-    for (const p of pinned) exports.__unpin(p);
+    for (const p of pinned) exports.__unpin!(p);
   } catch (e) {
     failure = e;
   }
@@ -157,11 +163,25 @@ function readString(memory: WebAssembly.Memory | undefined, ptr: number): string
   return String.fromCharCode(...new Uint16Array(memory.buffer, ptr, len));
 }
 
-/** A string argument, allocated in the guest and pinned so its collector keeps it during the call. */
-function pinString(exports: loader.ASUtil & Record<string, unknown>, s: string, pinned: number[]): number {
-  if (typeof exports.__newString !== 'function') throw new TypeError('string arguments need a module compiled with --exportRuntime');
-  const ptr = exports.__pin(exports.__newString(s));
+/** What the worker uses of a guest's exports (AssemblyScript's runtime ones with --exportRuntime). */
+type GuestExports = Record<string, unknown> & {
+  memory?: WebAssembly.Memory;
+  __new?: (size: number, classId: number) => number;
+  __pin?: (ptr: number) => number;
+  __unpin?: (ptr: number) => void;
+  __setArgumentsLength?: (n: number) => void;
+};
+
+/** AssemblyScript's class id of `String`. */
+const STRING_CLASS_ID = 2;
+
+/** A string argument, allocated in the guest as an AssemblyScript string (UTF-16) and pinned for the call. */
+function pinString(exports: GuestExports, memory: WebAssembly.Memory, s: string, pinned: number[]): number {
+  if (exports.__new === undefined || exports.__pin === undefined || exports.__unpin === undefined) throw new TypeError('string arguments need a module compiled with --exportRuntime');
+  const ptr = exports.__pin(exports.__new(s.length << 1, STRING_CLASS_ID));
   pinned.push(ptr);
+  const units = new Uint16Array(memory.buffer, ptr, s.length); // after __new: it may have grown the memory
+  for (let i = 0; i < s.length; i++) units[i] = s.charCodeAt(i);
   return ptr;
 }
 
