@@ -37,6 +37,18 @@ interface RunConfig {
   traceparent?: string;
   carried?: Array<{ id: number; name: string; target: string; fields: string[] }>;
 }
+interface CacheSizes {
+  sites: number;
+  siteBytes: number;
+  messages: number;
+  messageBytes: number;
+  longestList: number;
+}
+/** The SDK's `caches()` hook: sizes now, and the most a run leaves to the next. */
+interface CacheReport {
+  now: CacheSizes;
+  kept: CacheSizes;
+}
 interface RunOutput {
   frames: Uint8Array[];
   /** The guest's completion value (a module's exports), or its error. */
@@ -98,6 +110,8 @@ function newRuntime(): QuickJSRuntime {
 interface SdkHooks {
   configure: QuickJSHandle;
   drain: QuickJSHandle;
+  /** What the caches kept from run to run hold, and their bounds. */
+  caches: QuickJSHandle;
   /** `() => hardenRealm(sdk.realmRoots())`, in the SDK's realm. */
   harden: QuickJSHandle;
   /** Starts the fake clock over, when there is one. */
@@ -125,9 +139,10 @@ function loadSdk(vm: QuickJSContext, fakeClock: boolean): SdkHooks {
   const out: SdkHooks = {
     configure: vm.getProp(hooks, 'configure'),
     drain: vm.getProp(hooks, 'drain'),
+    caches: vm.getProp(hooks, 'caches'),
     harden: vm.getProp(boot, 'harden'),
     dispose() {
-      for (const h of [this.configure, this.drain, this.harden, this.resetClock]) if (h?.alive) h.dispose();
+      for (const h of [this.configure, this.drain, this.caches, this.harden, this.resetClock]) if (h?.alive) h.dispose();
     },
   };
   hooks.dispose();
@@ -168,10 +183,22 @@ class SdkRealm {
     return this.runIn(source, config, false, false);
   }
 
-  private runIn(source: string, config: RunConfig, asModule: boolean, drained: boolean): RunOutput {
+  /** A run, with the caches' sizes read between `configure` and the guest: what the runs before left. */
+  runReadingCaches(source: string, config: RunConfig): RunOutput & { caches: CacheReport } {
+    let caches: CacheReport | undefined;
+    const out = this.runIn(source, config, false, true, () => (caches = this.caches()));
+    return { ...out, caches: caches! };
+  }
+
+  caches(): CacheReport {
+    return this.sdk.unwrapResult(this.sdk.callFunction(this.hooks.caches, this.sdk.undefined)).consume((h) => this.sdk.dump(h) as CacheReport);
+  }
+
+  private runIn(source: string, config: RunConfig, asModule: boolean, drained: boolean, configured?: () => void): RunOutput {
     const frames: Uint8Array[] = [];
     if (this.hooks.resetClock !== undefined) this.sdk.unwrapResult(this.sdk.callFunction(this.hooks.resetClock, this.sdk.undefined)).dispose();
     configure(this.sdk, this.hooks.configure, config, frames);
+    configured?.();
     const guest = this.runtime.newContext();
     try {
       guest.setProp(guest.global, 'tracing', this.tracing);
@@ -364,6 +391,79 @@ describe('QuickJS SDK in a realm of its own, serving one guest context after ano
     } finally {
       reused.dispose();
       fresh.dispose();
+    }
+  });
+
+  test('what one run leaves in the caches of encoded bytes, a hostile run included, changes no byte of the next run, and stays within its bounds', () => {
+    /**
+     * Before the workload's own strings (so the next run finds its callsites and messages cached
+     * by this one): lookalikes of its callsites (equal to them if a cache key joined parts with a
+     * separator), parts that are not strings (a level or target object, a name whose string
+     * changes from one read to the next, a guest-made EventSite whose field names are objects),
+     * and a span's field list changed to look like another site's (the workload's 'inner').
+     */
+    const PRIMING = `
+      const fields = tracing.span('inner', { q: 1 }).fields;
+      try { fields.shift(); } catch {}
+      fields[0] = 'changed'; // ignored: the array is frozen
+      tracing.callsite('far', ['a\\0b']).emit(1);
+      tracing.span('outer', { 'user\\0n': 1 }).close();
+      tracing.info('hello', { 'a\\0b': 1 });
+      tracing.span('outer', { user: 1, n: 2 }, { level: { toString: () => 'info' }, target: 12 }).close();
+      let reads = 0; // 'outer' for the site, 'inner' for the span, if the name were read twice
+      tracing.span({ toString: () => (reads++ % 2 === 0 ? 'outer' : 'inner') }, { user: 1, n: 2 }).close();
+      const EventSite = Object.getPrototypeOf(tracing.callsite('x')).constructor;
+      new EventSite('tick', [{ toString: () => 'i' }, 'ok'], 'info', 'guest').emit(1, true);
+      new EventSite('tick', ['i', 'ok'], { toString: () => 'info' }, { toString: () => 'guest' }).emit(2, false);
+      ${WORKLOAD};
+      [Object.isFrozen(fields), fields.join()]`;
+    /** Many distinct strings: callsites, messages and span names past every bound, long ones too. */
+    const FLOOD = `
+      for (let i = 0; i < 3000; i++) tracing.info('message ' + i, { ['k' + i]: i });
+      for (let i = 0; i < 1000; i++) tracing.span('span ' + i, { ['f' + i]: 1 }).close();
+      for (let i = 0; i < 300; i++) tracing.callsite('site ' + i, ['a' + i]).emit(i);
+      tracing.span('x'.repeat(40000)).close();
+      tracing.info('y'.repeat(40000), { v: 1 });`;
+    /** Within the entry bounds, but every recent-site list full: 32 event shapes per level, 32 field lists for one span name. */
+    const LISTS = `
+      for (let i = 0; i < 40; i++) tracing.warn('w', { ['k' + i]: i });
+      for (let i = 0; i < 40; i++) tracing.span('many', { ['f' + i]: i }).close();`;
+    const reference = new SdkRealm(true);
+    const reused = new SdkRealm(true);
+    try {
+      const expected = concat(reference.run(WORKLOAD, CONFIG).frames);
+      const big = { ...CONFIG, flushBytes: 1 << 16 };
+
+      const primed = reused.run(PRIMING, big);
+      assert.equal(primed.error, undefined, JSON.stringify(primed.error));
+      assert.deepEqual(primed.value, [true, 'q,error'], 'the fields a span exposes are frozen');
+      const primedSites = decode(primed.frames).filter((e) => e.type === 'newCallSite');
+      const fieldsOf = (name: string, kind: string) => primedSites.filter((s) => s.name === name && s.kind === kind && s.target === 'guest').map((s) => s.fields);
+      assert.deepEqual(fieldsOf('far', 'event'), [['a\0b'], ['a', 'b']], 'a lookalike is a callsite of its own');
+      assert.deepEqual(fieldsOf('outer', 'span'), [['user\0n', 'error'], ['user', 'n', 'error']]);
+      assert.deepEqual(fieldsOf('tick', 'event'), [['i', 'ok']], 'guest-made sites with object parts are the same callsite');
+      assert.ok(primedSites.some((s) => s.kind === 'span' && s.name === 'outer' && s.target === '12'), 'a target that is no string is its string');
+
+      const afterPriming = reused.runReadingCaches(WORKLOAD, CONFIG);
+      assert.deepEqual(concat(afterPriming.frames), expected, 'after priming: byte for byte what a fresh SDK writes');
+      const { now, kept } = afterPriming.caches;
+      assert.ok(now.sites > 130 && now.messages > 5, `the caches were kept: ${JSON.stringify(now)}`);
+      assert.ok(now.sites <= kept.sites && now.siteBytes <= kept.siteBytes && now.messages <= kept.messages && now.messageBytes <= kept.messageBytes, JSON.stringify(afterPriming.caches));
+
+      for (const [name, filler] of [['flood', FLOOD], ['full lists', LISTS]] as const) {
+        const filled = reused.run(filler, big);
+        assert.equal(filled.error, undefined, `${name}: ${JSON.stringify(filled.error)}`);
+        const next = reused.runReadingCaches(WORKLOAD, CONFIG);
+        assert.deepEqual(concat(next.frames), expected, `after ${name}: byte for byte what a fresh SDK writes`);
+        const { now, kept } = next.caches;
+        for (const key of Object.keys(kept) as Array<keyof CacheSizes>) assert.ok(now[key] <= kept[key], `after ${name}, ${key}: ${now[key]} > ${kept[key]}`);
+        if (name === 'flood') assert.deepEqual([now.sites, now.messages], [0, 0], 'past their bounds, the caches start empty');
+        else assert.ok(now.sites > 70, 'within their bounds, the sites are kept; only the lists are cut');
+        assert.deepEqual(concat(reused.run(WORKLOAD, CONFIG).frames), expected, `after ${name}, and after the workload itself`);
+      }
+    } finally {
+      reference.dispose();
+      reused.dispose();
     }
   });
 

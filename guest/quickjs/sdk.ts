@@ -9,8 +9,9 @@
  * FrameWriter. Nothing here may use Node APIs.
  *
  * One loaded SDK can serve many runs, one after another: the host calls `configure` before each
- * run, which starts over from a state byte for byte equal to a freshly loaded SDK's (see
- * `startRun`), and `drain` after it. The SDK may live in a realm (context) of its own while guest
+ * run, after which the run writes byte for byte what a freshly loaded SDK would (see `startRun`:
+ * every counter starts over; what is kept, within bounds, is bytes encoded from strings), and
+ * `drain` after it. The SDK may live in a realm (context) of its own while guest
  * code runs in another context of the same runtime; so no check here relies on the guest's
  * prototypes (`instanceof` is false across realms), and the built-ins used are this realm's,
  * taken at load. `hardenRealm` (harden.ts) then freezes this realm, `realmRoots()` included.
@@ -19,7 +20,7 @@ import * as frameWriterModule from '../../shared/frame-writer.js';
 import { FrameWriter, isUint8Array } from '../../shared/frame-writer.js';
 import * as growBufferModule from '../../shared/grow-buffer.js';
 import * as recordsModule from '../../shared/records.js';
-import { LINK_FIELD, Tag, type Level, type Value } from '../../shared/records.js';
+import { LEVELS, LINK_FIELD, Tag, type Level, type Value } from '../../shared/records.js';
 import * as sdkModule from './sdk.js';
 
 // ---- built-ins, taken at load -------------------------------------------------------------------
@@ -54,6 +55,21 @@ const SDK_VERSION = '0.1.0';
 /** The writer's buffer, and the largest one kept from one run to the next (larger ones are dropped). */
 const INITIAL_BUFFER_BYTES = 16384;
 const KEPT_BUFFER_BYTES = 65536;
+/**
+ * Caches kept from run to run: callsite announcements and messages encoded once, for the runs
+ * after (encoding byte by byte in the interpreter cost about 10 µs per callsite announcement, the
+ * bulk of a trivial guest's first uses). A run may fill them further (siteCodes without bound, as
+ * any run must number every callsite it uses; messageBytes up to MESSAGE_CACHE entries); the next
+ * run starts with them empty if they went past these bounds (entries; bytes, counting key
+ * characters and encoded bytes). See trimCaches.
+ */
+const KEPT_SITES = 256;
+const KEPT_SITE_BYTES = 32768;
+const KEPT_MESSAGES = 128;
+const KEPT_MESSAGE_BYTES = 16384;
+/** Sites a recent-site list keeps for the next run (of those the last run used). */
+const KEPT_RECENT = 8;
+const KEPT_LIMITS: CacheSizes = freeze({ sites: KEPT_SITES, siteBytes: KEPT_SITE_BYTES, messages: KEPT_MESSAGES, messageBytes: KEPT_MESSAGE_BYTES, longestList: KEPT_RECENT });
 
 /** What the host passes to `configure` before each run. Read there, once: later changes to it are not seen. */
 export interface GuestConfig {
@@ -84,9 +100,11 @@ export interface SpanOptions {
 }
 
 // ---- per-run state ------------------------------------------------------------------------------
-// The bindings of this section, and further down spanSites, recentSites, scratchKeys,
-// scratchValues, messageBytes, lastMessage and lastMessageBytes, belong to one run: `startRun`
-// resets every one of them. (Not per run: the constants, the frozen disabledSpan, hooksTaken.)
+// The bindings of this section, and further down scratchKeys, scratchValues, lastMessage and
+// lastMessageBytes, belong to one run: `startRun` resets every one of them. (Not per run: the
+// constants, the frozen disabledSpan, hooksTaken, `run`, and the caches of encoded bytes
+// (siteCodes, spanSites, recentSites, messageBytes), which hold pure functions of strings and are
+// kept within bounds from one run to the next: see KEPT_SITES and trimCaches.)
 // `pos` and `lastTime` mirror the writer's; the writer is told (commit) before it writes itself.
 
 let writer = new FrameWriter(INITIAL_BUFFER_BYTES);
@@ -107,7 +125,8 @@ let executionId: string | undefined;
 let carriedSpans: ReadonlyArray<{ id: number; name: string; fields: readonly string[] }> = [];
 let nextSpanId = 1;
 let nextCallsite = 1;
-const callsites = new Map<string, number>();
+/** Counts runs (`startRun`): a cached callsite's id is valid in the run that gave it. */
+let run = 0;
 
 /** Makes room for `n` more bytes (growing the writer's buffer: rare). */
 function room(n: number): void {
@@ -280,18 +299,92 @@ function errorValue(e: Error, depth: number): { message: string; source?: { mess
   return out;
 }
 
-/** The id of a callsite with this content, announcing it on first use. */
-function callsite(kind: 'span' | 'event', level: Level, target: string, name: string, keys: string[]): number {
-  const key = `${kind}\0${level}\0${target}\0${name}\0${keys.join('\0')}`;
-  let id = callsites.get(key);
-  if (id === undefined) {
-    id = nextCallsite++;
-    callsites.set(key, id);
+// ---- callsites: encoded once, numbered per run ----------------------------------------------------
+
+/**
+ * A callsite's content, encoded once: the bytes of its announcement after the id (kind, name,
+ * target, level, three nils, field names), a pure function of the content. Its id is per run:
+ * the first use in a run numbers it and writes the announcement, as a fresh SDK would then.
+ */
+interface SiteCode {
+  readonly tail: Uint8Array;
+  /** The run that numbered it, and its id there. */
+  run: number;
+  id: number;
+}
+
+/**
+ * Every callsite content in use, by `siteKey`; each has one SiteCode, which the recent-site lists
+ * (spanSites, recentSites) share. Kept from one run to the next within KEPT_SITES and
+ * KEPT_SITE_BYTES, and only cleared together with those lists: were a list to keep a code that
+ * this map no longer holds, one content could get two ids in a run.
+ */
+const siteCodes = new Map<string, SiteCode>();
+/** What siteCodes holds: key characters plus encoded bytes. */
+let siteCodeBytes = 0;
+
+/** The id of `code` in this run, announced on its first use in the run. */
+function siteId(code: SiteCode): number {
+  return code.run === run ? code.id : announce(code);
+}
+
+/** Numbers `code` for this run and writes its announcement: header, id, then the cached bytes in one copy. */
+function announce(code: SiteCode): number {
+  const id = nextCallsite;
+  const tail = code.tail;
+  const n = tail.length;
+  if (pos + 11 + n > cap) room(11 + n);
+  buf[pos] = 0x9a; // fixarray of 10, as FrameWriter.newCallSite writes it
+  buf[pos + 1] = Tag.newCallSite;
+  if (id < 128) {
+    buf[pos + 2] = id;
+    pos += 3;
+  } else {
+    pos += 2;
+    slowValue(id); // the writer's own integer form (uint8 from 128, not the uint32 of putUint)
+  }
+  buf.set(tail, pos);
+  pos += n;
+  // Numbered once written: a write that failed (out of memory) leaves it unannounced.
+  nextCallsite = id + 1;
+  code.run = run;
+  code.id = id;
+  return id;
+}
+
+/**
+ * The code of the callsite with this content, numbered (and announced) in this run. Every part
+ * must be a primitive string (the level one of the five names): the cache is keyed and encoded
+ * from them, and lasts beyond the run.
+ */
+function siteCode(kind: 'span' | 'event', level: Level, target: string, name: string, keys: readonly string[]): SiteCode {
+  const key = siteKey(kind, level, target, name, keys);
+  let code = siteCodes.get(key);
+  if (code === undefined) {
+    const id = nextCallsite;
+    const start = pos;
     writer.commit(pos);
     writer.newCallSite(id, kind, name, target, level, undefined, undefined, undefined, keys);
     refresh();
-  }
-  return id;
+    nextCallsite = id + 1;
+    // The header: fixarray, tag, then the id as FrameWriter.uint writes it.
+    const head = 2 + (id < 0x80 ? 1 : id < 0x100 ? 2 : id < 0x10000 ? 3 : id < 0x100000000 ? 5 : 9);
+    code = { tail: buf.slice(start + head, pos), run, id };
+    siteCodes.set(key, code);
+    siteCodeBytes += key.length + code.tail.length;
+  } else siteId(code);
+  return code;
+}
+
+/**
+ * A string naming a callsite's content, one to one: every string is prefixed with its length, so
+ * no two contents share a key whatever characters their strings hold (the cache outlives a run:
+ * a collision would let one guest's content stand for another's).
+ */
+function siteKey(kind: 'span' | 'event', level: Level, target: string, name: string, keys: readonly string[]): string {
+  let key = `${kind === 'span' ? 's' : 'e'}${LEVEL_NUM[level]}${target.length}:${target}${name.length}:${name}`;
+  for (let i = 0; i < keys.length; i++) key += `${keys[i]!.length}:${keys[i]}`;
+  return key;
 }
 
 /**
@@ -317,9 +410,14 @@ function beginEvent(cs: number, values: number): void {
   pos = stampAt(p);
 }
 
-/** Encoded msgpack strings of recent messages: messages are usually literals, encoded once. */
+/**
+ * Encoded msgpack strings of messages: messages are usually literals, encoded once. At most
+ * MESSAGE_CACHE entries in a run; kept for the next run within KEPT_MESSAGES and KEPT_MESSAGE_BYTES.
+ */
 const messageBytes = new Map<string, Uint8Array>();
 const MESSAGE_CACHE = 512;
+/** Bytes messageBytes holds: encoded bytes plus message characters. */
+let messageByteCount = 0;
 // The last message and its bytes: loops log the same literal again and again, and comparing a
 // string with itself is cheaper than a Map lookup.
 const EMPTY_MESSAGE_BYTES = new Uint8Array([0xa0]);
@@ -333,7 +431,10 @@ function putMessage(message: string): void {
     if (cached === undefined) {
       const start = pos;
       putValue(message);
-      if (messageBytes.size < MESSAGE_CACHE) messageBytes.set(message, buf.slice(start, pos));
+      if (messageBytes.size < MESSAGE_CACHE) {
+        messageBytes.set(message, buf.slice(start, pos));
+        messageByteCount += message.length + pos - start;
+      }
       return;
     }
     lastMessage = message;
@@ -431,13 +532,14 @@ export class Span {
 const disabledSpan: Span = freeze(new Span(0, '', [])) as Span;
 
 function newSpan(name: string, fields: Fields | undefined, options: SpanOptions | undefined): Span {
-  const level = options?.level ?? 'info';
-  if (!(LEVEL_NUM[level]! >= minLevel)) return disabledSpan; // an unknown level too
+  const lv = LEVEL_NUM[options?.level ?? 'info'];
+  if (!(lv! >= minLevel)) return disabledSpan; // an unknown level too
   const n = scratchFields(fields);
   const link = options?.link;
-  const site = spanSite(toText(name), level, options?.target ?? 'guest', n, link !== undefined);
+  const spanName = toText(name);
+  const site = spanSite(spanName, LEVELS[lv!]!, toText(options?.target ?? 'guest'), n, link !== undefined);
   const keys = site.keys;
-  const cs = site.id;
+  const cs = siteId(site.code);
   const id = nextSpanId++;
   const parent = options?.parent;
   room(24);
@@ -454,13 +556,28 @@ function newSpan(name: string, fields: Fields | undefined, options: SpanOptions 
   buf[pos++] = 0xc0; // error: not recorded yet
   if (link !== undefined) putValue(toText(link));
   maybeFlush();
-  return new Span(id, toText(name), keys);
+  return new Span(id, spanName, keys);
 }
 
-/** Span callsites by name, with the field lists seen for each, compared without building strings. */
-const spanSites = new Map<string, Array<{ level: Level; target: string; link: boolean; keys: string[]; id: number }>>();
+/** A span callsite as its recent-site list holds it: `keys` is frozen, since its spans expose it as their fields. */
+interface SpanSite {
+  readonly level: Level;
+  readonly target: string;
+  readonly link: boolean;
+  readonly keys: readonly string[];
+  readonly code: SiteCode;
+}
 
-function spanSite(name: string, level: Level, target: string, n: number, link: boolean): { keys: string[]; id: number } {
+/**
+ * Span callsites by name, with the field lists seen for each, compared without building strings.
+ * Kept from one run to the next with siteCodes (see trimCaches).
+ */
+const spanSites = new Map<string, SpanSite[]>();
+/** Set when a recent-site list (of spanSites or recentSites) grows past KEPT_RECENT: trimCaches then goes through them. */
+let longLists = false;
+
+/** The span callsite for these (primitive) parts and the `n` keys in scratchKeys; `siteId(site.code)` numbers it. */
+function spanSite(name: string, level: Level, target: string, n: number, link: boolean): SpanSite {
   let list = spanSites.get(name);
   if (list === undefined) spanSites.set(name, (list = []));
   outer: for (let s = 0; s < list.length; s++) {
@@ -472,8 +589,11 @@ function spanSite(name: string, level: Level, target: string, n: number, link: b
   const keys = scratchKeys.slice(0, n);
   keys.push('error');
   if (link) keys.push(LINK_FIELD);
-  const site = { level, target, link, keys, id: callsite('span', level, target, name, keys) };
-  if (list.length < RECENT_SITES_PER_LEVEL) list.push(site);
+  const site: SpanSite = { level, target, link, keys: freeze(keys), code: siteCode('span', level, target, name, keys) };
+  if (list.length < RECENT_SITES_PER_LEVEL) {
+    list.push(site);
+    if (list.length > KEPT_RECENT) longLists = true;
+  }
   return site;
 }
 
@@ -483,8 +603,11 @@ function spanSite(name: string, level: Level, target: string, n: number, link: b
 // scratch arrays) and find their callsite by comparing key lists, without building strings.
 const scratchKeys: string[] = [];
 const scratchValues: unknown[] = [];
-/** Per level: recently used field-name lists (with 'message' first) and their callsite ids. */
-const recentSites: Array<Array<{ keys: string[]; id: number }>> = [[], [], [], [], []];
+/**
+ * Per level: recently used field-name lists (with 'message' first) and their callsites. Kept from
+ * one run to the next with siteCodes (see trimCaches).
+ */
+const recentSites: Array<Array<{ readonly keys: readonly string[]; readonly code: SiteCode }>> = [[], [], [], [], []];
 const RECENT_SITES_PER_LEVEL = 32;
 
 /** Enumerates a fields object once, into scratchKeys and scratchValues; returns how many. */
@@ -522,12 +645,16 @@ function recentSite(lv: number, level: Level, n: number): number {
     const keys = site.keys;
     if (keys.length !== n + 1) continue;
     for (let i = 0; i < n; i++) if (keys[i + 1] !== scratchKeys[i]) continue outer;
-    return site.id;
+    return siteId(site.code);
   }
-  const keys = ['message', ...scratchKeys.slice(0, n)];
-  const id = callsite('event', level, 'guest', 'event', keys);
-  if (list.length < RECENT_SITES_PER_LEVEL) list.push({ keys, id });
-  return id;
+  const keys = ['message'];
+  for (let i = 0; i < n; i++) keys.push(scratchKeys[i]!);
+  const code = siteCode('event', level, 'guest', 'event', keys);
+  if (list.length < RECENT_SITES_PER_LEVEL) {
+    list.push({ keys, code });
+    if (list.length > KEPT_RECENT) longLists = true;
+  }
+  return code.id;
 }
 
 /**
@@ -659,9 +786,12 @@ export class EventSite {
     maybeFlush();
   }
 
-  /** The callsite is named by the message (it is the same for every event of the site). */
+  /**
+   * The callsite is named by the message (it is the same for every event of the site). Its
+   * parts are made primitive strings here: a guest can also construct an EventSite itself.
+   */
   private announce(): void {
-    this.id = callsite('event', this.levelName, this.target, this.message, this.fields.slice());
+    this.id = siteCode('event', LEVELS[this.level] ?? 'info', toText(this.target), toText(this.message), names(this.fields)).id;
     const n = 4 + this.count;
     this.head = n < 16 && this.id < 128 ? ((0x90 | n) << 24) | (Tag.newEvent << 16) | (this.id << 8) | 0xc0 : 1;
   }
@@ -774,11 +904,9 @@ function startRun(c: GuestConfig): void {
   carriedSpans = freeze(spans);
   configured = true;
 
+  trimCaches();
+  run++;
   nextCallsite = 1;
-  callsites.clear();
-  spanSites.clear();
-  for (let lv = 0; lv < recentSites.length; lv++) recentSites[lv]!.length = 0;
-  messageBytes.clear();
   lastMessage = '';
   lastMessageBytes = EMPTY_MESSAGE_BYTES;
   scratchKeys.length = 0;
@@ -793,6 +921,38 @@ function startRun(c: GuestConfig): void {
   refresh();
 }
 
+/**
+ * At the start of a run: what the caches of encoded bytes keep from the runs before. Past their
+ * bounds they start empty; otherwise each recent-site list longer than KEPT_RECENT keeps only
+ * sites the run that ended used, at most KEPT_RECENT (so what one run leaves there cannot fill
+ * the lists for the next). Their content cannot change a byte of the next run's frames: codes
+ * are pure functions of their keys, and ids are given per run.
+ */
+function trimCaches(): void {
+  if (siteCodes.size > KEPT_SITES || siteCodeBytes > KEPT_SITE_BYTES) {
+    siteCodes.clear();
+    siteCodeBytes = 0;
+    spanSites.clear();
+    for (let lv = 0; lv < recentSites.length; lv++) recentSites[lv]!.length = 0;
+    longLists = false;
+  } else if (longLists) {
+    for (let lv = 0; lv < recentSites.length; lv++) keepRecent(recentSites[lv]!);
+    spanSites.forEach(keepRecent);
+    longLists = false;
+  }
+  if (messageBytes.size > KEPT_MESSAGES || messageByteCount > KEPT_MESSAGE_BYTES) {
+    messageBytes.clear();
+    messageByteCount = 0;
+  }
+}
+
+function keepRecent(list: Array<{ readonly code: SiteCode }>): void {
+  if (list.length <= KEPT_RECENT) return;
+  let n = 0;
+  for (let i = 0; i < list.length && n < KEPT_RECENT; i++) if (list[i]!.code.run === run) list[n++] = list[i]!;
+  list.length = n;
+}
+
 let hooksTaken = false;
 
 /**
@@ -800,10 +960,14 @@ let hooksTaken = false;
  * Guest code that calls it later gets nothing.
  *
  * `configure(config)` starts a run (call it before each one: it discards whatever the previous
- * run left and resets every cache and counter); `drain()` returns what is buffered, as one frame,
- * or undefined (call it after each run, and after a crash).
+ * run left and resets every counter; the caches of encoded bytes it keeps within their bounds
+ * change no byte of what the run writes); `drain()` returns what is buffered, as one frame, or
+ * undefined (call it after each run, and after a crash); `caches()` says what those caches hold
+ * now, and what a run may leave to the next at most.
  */
-export function takeHostHooks(): { configure: (c: GuestConfig) => void; drain: () => ArrayBuffer | undefined } | undefined {
+export function takeHostHooks():
+  | { configure: (c: GuestConfig) => void; drain: () => ArrayBuffer | undefined; caches: () => { now: CacheSizes; kept: CacheSizes } }
+  | undefined {
   if (hooksTaken) return undefined;
   hooksTaken = true;
   return {
@@ -820,7 +984,28 @@ export function takeHostHooks(): { configure: (c: GuestConfig) => void; drain: (
       lastTime = 0;
       return frame.buffer as ArrayBuffer;
     },
+    caches(): { now: CacheSizes; kept: CacheSizes } {
+      let longestList = 0;
+      const measure = (list: readonly unknown[]) => {
+        if (list.length > longestList) longestList = list.length;
+      };
+      recentSites.forEach(measure);
+      spanSites.forEach(measure);
+      return { now: { sites: siteCodes.size, siteBytes: siteCodeBytes, messages: messageBytes.size, messageBytes: messageByteCount, longestList }, kept: KEPT_LIMITS };
+    },
   };
+}
+
+/**
+ * What the caches kept from run to run hold (bytes: key characters plus encoded bytes), or may
+ * keep at most. `longestList`: the longest recent-site list (per level for events, per name for spans).
+ */
+export interface CacheSizes {
+  sites: number;
+  siteBytes: number;
+  messages: number;
+  messageBytes: number;
+  longestList: number;
 }
 
 /**
