@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import variant from '@jitl/quickjs-ng-wasmfile-release-sync';
 import { newQuickJSWASMModuleFromVariant, type QuickJSContext, type QuickJSHandle, type QuickJSRuntime, type QuickJSWASMModule } from 'quickjs-emscripten-core';
 import { FrameDecoder } from '../shared/event-codec.js';
+import { FrameWriter } from '../shared/frame-writer.js';
 import type { TracingEvent, Value } from '../shared/records.js';
 
 const ngVariant = variant as unknown as Parameters<typeof newQuickJSWASMModuleFromVariant>[0];
@@ -19,14 +20,15 @@ const sources = new Map(SDK_FILES.map((f) => [`sandtrace/${f}`, readFileSync(DIS
 
 /**
  * A clock for the SDK realm, installed before the SDK loads (the SDK takes `performance.now` and
- * `Date.now` at load): steps of 30 ns, and every fifth read 1.5 ms, so times take both encodings.
+ * `Date.now` at load): steps of 30 ns, and every fifth read 1.5 ms, so times take both encodings;
+ * `Date.now` stands still at `wallMs`.
  * `__resetClock()` starts it over, so two runs read the same times. (Inside a function: a script's
  * top-level `let` would be a global binding that freezing does not reach.)
  */
-const FAKE_CLOCK = `(() => {
+const FAKE_CLOCK = (wallMs = 1700000000000): string => `(() => {
   let t = 0, k = 0;
   globalThis.performance = { now: () => (t += ++k % 5 === 0 ? 1.5 : 0.00003) };
-  Date.now = () => 1700000000000;
+  Date.now = () => ${wallMs};
   globalThis.__resetClock = () => { t = 0; k = 0; };
 })()`;
 
@@ -120,8 +122,8 @@ interface SdkHooks {
 }
 
 /** Loads the SDK into `vm` (the fake clock first, if asked), takes its hooks, and leaves nothing on the global. */
-function loadSdk(vm: QuickJSContext, fakeClock: boolean): SdkHooks {
-  if (fakeClock) must(vm, vm.evalCode(FAKE_CLOCK)).dispose();
+function loadSdk(vm: QuickJSContext, fakeClock: boolean | { wallMs: number }): SdkHooks {
+  if (fakeClock !== false) must(vm, vm.evalCode(FAKE_CLOCK(fakeClock === true ? undefined : fakeClock.wallMs))).dispose();
   must(
     vm,
     vm.evalCode(
@@ -167,7 +169,8 @@ class SdkRealm {
   /** What `hardenRealm` returned: how many objects it froze. */
   readonly frozen: number;
 
-  constructor(fakeClock: boolean) {
+  /** `fakeClock`: the fake clock, with `Date.now` at its default or at `wallMs`. */
+  constructor(fakeClock: boolean | { wallMs: number }) {
     this.hooks = loadSdk(this.sdk, fakeClock);
     this.tracing = this.sdk.getProp(this.sdk.global, 'tracing');
     this.frozen = this.sdk.unwrapResult(this.sdk.callFunction(this.hooks.harden, this.sdk.undefined)).consume((n) => this.sdk.getNumber(n));
@@ -377,6 +380,21 @@ describe('QuickJS SDK in a realm of its own, serving one guest context after ano
     } finally {
       reused.dispose();
       fresh.dispose();
+    }
+  });
+
+  test("the hello record is FrameWriter.hello's for any clock origin, in every run", () => {
+    // The first clock read after __resetClock is 30 ns: the origin is wallMs × 10^6 − 30.
+    for (const wallMs of [1700000000000, 9007199254, 4295, 4294, 0]) { // uint64 (beyond 2^53 and below), uint32, negative
+      const realm = new SdkRealm({ wallMs });
+      try {
+        const hello = new FrameWriter();
+        hello.hello(1, 'quickjs', '0.1.0', BigInt(wallMs) * 1_000_000n - 30n);
+        const expected = [...hello.finish()];
+        for (let run = 0; run < 2; run++) assert.deepEqual(realm.run('', CONFIG).frames.flatMap((f) => [...f.subarray(0, expected.length)]), expected, `Date.now ${wallMs}, run ${run + 1}`);
+      } finally {
+        realm.dispose();
+      }
     }
   });
 
