@@ -38,6 +38,7 @@ interface RunConfig {
   executionId: string;
   traceparent?: string;
   carried?: Array<{ id: number; name: string; target: string; fields: string[] }>;
+  cacheScope?: string;
 }
 interface CacheSizes {
   sites: number;
@@ -482,6 +483,24 @@ describe('QuickJS SDK in a realm of its own, serving one guest context after ano
     } finally {
       reference.dispose();
       reused.dispose();
+    }
+  });
+
+  test('a run in another cache scope starts with the caches empty, one in the same scope finds them', () => {
+    const realm = new SdkRealm(true);
+    const reference = new SdkRealm(true);
+    try {
+      const expected = concat(reference.run(WORKLOAD, { ...CONFIG, cacheScope: 'tenant b' }).frames);
+      realm.run(WORKLOAD, { ...CONFIG, cacheScope: 'tenant a' });
+      const same = realm.runReadingCaches(WORKLOAD, { ...CONFIG, cacheScope: 'tenant a' });
+      assert.ok(same.caches.now.sites > 100 && same.caches.now.messages > 5, JSON.stringify(same.caches.now));
+      const other = realm.runReadingCaches(WORKLOAD, { ...CONFIG, cacheScope: 'tenant b' });
+      assert.deepEqual(other.caches.now, { sites: 0, siteBytes: 0, messages: 0, messageBytes: 0, longestList: 0 });
+      assert.deepEqual(concat(other.frames), expected);
+      assert.equal(realm.runReadingCaches(WORKLOAD, CONFIG).caches.now.sites, 0, 'no scope is a scope of its own');
+    } finally {
+      realm.dispose();
+      reference.dispose();
     }
   });
 

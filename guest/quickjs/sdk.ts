@@ -91,6 +91,14 @@ export interface GuestConfig {
   executionId?: string;
   /** Spans carried over from a persisted execution: guest id, name and declared fields. */
   carried?: Array<{ id: number; name: string; target: string; fields: string[] }>;
+  /**
+   * Runs share the caches of encoded bytes (callsites, messages) only with runs of the same
+   * scope: when it differs from the last run's, configure empties them first. What they hold
+   * changes no byte of a run's frames, but a guest that times its first uses of strings could
+   * tell whether an earlier run on this engine used them; a host that runs guests of different
+   * tenants on one engine gives each tenant its own scope. Default: one scope for all runs.
+   */
+  cacheScope?: string;
 }
 
 export type Fields = Record<string, unknown>;
@@ -134,6 +142,8 @@ let nextSpanId = 1;
 let nextCallsite = 1;
 /** Counts runs (`startRun`): a cached callsite's id is valid in the run that gave it. */
 let run = 0;
+/** The last run's `cacheScope`. */
+let cacheScope: string | undefined;
 
 /** Makes room for `n` more bytes (growing the writer's buffer: rare). */
 function room(n: number): void {
@@ -914,7 +924,11 @@ function startRun(c: GuestConfig): void {
   }
   configured = true;
 
-  trimCaches();
+  const scope = c.cacheScope === undefined ? undefined : toText(c.cacheScope);
+  if (scope !== cacheScope) {
+    clearCaches();
+    cacheScope = scope;
+  } else trimCaches();
   run++;
   nextCallsite = 1;
   lastMessage = '';
@@ -950,21 +964,32 @@ function startRun(c: GuestConfig): void {
  * are pure functions of their keys, and ids are given per run.
  */
 function trimCaches(): void {
-  if (siteCodes.size > KEPT_SITES || siteCodeBytes > KEPT_SITE_BYTES) {
-    siteCodes.clear();
-    siteCodeBytes = 0;
-    spanSites.clear();
-    for (let lv = 0; lv < recentSites.length; lv++) recentSites[lv]!.length = 0;
-    longLists = false;
-  } else if (longLists) {
+  if (siteCodes.size > KEPT_SITES || siteCodeBytes > KEPT_SITE_BYTES) clearSites();
+  else if (longLists) {
     for (let lv = 0; lv < recentSites.length; lv++) keepRecent(recentSites[lv]!);
     spanSites.forEach(keepRecent);
     longLists = false;
   }
-  if (messageBytes.size > KEPT_MESSAGES || messageByteCount > KEPT_MESSAGE_BYTES) {
-    messageBytes.clear();
-    messageByteCount = 0;
-  }
+  if (messageBytes.size > KEPT_MESSAGES || messageByteCount > KEPT_MESSAGE_BYTES) clearMessages();
+}
+
+function clearCaches(): void {
+  clearSites();
+  clearMessages();
+}
+
+/** siteCodes and the recent-site lists, together (see siteCodes). */
+function clearSites(): void {
+  siteCodes.clear();
+  siteCodeBytes = 0;
+  spanSites.clear();
+  for (let lv = 0; lv < recentSites.length; lv++) recentSites[lv]!.length = 0;
+  longLists = false;
+}
+
+function clearMessages(): void {
+  messageBytes.clear();
+  messageByteCount = 0;
 }
 
 function keepRecent(list: Array<{ readonly code: SiteCode }>): void {
