@@ -480,6 +480,21 @@ describe('QuickJS SDK in a realm of its own, serving one guest context after ano
         else assert.ok(now.sites > 70, 'within their bounds, the sites are kept; only the lists are cut');
         assert.deepEqual(concat(reused.run(WORKLOAD, CONFIG).frames), expected, `after ${name}, and after the workload itself`);
       }
+
+      // The same shapes and span sites in another order, some new ones among them: the kept lists
+      // are reordered as the run uses them.
+      const shapes = (order: number[]) =>
+        order.map((i) => `tracing.info('s', { k${i}: ${i} }); tracing.span('sp', { f${i}: 1 }).close(); tracing.warn('w${i % 3}', { k: ${i} });`).join('\n');
+      const forward = shapes([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+      const backward = shapes([11, 3, 12, 9, 0, 13, 5, 5, 1, 14, 11, 2, 8]);
+      reused.run(forward, CONFIG);
+      const fresh = [new SdkRealm(true), new SdkRealm(true)];
+      try {
+        assert.deepEqual(concat(reused.run(backward, CONFIG).frames), concat(fresh[0]!.run(backward, CONFIG).frames), 'another order');
+        assert.deepEqual(concat(reused.run(forward, CONFIG).frames), concat(fresh[1]!.run(forward, CONFIG).frames), 'and back');
+      } finally {
+        for (const realm of fresh) realm.dispose();
+      }
     } finally {
       reference.dispose();
       reused.dispose();

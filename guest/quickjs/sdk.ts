@@ -340,11 +340,6 @@ const siteCodes = new Map<string, SiteCode>();
 /** What siteCodes holds: key characters plus encoded bytes. */
 let siteCodeBytes = 0;
 
-/** The id of `code` in this run, announced on its first use in the run. */
-function siteId(code: SiteCode): number {
-  return code.run === run ? code.id : announce(code);
-}
-
 /** Numbers `code` for this run and writes its announcement: header, id, then the cached bytes in one copy. */
 function announce(code: SiteCode): number {
   const id = nextCallsite;
@@ -389,7 +384,7 @@ function siteCode(kind: 'span' | 'event', level: Level, target: string, name: st
     code = { tail: buf.slice(start + head, pos), run, id };
     siteCodes.set(key, code);
     siteCodeBytes += key.length + code.tail.length;
-  } else siteId(code);
+  } else if (code.run !== run) announce(code);
   return code;
 }
 
@@ -553,10 +548,11 @@ function newSpan(name: string, fields: Fields | undefined, options: SpanOptions 
   if (!(lv! >= minLevel)) return disabledSpan; // an unknown level too
   const n = scratchFields(fields);
   const link = options?.link;
-  const spanName = toText(name);
-  const site = spanSite(spanName, LEVELS[lv!]!, toText(options?.target ?? 'guest'), n, link !== undefined);
+  const spanName = typeof name === 'string' ? name : toText(name);
+  const target = options?.target ?? 'guest';
+  const site = spanSite(spanName, LEVELS[lv!]!, typeof target === 'string' ? target : toText(target), n, link !== undefined);
   const keys = site.keys;
-  const cs = siteId(site.code);
+  const cs = site.id;
   const id = nextSpanId++;
   const parent = options?.parent;
   room(24);
@@ -583,34 +579,83 @@ interface SpanSite {
   readonly link: boolean;
   readonly keys: readonly string[];
   readonly code: SiteCode;
+  /** The code's id in `run`, copied out for the hot path. */
+  run: number;
+  id: number;
 }
 
 /**
- * Span callsites by name, with the field lists seen for each, compared without building strings.
- * Kept from one run to the next with siteCodes (see trimCaches).
+ * Recently used callsites of one kind (span sites of one name, event shapes of one level), found
+ * by comparing parts without building strings, and kept from one run to the next with siteCodes
+ * (see trimCaches). The sites this run used come first, in the order of their first use, as in a
+ * freshly loaded SDK's list: what earlier runs left is scanned after them.
  */
-const spanSites = new Map<string, SpanSite[]>();
+interface SiteList<T extends { readonly code: SiteCode }> {
+  readonly items: T[];
+  /** How many items at the front this run has used (`usedIn` is the run counted). */
+  used: number;
+  usedIn: number;
+}
+
+function newSiteList<T extends { readonly code: SiteCode }>(): SiteList<T> {
+  return { items: [], used: 0, usedIn: 0 };
+}
+
+/** Moves `items[s]`, used for the first time in this run, to the end of the run's used prefix. */
+function markUsed(list: SiteList<{ readonly code: SiteCode }>, s: number): void {
+  if (list.usedIn !== run) {
+    list.usedIn = run;
+    list.used = 0;
+  }
+  const u = list.used++;
+  if (s !== u) {
+    const items = list.items;
+    const item = items[s]!;
+    items[s] = items[u]!;
+    items[u] = item;
+  }
+}
+
+/** Adds a site to a list that has room (RECENT_SITES_PER_LEVEL), as used in this run. */
+function addSite<T extends { readonly code: SiteCode }>(list: SiteList<T>, site: T): void {
+  const items = list.items;
+  if (items.length >= RECENT_SITES_PER_LEVEL) return;
+  items.push(site);
+  markUsed(list, items.length - 1);
+  if (items.length > KEPT_RECENT) longLists = true;
+}
+
+/** Span callsites by name. */
+const spanSites = new Map<string, SiteList<SpanSite>>();
 /** Set when a recent-site list (of spanSites or recentSites) grows past KEPT_RECENT: trimCaches then goes through them. */
 let longLists = false;
 
-/** The span callsite for these (primitive) parts and the `n` keys in scratchKeys; `siteId(site.code)` numbers it. */
+/** The span callsite for these (primitive) parts and the `n` keys in scratchKeys, numbered (and announced) in this run. */
 function spanSite(name: string, level: Level, target: string, n: number, link: boolean): SpanSite {
   let list = spanSites.get(name);
-  if (list === undefined) spanSites.set(name, (list = []));
-  outer: for (let s = 0; s < list.length; s++) {
-    const site = list[s]!;
+  if (list === undefined) spanSites.set(name, (list = newSiteList()));
+  const items = list.items;
+  outer: for (let s = 0; s < items.length; s++) {
+    const site = items[s]!;
     if (site.level !== level || site.target !== target || site.link !== link || site.keys.length !== n + 1 + (link ? 1 : 0)) continue;
     for (let i = 0; i < n; i++) if (site.keys[i] !== scratchKeys[i]) continue outer;
+    if (site.run !== run) {
+      const code = site.code;
+      if (code.run !== run) {
+        markUsed(list, s);
+        announce(code);
+      }
+      site.run = run;
+      site.id = code.id;
+    }
     return site;
   }
   const keys = scratchKeys.slice(0, n);
   keys.push('error');
   if (link) keys.push(LINK_FIELD);
-  const site: SpanSite = { level, target, link, keys: freeze(keys), code: siteCode('span', level, target, name, keys) };
-  if (list.length < RECENT_SITES_PER_LEVEL) {
-    list.push(site);
-    if (list.length > KEPT_RECENT) longLists = true;
-  }
+  const code = siteCode('span', level, target, name, keys);
+  const site: SpanSite = { level, target, link, keys: freeze(keys), code, run, id: code.id };
+  addSite(list, site);
   return site;
 }
 
@@ -620,11 +665,17 @@ function spanSite(name: string, level: Level, target: string, n: number, link: b
 // scratch arrays) and find their callsite by comparing key lists, without building strings.
 const scratchKeys: string[] = [];
 const scratchValues: unknown[] = [];
-/**
- * Per level: recently used field-name lists (with 'message' first) and their callsites. Kept from
- * one run to the next with siteCodes (see trimCaches).
- */
-const recentSites: Array<Array<{ readonly keys: readonly string[]; readonly code: SiteCode }>> = [[], [], [], [], []];
+/** Per level: recently used field-name lists (with 'message' first) and their callsites. */
+const recentSites: Array<SiteList<EventShape>> = [newSiteList(), newSiteList(), newSiteList(), newSiteList(), newSiteList()];
+
+/** An event shape as its list holds it, with its code's id in `run` copied out, for the hot path. */
+interface EventShape {
+  readonly keys: readonly string[];
+  readonly code: SiteCode;
+  run: number;
+  id: number;
+}
+/** Sites a recent-site list holds at most. */
 const RECENT_SITES_PER_LEVEL = 32;
 
 /** Enumerates a fields object once, into scratchKeys and scratchValues; returns how many. */
@@ -657,20 +708,25 @@ function levelEvent(lv: number, level: Level): (message: string, fields?: Fields
 /** The callsite of an event with the `n` keys in scratchKeys, from the per-level list when seen before. */
 function recentSite(lv: number, level: Level, n: number): number {
   const list = recentSites[lv]!;
-  outer: for (let s = 0; s < list.length; s++) {
-    const site = list[s]!;
+  const items = list.items;
+  outer: for (let s = 0; s < items.length; s++) {
+    const site = items[s]!;
     const keys = site.keys;
     if (keys.length !== n + 1) continue;
     for (let i = 0; i < n; i++) if (keys[i + 1] !== scratchKeys[i]) continue outer;
-    return siteId(site.code);
+    if (site.run === run) return site.id;
+    const code = site.code;
+    if (code.run !== run) {
+      markUsed(list, s);
+      announce(code);
+    }
+    site.run = run;
+    return (site.id = code.id);
   }
   const keys = ['message'];
   for (let i = 0; i < n; i++) keys.push(scratchKeys[i]!);
   const code = siteCode('event', level, 'guest', 'event', keys);
-  if (list.length < RECENT_SITES_PER_LEVEL) {
-    list.push({ keys, code });
-    if (list.length > KEPT_RECENT) longLists = true;
-  }
+  addSite(list, { keys, code, run, id: code.id });
   return code.id;
 }
 
@@ -983,7 +1039,7 @@ function clearSites(): void {
   siteCodes.clear();
   siteCodeBytes = 0;
   spanSites.clear();
-  for (let lv = 0; lv < recentSites.length; lv++) recentSites[lv]!.length = 0;
+  for (let lv = 0; lv < recentSites.length; lv++) recentSites[lv]!.items.length = 0;
   longLists = false;
 }
 
@@ -992,11 +1048,12 @@ function clearMessages(): void {
   messageByteCount = 0;
 }
 
-function keepRecent(list: Array<{ readonly code: SiteCode }>): void {
-  if (list.length <= KEPT_RECENT) return;
+function keepRecent(list: SiteList<{ readonly code: SiteCode }>): void {
+  const items = list.items;
+  if (items.length <= KEPT_RECENT) return;
   let n = 0;
-  for (let i = 0; i < list.length && n < KEPT_RECENT; i++) if (list[i]!.code.run === run) list[n++] = list[i]!;
-  list.length = n;
+  for (let i = 0; i < items.length && n < KEPT_RECENT; i++) if (items[i]!.code.run === run) items[n++] = items[i]!;
+  items.length = n;
 }
 
 let hooksTaken = false;
@@ -1032,8 +1089,8 @@ export function takeHostHooks():
     },
     caches(): { now: CacheSizes; kept: CacheSizes } {
       let longestList = 0;
-      const measure = (list: readonly unknown[]) => {
-        if (list.length > longestList) longestList = list.length;
+      const measure = (list: SiteList<{ readonly code: SiteCode }>) => {
+        if (list.items.length > longestList) longestList = list.items.length;
       };
       recentSites.forEach(measure);
       spanSites.forEach(measure);
