@@ -501,6 +501,32 @@ describe('QuickJS SDK in a realm of its own, serving one guest context after ano
     }
   });
 
+  test('tracing.inSpan writes the bytes of span(), span.inSpan(fn) and close(): returning, throwing, closing inside, nested', () => {
+    const body = (inSpan: string) => `
+      const inSpan = ${inSpan};
+      const results = [];
+      results.push(inSpan('ok', { a: 1 }, (s) => { tracing.info('in', { s: s.id }); return 7; }));
+      for (const thrown of [new TypeError('bad'), 'plain', { toString: () => 'object' }]) {
+        try { inSpan('throws', {}, () => { throw thrown; }); } catch (e) { results.push(e === thrown); }
+      }
+      results.push(inSpan('closes itself', undefined, (s) => { s.close(); tracing.info('after close'); return 'closed'; }));
+      results.push(inSpan('outer', { n: 1 }, () => inSpan('inner', { m: 2 }, () => inSpan('quiet', undefined, () => 3))));
+      try { inSpan('closes and throws', undefined, (s) => { s.close(); throw new Error('late'); }); } catch (e) { results.push(e.message); }
+      results`;
+    const flat = new SdkRealm(true);
+    const layered = new SdkRealm(true);
+    try {
+      const a = flat.run(body('tracing.inSpan'), { ...CONFIG, flushBytes: 1 << 20 });
+      const b = layered.run(body(`(name, fields, fn) => { const s = tracing.span(name, fields); try { return s.inSpan(fn); } finally { s.close(); } }`), { ...CONFIG, flushBytes: 1 << 20 });
+      assert.deepEqual(a.value, [7, true, true, true, 'closed', 3, 'late']);
+      assert.deepEqual(b.value, a.value);
+      assert.deepEqual(concat(a.frames), concat(b.frames));
+    } finally {
+      flat.dispose();
+      layered.dispose();
+    }
+  });
+
   test('a run in another cache scope starts with the caches empty, one in the same scope finds them', () => {
     const realm = new SdkRealm(true);
     const reference = new SdkRealm(true);

@@ -479,7 +479,8 @@ function spanTime(tag: number, id: number): void {
 
 /** A span handle. Spans are closed explicitly with `close()` (there is no GC hook to rely on). */
 export class Span {
-  private closed = false;
+  /** @internal Set by `close()`: no record is written for the span after it (read by tracing.inSpan). */
+  closed = false;
   constructor(
     readonly id: number,
     readonly name: string,
@@ -903,11 +904,22 @@ function metric(instrument: number, name: string, value: number | bigint, attrib
 export const tracing = {
   /** Creates a span (not entered). Fields declared here can be recorded later; `error` always can. */
   span: (name: string, fields?: Fields, options?: SpanOptions): Span => newSpan(name, fields, options),
-  /** Creates a span, runs `fn` inside it, closes it. */
+  /**
+   * Creates a span, runs `fn` inside it, closes it. (`span.inSpan(fn)` then `span.close()`, with
+   * the enter and exit written out: three calls fewer, about 0.4 of 10 µs per inSpan.)
+   */
   inSpan<T>(name: string, fields: Fields | undefined, fn: (span: Span) => T): T {
     const span = newSpan(name, fields, undefined);
     try {
-      return span.inSpan(fn);
+      if (span.id !== 0 && !span.closed) spanTime(Tag.spanEntered, span.id);
+      try {
+        return fn(span);
+      } catch (e) {
+        span.record('error', isError(e) ? e : new SdkError(toText(e)));
+        throw e;
+      } finally {
+        if (span.id !== 0 && !span.closed) spanTime(Tag.spanExited, span.id);
+      }
     } finally {
       span.close();
     }
