@@ -974,8 +974,9 @@ function names(fields: readonly string[]): string[] {
 }
 
 /**
- * Starts a run: every piece of per-run state back to what a freshly loaded SDK has, then this
- * run's config, then the hello record (with the clock origin measured now).
+ * Starts a run: this run's config, every piece of per-run state back to what a freshly loaded SDK
+ * has (the caches of encoded bytes are trimmed to their bounds instead, or emptied for another
+ * cacheScope), then the hello record (with the clock origin measured now).
  */
 function startRun(c: GuestConfig): void {
   flushHost = c.flush;
