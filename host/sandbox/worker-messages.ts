@@ -39,6 +39,8 @@ export interface GuestSettings {
   executionId: string;
   traceparent?: string;
   carried: Array<{ id: number; name: string; target: string; fields: string[] }>;
+  /** Runs share the SDK's caches of encoded strings only within one scope (the run's `tenant`). */
+  cacheScope?: string;
 }
 
 export interface QuickJSJob {

@@ -39,7 +39,7 @@ const BOOT = `
 import * as sdk from 'sandtrace/guest/quickjs/sdk.js';
 import { hardenRealm } from 'sandtrace/guest/quickjs/harden.js';
 const hooks = sdk.takeHostHooks();
-globalThis.__boot = { tracing: sdk.tracing, Span: sdk.Span, configure: hooks.configure, drain: hooks.drain, harden: () => hardenRealm(sdk.realmRoots()) };`;
+globalThis.__boot = { tracing: sdk.tracing, Span: sdk.Span, configure: hooks.configure, drain: hooks.drain, caches: hooks.caches, harden: () => hardenRealm(sdk.realmRoots()) };`;
 
 export class QuickJSEngine {
   /** Set once the engine must not serve another guest; says why. */
@@ -63,6 +63,7 @@ export class QuickJSEngine {
     private readonly spanClass: QuickJSHandle,
     private readonly configureFn: QuickJSHandle,
     private readonly drainFn: QuickJSHandle,
+    private readonly cachesFn: QuickJSHandle,
     flushFn: QuickJSHandle,
     /** Engine memory once the SDK realm was ready: the part no guest is charged for. */
     readonly basePages: number,
@@ -96,6 +97,7 @@ export class QuickJSEngine {
     const span = take('Span');
     const configureFn = take('configure');
     const drainFn = take('drain');
+    const cachesFn = take('caches');
     const harden = take('harden');
     boot.dispose();
     sdk.unwrapResult(sdk.evalCode('delete globalThis.__boot')).dispose();
@@ -113,7 +115,7 @@ export class QuickJSEngine {
         bytes.dispose();
       }
     });
-    self = engine = new QuickJSEngine(memoryLimitBytes, memory, runtime, sdk, tracing, span, configureFn, drainFn, flushFn, basePages);
+    self = engine = new QuickJSEngine(memoryLimitBytes, memory, runtime, sdk, tracing, span, configureFn, drainFn, cachesFn, flushFn, basePages);
     engine.watchGrowth();
     return engine;
   }
@@ -167,6 +169,7 @@ export class QuickJSEngine {
     set('executionId', sdk.newString(settings.executionId));
     if (last === undefined || last.traceparent !== settings.traceparent) set('traceparent', settings.traceparent === undefined ? sdk.undefined : sdk.newString(settings.traceparent));
     if (last === undefined || last.carried.length > 0 || settings.carried.length > 0) set('carried', settings.carried.length === 0 ? sdk.undefined : this.toSdkValue(settings.carried));
+    if (last === undefined || last.cacheScope !== settings.cacheScope) set('cacheScope', settings.cacheScope === undefined ? sdk.undefined : sdk.newString(settings.cacheScope));
     this.lastSettings = settings;
   }
 
@@ -217,6 +220,12 @@ export class QuickJSEngine {
         handle.dispose();
       },
     };
+  }
+
+  /** What the SDK keeps from run to run (its caches of encoded strings), and their bounds. */
+  sdkCaches(): { now: { sites: number; messages: number }; kept: { sites: number; messages: number } } {
+    const sdk = this.sdk;
+    return sdk.unwrapResult(sdk.callFunction(this.cachesFn, sdk.undefined)).consume((h) => sdk.dump(h) as ReturnType<QuickJSEngine['sdkCaches']>);
   }
 
   /** Pages of engine memory above the base, now. */
