@@ -2,7 +2,8 @@
  * One QuickJS engine inside a worker: its own WebAssembly instance over a capped memory, one
  * long-lived runtime, and the SDK loaded once into a realm of its own. Each guest gets a fresh
  * context in that runtime with the SDK realm's `tracing` as its global, so a run pays for a
- * context (about 0.2 ms), not for compiling the SDK again (about 3 ms).
+ * context (about 0.3 ms, made while the worker is idle when it can be), not for compiling the SDK
+ * again (about 3 ms).
  *
  * Why the memory is capped here: quickjs-ng's own memory limit does not hold in this build
  * (`malloc_usable_size` is unavailable, so typed arrays go uncounted). A `WebAssembly.Memory`
@@ -44,10 +45,11 @@ globalThis.__boot = { tracing: sdk.tracing, Span: sdk.Span, configure: hooks.con
 export class QuickJSEngine {
   /** Set once the engine must not serve another guest; says why. */
   broken: string | undefined;
-  /** True from the moment an allocation failed at the cap until `resetRun`. */
+  /** True from the moment an allocation failed at the cap until the next guest's context is made. */
   hitLimit = false;
   private guestRunning = false;
-  private softPages: number;
+  /** Pages the engine may grow to while a guest runs: its base plus the guest's limit. */
+  private readonly softPages: number;
   private onFlush: ((frame: Uint8Array) => void) | undefined;
   /** A context made ahead, between runs: creating one is most of a run's fixed cost (0.3–0.5 ms). */
   private spare: QuickJSContext | undefined;
