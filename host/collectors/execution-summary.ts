@@ -18,6 +18,8 @@ export interface ExecutionSummary {
   guestDropped: number;
   /** Frames refused whole for exceeding maxFrameBytes, and their size. */
   refusedFrames: number;
+  /** Frames a WebAssembly guest handed over with a pointer or length outside its buffer (not applied). */
+  invalidFrames: number;
   refusedBytes: number;
   /** Spans the host closed because the guest died or did not commit. */
   forceClosed: number;

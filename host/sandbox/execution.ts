@@ -158,7 +158,7 @@ export class Execution {
   }
 
   /** Ends the execution: commits, rolls back or force-closes, closes the execution span, and sums up. */
-  finish(termination: TerminationCause | undefined): { summary: ExecutionSummary; state?: PersistedExecution } {
+  finish(termination: TerminationCause | undefined, invalidFrames = 0): { summary: ExecutionSummary; state?: PersistedExecution } {
     const r = this.receiver;
     let forceClosed = 0;
     let state: PersistedExecution | undefined;
@@ -177,6 +177,7 @@ export class Execution {
       truncated: stats.truncatedFrames,
       guestDropped: stats.guestDropped,
       refusedFrames: stats.refusedFrames,
+      invalidFrames,
       refusedBytes: stats.refusedBytes,
       forceClosed,
       persistedSpans: state?.spans.spans.length ?? 0,

@@ -34,7 +34,7 @@ export async function runInPool(exec: Execution, job: Job, options: RunOptions, 
   } finally {
     clearInterval(progress);
   }
-  const { summary, state } = exec.finish(outcome.termination);
+  const { summary, state } = exec.finish(outcome.termination, outcome.invalidFrames);
   const result: RunResult = { ok: outcome.termination === undefined, summary };
   if ('value' in outcome) result.value = outcome.value;
   if (outcome.error !== undefined) result.error = outcome.error;

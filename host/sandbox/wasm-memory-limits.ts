@@ -1,6 +1,6 @@
 /**
- * Reads a WebAssembly module's memory declaration (imported `env.memory`, or its own memory)
- * from the binary, so the host can supply or refuse memory within its limit before running it.
+ * Reads what a WebAssembly module declares about its memories and tables from the binary, so
+ * the host can supply memory within its limit, or refuse the module, before running it.
  */
 
 export interface MemoryDeclaration {
@@ -12,6 +12,29 @@ export interface MemoryDeclaration {
   initial: number;
   maximum?: number;
   shared: boolean;
+  /** Memories the module imports or defines, in all (the host caps exactly one). */
+  memories: number;
+  /** Its tables, imported or its own, with their limits in entries. */
+  tables: Array<{ initial: number; maximum?: number }>;
+}
+
+/** Thrown when a module's memory (or a table) cannot be held to the host's limit. */
+export class MemoryLimitError extends Error {
+  override name = 'MemoryLimitError';
+}
+
+/** Largest table a guest may declare (8 bytes an entry or more, outside its memory): 1 Mi entries. */
+const MAX_TABLE_ENTRIES = 1 << 20;
+
+/**
+ * Refuses a module the host could not cap whatever the limit: more than one memory (only one is
+ * capped), or a table without a maximum (`table.grow` would take host memory past the limit).
+ */
+export function assertCappable(decl: MemoryDeclaration): void {
+  if (decl.memories > 1) throw new MemoryLimitError(`the module has ${decl.memories} memories; sandtrace caps exactly one`);
+  for (const t of decl.tables) {
+    if (t.maximum === undefined || t.maximum > MAX_TABLE_ENTRIES) throw new MemoryLimitError(`the module has a table with ${t.maximum === undefined ? 'no maximum' : `a maximum of ${t.maximum} entries`}; at most ${MAX_TABLE_ENTRIES} are allowed`);
+  }
 }
 
 /** Thrown for bytes that are not a well-formed WebAssembly module header/sections. */
@@ -47,28 +70,50 @@ export function readMemoryDeclaration(bytes: Uint8Array): MemoryDeclaration {
     if (flags & 1) out.maximum = leb();
     return out;
   };
+  // Every memory and table is read, not only the first: a second, uncapped memory must not pass.
+  let first: Omit<MemoryDeclaration, 'memories' | 'tables'> | undefined;
+  let memories = 0;
+  const tables: MemoryDeclaration['tables'] = [];
+  const table = (): void => {
+    pos++; // element type
+    const { initial, maximum } = limits();
+    tables.push(maximum === undefined ? { initial } : { initial, maximum });
+  };
   while (pos < bytes.length) {
     const id = bytes[pos++]!;
     const size = leb();
     const end = pos + size;
+    if (end > bytes.length) throw new WasmFormatError(`section ${id} runs past the end of the module`);
     if (id === 2) {
       const count = leb();
       for (let i = 0; i < count; i++) {
         const module = name();
         const field = name();
         const kind = bytes[pos++];
-        if (kind === 0) leb();
-        else if (kind === 1) {
-          pos++;
-          limits();
-        } else if (kind === 2) return { kind: 'import', module, field, ...limits() };
-        else if (kind === 3) pos += 2;
-        else throw new WasmFormatError(`unknown import kind ${kind}`);
+        if (kind === 0) leb(); // function: type index
+        else if (kind === 1) table();
+        else if (kind === 2) {
+          memories++;
+          const l = limits();
+          first ??= { kind: 'import', module, field, ...l };
+        } else if (kind === 3) pos += 2; // global: value type, mutability
+        else if (kind === 4) {
+          pos++; // exception tag: attribute, then type index
+          leb();
+        } else throw new WasmFormatError(`unknown import kind ${kind}`);
       }
+    } else if (id === 4) {
+      const count = leb();
+      for (let i = 0; i < count; i++) table();
     } else if (id === 5) {
-      if (leb() > 0) return { kind: 'own', ...limits() };
+      const count = leb();
+      for (let i = 0; i < count; i++) {
+        memories++;
+        const l = limits();
+        first ??= { kind: 'own', ...l };
+      }
     }
     pos = end;
   }
-  return { kind: 'none', initial: 0, shared: false };
+  return { ...(first ?? { kind: 'none', initial: 0, shared: false }), memories, tables };
 }

@@ -3,7 +3,7 @@
  * again, with the memory declaration the host needs to cap the guest (JavaScript cannot read
  * a compiled module's memory limits back, so they are read from the bytes once, here).
  */
-import { readMemoryDeclaration, type MemoryDeclaration } from './wasm-memory-limits.js';
+import { assertCappable, readMemoryDeclaration, type MemoryDeclaration } from './wasm-memory-limits.js';
 
 /** Compilations kept, least recently used dropped first. */
 const CACHE_ENTRIES = 64;
@@ -13,7 +13,8 @@ const byBytes = new WeakMap<Uint8Array, Promise<WebAssembly.Module>>();
 const byHash = new Map<string, Promise<WebAssembly.Module>>();
 
 /**
- * Compiles a guest module once per distinct content; later calls with the same bytes (the same
+ * Compiles a guest module once per distinct content (refusing, with MemoryLimitError, one whose
+ * memories or tables the host could not cap); later calls with the same bytes (the same
  * array, or equal bytes) get the same `WebAssembly.Module`. Pass the result to `runWasm`.
  *
  * @example
@@ -29,6 +30,7 @@ export async function compileWasm(bytes: Uint8Array): Promise<WebAssembly.Module
   let compiled = byHash.get(hash);
   if (compiled === undefined) {
     const declaration = readMemoryDeclaration(bytes); // throws WasmFormatError for what is not a module
+    assertCappable(declaration); // before compiling: the refusal names the reason, whatever the engine supports
     compiled = WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>).then((m) => {
       declarations.set(m, declaration);
       return m;

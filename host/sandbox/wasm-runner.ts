@@ -8,7 +8,9 @@ import { Execution, type RunOptions, type RunResult } from './execution.js';
 import { runInPool } from './run-in-pool.js';
 import type { HostFunction } from './sandbox-pool.js';
 import { compileWasm, declarationOf } from './wasm-module-cache.js';
-import type { MemoryDeclaration } from './wasm-memory-limits.js';
+import { MemoryLimitError, type MemoryDeclaration } from './wasm-memory-limits.js';
+
+export { MemoryLimitError };
 import type { WasmJob, WasmMemoryPlan } from './worker-messages.js';
 
 export interface WasmRunOptions extends RunOptions {
@@ -66,11 +68,6 @@ export async function runWasm(module: Uint8Array | WebAssembly.Module, options: 
     clockOriginNs,
   };
   return runInPool(exec, job, options, hostFunctions);
-}
-
-/** Thrown when a module's memory cannot be held to the host's limit. */
-export class MemoryLimitError extends Error {
-  override name = 'MemoryLimitError';
 }
 
 /**

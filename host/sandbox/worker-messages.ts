@@ -92,6 +92,8 @@ export interface JobOutcome {
   error?: GuestError;
   /** The worker's engine should not serve another guest (it hit its memory cap, aborted, …). */
   retire?: string;
+  /** Frames the guest handed over with a pointer or length outside its buffer, not applied. */
+  invalidFrames?: number;
 }
 
 export type WorkerMessage =

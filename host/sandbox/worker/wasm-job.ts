@@ -62,6 +62,7 @@ export async function runWasmJob(job: WasmJob, link: HostLink): Promise<JobOutco
   };
 
   let abortCause: TerminationCause | undefined;
+  let invalidFrames = 0;
   const imports: Record<string, Record<string, unknown>> = {};
   for (const [module, name] of job.hostImports) (imports[module] ??= {})[name] = hostImport(link, `${module}.${name}`, deadlineAt, () => check(performance.now()));
   imports.sandtrace = {
@@ -74,6 +75,7 @@ export async function runWasmJob(job: WasmJob, link: HostLink): Promise<JobOutco
     flush(ptr: number, length: number): void {
       check(performance.now());
       if (memory !== undefined && ptr === buffer && inBounds(memory, ptr, length)) link.postFrame(new Uint8Array(memory.buffer, ptr, length));
+      else invalidFrames++; // not the buffer it attached, or outside memory: counted, never read
     },
     now(): number {
       const ms = performance.now();
@@ -120,6 +122,7 @@ export async function runWasmJob(job: WasmJob, link: HostLink): Promise<JobOutco
   drain();
   const termination = classify(failure, stop, abortCause, memory, plan.maximum);
   const outcome: JobOutcome = termination === undefined ? {} : { termination };
+  if (invalidFrames > 0) outcome.invalidFrames = invalidFrames;
   if (termination === undefined) outcome.value = value;
   else if (failure instanceof Error && !(failure instanceof HostStop) && !(failure instanceof GuestAbort)) outcome.error = { name: failure.name, message: failure.message };
   return outcome;
