@@ -7,13 +7,14 @@ import { hostNowNs } from '../clock.js';
 import type { Collector } from '../collectors/collector.js';
 import { NullCollector } from '../collectors/null-collector.js';
 import type { ExecutionSummary } from '../collectors/execution-summary.js';
-import { defaultCallsiteRegistry, type CallsiteRegistry } from '../receiver/callsite-registry.js';
+import type { CallsiteRegistry } from '../receiver/callsite-registry.js';
 import type { PersistedMetadata, PersistedSpans } from '../receiver/persisted-state.js';
 import { TracingEventReceiver, type ReceiverLimits } from '../receiver/receiver.js';
 import { describeCause, type TerminationCause } from '../receiver/termination.js';
 import { levelNumber, type Level, type Values } from '../../shared/records.js';
 import { parseTraceParent, type TraceParent } from '../traceparent.js';
 import type { SandboxPool } from './sandbox-pool.js';
+import { registryFor } from './tenant-registries.js';
 
 /** State a workflow engine keeps between executions: pass it back as `state` to resume. */
 export interface PersistedExecution {
@@ -53,7 +54,15 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** The worker pool to run on (default: one shared pool, sized to the cores, created on first use). */
   pool?: SandboxPool;
-  /** Interning registry (default: the process-wide one). */
+  /**
+   * Who the guest runs for. Runs of different tenants share nothing that one could fill or
+   * observe: each tenant interns callsites into a registry of its own (bounded: a tenant that
+   * fills it only refuses its own new callsites), and a warm QuickJS worker keeps what the SDK
+   * encoded in one run (callsite and message bytes) for the next run of the same tenant only, so a
+   * guest cannot learn by timing which strings another tenant's guest used. Default: one tenant.
+   */
+  tenant?: string;
+  /** Interning registry (default: the tenant's, or the process-wide one without a tenant). */
   registry?: CallsiteRegistry;
   /** Called about once a second while the guest runs (from a host timer). */
   onProgress?: (progress: { elapsedMs: number; records: number; frames: number }) => void;
@@ -106,7 +115,7 @@ export class Execution {
     this.persistRequested = options.persist === true;
     this.onProgress = options.onProgress;
     this.nextProgress = this.started + 1000;
-    const registry = options.registry ?? defaultCallsiteRegistry;
+    const registry = options.registry ?? registryFor(options.tenant);
     this.rootSpan = this.openExecutionSpan(collector, registry, options.traceparent);
     try {
       this.receiver = this.createReceiver(collector, registry, options, clockOrigin);

@@ -21,13 +21,6 @@ export interface QuickJSRunOptions extends RunOptions {
    * guest. The deadline and the run's signal hold while the guest waits.
    */
   hostFunctions?: Record<string, HostFunction>;
-  /**
-   * Who the guest runs for. A warm worker keeps what the SDK encoded in one run (callsite and
-   * message bytes) for the next; runs of different tenants share none of it, so a guest cannot
-   * learn, by timing its first records, which strings another tenant's guest used. Default: one
-   * tenant for all runs.
-   */
-  tenant?: string;
 }
 
 const DEFAULTS = { deadlineMs: 5_000, memoryLimitBytes: DEFAULT_QUICKJS_MEMORY, stackLimitBytes: 256 << 10, flushBytes: 32 << 10 };
