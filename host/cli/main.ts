@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { FmtCollector } from '../collectors/fmt-collector.js';
+import { escapeControls } from '../collectors/format-value.js';
 import { TracingEventReceiver } from '../receiver/receiver.js';
 import type { Level } from '../../shared/records.js';
 import { startViewer } from '../viewer/view-server.js';
@@ -54,7 +55,7 @@ async function replay(files: string[], level: Level, executionId: string | undef
     applied += result.applied;
     rejected += result.rejected;
     truncated += result.truncated;
-    for (const e of result.errors) process.stderr.write(`${file}: ${e.code}: ${e.message}\n`);
+    for (const e of result.errors) process.stderr.write(`${file}: ${e.code}: ${escapeControls(e.message)}\n`);
   }
   const open = receiver.openSpans;
   receiver.persist(); // leave open spans open: a replay is not a crash
@@ -130,7 +131,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => (process.exitCode = code),
   (e: unknown) => {
-    process.stderr.write(`sandtrace: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.stderr.write(`sandtrace: ${escapeControls(e instanceof Error ? e.message : String(e))}\n`);
     process.exitCode = 2;
   },
 );

@@ -7,6 +7,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { BatchingManager } from '../batching/batching-manager.js';
 import { FmtCollector } from '../collectors/fmt-collector.js';
+import { escapeControls } from '../collectors/format-value.js';
 import { TeeCollector } from '../collectors/tee-collector.js';
 import type { Exporter } from '../export/exporter.js';
 import { resolveConfig } from '../export/exporter-config.js';
@@ -82,7 +83,8 @@ export async function runCommand(o: RunCommandOptions, print: (line: string) => 
   const lost = (k: 'spans' | 'logs' | 'metrics') => stats.dropped[k].failed + stats.dropped[k].overflow + stats.dropped[k].shutdown;
   const exportFailed = lost('spans') + lost('logs') + lost('metrics') > 0;
   print('');
-  print(`${result.ok ? '✔ completed' : `✖ ${s.cause}`}${result.ok && result.value !== undefined ? ` → ${JSON.stringify(result.value)}` : ''}`);
+  // The cause and the completion value carry guest text (error messages, strings): escaped.
+  print(`${result.ok ? '✔ completed' : `✖ ${escapeControls(String(s.cause))}`}${result.ok && result.value !== undefined ? ` → ${escapeControls(JSON.stringify(result.value))}` : ''}`);
   print(`  ${counts.spans} spans, ${counts.events} events, ${counts.metrics} metric points; ${s.records} records in ${s.frames} frame(s) in ${s.durationMs.toFixed(1)} ms`);
   print(`  dropped: ${s.rejected} rejected by the host (${s.limitDropped} over limits), ${s.guestDropped} by the guest, ${s.truncated} truncated frame(s)`);
   print(`  export: ${stats.exported.spans} spans, ${stats.exported.logs} logs, ${stats.exported.metrics} metric series to ${destination}${exportFailed ? ` — ${lost('spans')} spans, ${lost('logs')} logs, ${lost('metrics')} series lost` : ''}`);

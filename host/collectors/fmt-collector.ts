@@ -1,10 +1,12 @@
 /**
  * Prints the span tree as it is rebuilt: one line when a span opens, one per event, one when it
- * closes (with its duration, and the cause when the host force-closed it).
+ * closes (with its duration, and the cause when the host force-closed it). Everything the guest
+ * wrote (names, targets, field names and values, messages, causes) is printed through
+ * `escapeControls`: a guest cannot move the cursor or rewrite a line.
  */
 import type { Level, Values } from '../../shared/records.js';
 import type { Collector, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo } from './collector.js';
-import { formatFields, formatValue } from './format-value.js';
+import { escapeControls, formatFields, terminalValue } from './format-value.js';
 import { LevelFilteredCollector } from './level-filter.js';
 
 export interface FmtOptions {
@@ -19,6 +21,7 @@ export interface FmtOptions {
 }
 
 interface FmtSpan {
+  /** Escaped for the terminal. */
   name: string;
   depth: number;
   start: bigint;
@@ -60,17 +63,19 @@ export class FmtCollector extends LevelFilteredCollector implements Collector {
   newSpan(info: NewSpanInfo): number {
     const id = this.nextId++;
     const depth = this.depthUnder(info.parent);
-    this.spans.set(id, { name: info.meta.name, depth, start: info.time });
+    const name = escapeControls(info.meta.name);
+    this.spans.set(id, { name, depth, start: info.time });
     const fields = formatFields(info.values);
-    this.write(`${this.indent(depth)}${this.paint('1', `┌ ${info.meta.name}`)}${fields ? ` ${fields}` : ''}${this.paint('2', `  ${info.meta.target}`)}`);
+    this.write(`${this.indent(depth)}${this.paint('1', `┌ ${name}`)}${fields ? ` ${fields}` : ''}${this.paint('2', `  ${escapeControls(info.meta.target)}`)}`);
     return id;
   }
 
   restoreSpan(info: RestoreSpanInfo): number {
     const id = this.nextId++;
     const depth = this.depthUnder(info.parent);
-    this.spans.set(id, { name: info.meta.name, depth, start: info.time });
-    this.write(`${this.indent(depth)}${this.paint('1', `┆ ${info.meta.name}`)} (resumed)`);
+    const name = escapeControls(info.meta.name);
+    this.spans.set(id, { name, depth, start: info.time });
+    this.write(`${this.indent(depth)}${this.paint('1', `┆ ${name}`)} (resumed)`);
     return id;
   }
 
@@ -91,18 +96,18 @@ export class FmtCollector extends LevelFilteredCollector implements Collector {
     let message = '';
     const rest: Values = [];
     for (const pair of info.values) {
-      if (pair[0] === 'message') message = formatValue(pair[1]);
+      if (pair[0] === 'message') message = terminalValue(pair[1]);
       else rest.push(pair);
     }
     const fields = formatFields(rest);
-    const text = message || info.meta.name;
+    const text = message || escapeControls(info.meta.name);
     this.write(`${this.indent(depth)}${this.paint(LEVEL_COLOR[info.meta.level], level)} ${text}${fields ? ` ${this.paint('2', fields)}` : ''}`);
   }
 
   metric(m: MetricInfo): void {
     if (!this.showMetrics) return;
     const attrs = formatFields(m.attributes);
-    this.write(`${this.paint('36', `  ◆ ${m.instrument} ${m.name}`)} ${String(m.value)}${attrs ? ` ${this.paint('2', attrs)}` : ''}`);
+    this.write(`${this.paint('36', `  ◆ ${m.instrument} ${escapeControls(m.name)}`)} ${String(m.value)}${attrs ? ` ${this.paint('2', attrs)}` : ''}`);
   }
 
   enter(): void {}
@@ -116,7 +121,7 @@ export class FmtCollector extends LevelFilteredCollector implements Collector {
     if (span === undefined) return false;
     this.spans.delete(id);
     const took = formatDuration(time > span.start ? time - span.start : 0n);
-    const tail = forced === undefined ? '' : ` ${this.paint('31', `✖ force-closed: ${forced.message}`)}`;
+    const tail = forced === undefined ? '' : ` ${this.paint('31', `✖ force-closed: ${escapeControls(forced.message)}`)}`;
     this.write(`${this.indent(span.depth)}${this.paint('1', `└ ${span.name}`)} ${took}${tail}`);
     return true;
   }

@@ -2,6 +2,33 @@
 import type { ErrorValue, Value, Values } from '../../shared/records.js';
 import { isEmptyValue } from '../../shared/values.js';
 
+/**
+ * Characters a terminal acts on instead of showing: C0 controls (ESC, BEL, backspace, carriage
+ * return, newline, …), DEL, C1 controls (U+0080–U+009F, which include the one-byte CSI and OSC),
+ * the bidirectional marks, embeddings, overrides and isolates, and the line and paragraph
+ * separators.
+ */
+const TERMINAL_CONTROL = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const TERMINAL_CONTROLS = new RegExp(TERMINAL_CONTROL.source, 'g');
+const SHORT_ESCAPES: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * Guest text made safe to print on a terminal: every control character, bidi control and line
+ * separator becomes a visible escape (`\x1b`, `\u202e`; `\n`, `\r`, `\t` for those three), so a
+ * guest's names, fields and messages can neither move the cursor, rewrite a line, set the window
+ * title, ring the bell, reorder the text after them, nor start a line of their own.
+ *
+ * @example
+ * escapeControls('\r\x1b[2K✔ completed'); // '\\r\\x1b[2K✔ completed'
+ */
+export function escapeControls(text: string): string {
+  if (!TERMINAL_CONTROL.test(text)) return text;
+  return text.replace(TERMINAL_CONTROLS, (c) => {
+    const code = c.charCodeAt(0);
+    return SHORT_ESCAPES[c] ?? (code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`);
+  });
+}
+
 export function formatError(e: ErrorValue): string {
   return e.source === undefined ? e.message : `${e.message}: ${formatError(e.source)}`;
 }
@@ -24,12 +51,24 @@ export function formatValue(v: Value): string {
   return '∅';
 }
 
-/** `k=v k2=v2`, leaving out fields not recorded yet. */
+/**
+ * A value for a terminal: `formatValue`'s rendering, with strings that need quotes quoted here
+ * (backslashes and quotes escaped) and every control character as a visible escape.
+ */
+export function terminalValue(v: Value): string {
+  if (typeof v === 'string' && !/^[\w.:/@-]+$/.test(v)) return `"${escapeControls(v.replace(/["\\]/g, '\\$&'))}"`;
+  return escapeControls(formatValue(v));
+}
+
+/**
+ * `k=v k2=v2` for a terminal, leaving out fields not recorded yet. Names and values pass through
+ * `escapeControls`: they come from the guest.
+ */
 export function formatFields(values: ReadonlyArray<readonly [string, Value]>): string {
   let out = '';
   for (const [k, v] of values) {
     if (isEmptyValue(v)) continue;
-    out += `${out ? ' ' : ''}${k}=${formatValue(v)}`;
+    out += `${out ? ' ' : ''}${escapeControls(k)}=${terminalValue(v)}`;
   }
   return out;
 }
