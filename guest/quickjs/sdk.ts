@@ -160,6 +160,17 @@ function refresh(): void {
   pos = writer.length;
 }
 
+/**
+ * Undoes a record that failed part-way (a guest value whose conversion threw, the engine out of
+ * memory): the cursor and the time base go back to where the record started, so the frame holds
+ * only whole records. The caller then rethrows: a tracing call that fails writes nothing. Only
+ * the record itself is undone: a callsite announced for it is written before `start` and stays.
+ */
+function abandon(start: number, time: number): void {
+  pos = start;
+  lastTime = time;
+}
+
 /** Hands the frame to the host when it is full enough. */
 function maybeFlush(): void {
   if (pos >= flushAt) flushNow();
@@ -501,12 +512,19 @@ export class Span {
   record(key: string, value: unknown): this {
     const i = this.fields.indexOf(key);
     if (i < 0 || this.id === 0 || this.closed) return this;
-    room(16);
-    buf[pos++] = 0x94;
-    buf[pos++] = Tag.valuesRecorded;
-    putUint(this.id);
-    buf[pos++] = i;
-    putValue(value);
+    const start = pos;
+    const time = lastTime;
+    try {
+      room(16);
+      buf[pos++] = 0x94;
+      buf[pos++] = Tag.valuesRecorded;
+      putUint(this.id);
+      buf[pos++] = i;
+      putValue(value);
+    } catch (e) {
+      abandon(start, time);
+      throw e;
+    }
     maybeFlush();
     return this;
   }
@@ -551,24 +569,35 @@ function newSpan(name: string, fields: Fields | undefined, options: SpanOptions 
   const link = options?.link;
   const spanName = typeof name === 'string' ? name : toText(name);
   const target = options?.target ?? 'guest';
-  const site = spanSite(spanName, LEVELS[lv!]!, typeof target === 'string' ? target : toText(target), n, link !== undefined);
+  // What may run guest code (the link's string, a parent's id) is read before anything is written.
+  const linkText = link === undefined ? undefined : toText(link);
+  const parent = options?.parent;
+  const parentId = parent === null ? -1 : parent === undefined ? 0 : parent.id; // -1: explicit root, 0: contextual
+  const site = spanSite(spanName, LEVELS[lv!]!, typeof target === 'string' ? target : toText(target), n, linkText !== undefined);
   const keys = site.keys;
   const cs = site.id;
-  const id = nextSpanId++;
-  const parent = options?.parent;
-  room(24);
-  putArrayHeader(5 + keys.length);
-  buf[pos++] = Tag.newSpan;
-  putUint(id);
-  if (parent === null) buf[pos++] = 0xc2; // explicit root
-  else if (parent === undefined || parent.id === 0) buf[pos++] = 0xc0; // contextual (a disabled parent too)
-  else putUint(parent.id);
-  putUint(cs);
-  pos = stampAt(pos);
-  for (let i = 0; i < n; i++) putValue(scratchValues[i]);
-  room(1);
-  buf[pos++] = 0xc0; // error: not recorded yet
-  if (link !== undefined) putValue(toText(link));
+  const id = nextSpanId;
+  const start = pos;
+  const time = lastTime;
+  try {
+    room(24);
+    putArrayHeader(5 + keys.length);
+    buf[pos++] = Tag.newSpan;
+    putUint(id);
+    if (parentId === -1) buf[pos++] = 0xc2; // explicit root
+    else if (parentId === 0) buf[pos++] = 0xc0; // contextual (a disabled parent too)
+    else putUint(parentId);
+    putUint(cs);
+    pos = stampAt(pos);
+    for (let i = 0; i < n; i++) putValue(scratchValues[i]);
+    room(1);
+    buf[pos++] = 0xc0; // error: not recorded yet
+    if (linkText !== undefined) putValue(linkText);
+  } catch (e) {
+    abandon(start, time);
+    throw e;
+  }
+  nextSpanId = id + 1;
   maybeFlush();
   return new Span(id, spanName, keys);
 }
@@ -699,15 +728,24 @@ function levelEvent(lv: number, level: Level): (message: string, fields?: Fields
   return (message, fields) => {
     if (lv < minLevel) return;
     const n = scratchFields(fields);
-    beginEvent(recentSite(lv, level, n), 1 + n);
-    if (message === lastMessage) {
-      // putMessage's most frequent case, written out (about 3% of an event): the same literal again.
-      const bytes = lastMessageBytes;
-      if (pos + bytes.length > cap) room(bytes.length);
-      buf.set(bytes, pos);
-      pos += bytes.length;
-    } else putMessage(typeof message === 'string' ? message : toText(message));
-    for (let i = 0; i < n; i++) putValue(scratchValues[i]);
+    if (typeof message !== 'string') message = toText(message); // guest code: before anything is written
+    const cs = recentSite(lv, level, n);
+    const start = pos;
+    const time = lastTime;
+    try {
+      beginEvent(cs, 1 + n);
+      if (message === lastMessage) {
+        // putMessage's most frequent case, written out (about 3% of an event): the same literal again.
+        const bytes = lastMessageBytes;
+        if (pos + bytes.length > cap) room(bytes.length);
+        buf.set(bytes, pos);
+        pos += bytes.length;
+      } else putMessage(message);
+      for (let i = 0; i < n; i++) putValue(scratchValues[i]);
+    } catch (e) {
+      abandon(start, time);
+      throw e;
+    }
     if (pos >= flushAt) flushNow();
   };
 }
@@ -785,75 +823,82 @@ export class EventSite {
   emit(a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, f?: unknown): void {
     if (this.level < minLevel) return;
     if (this.head === 0) this.announce();
-    const n = this.count;
-    if (this.head === 1) {
-      beginEvent(this.id, n);
-      if (n > 0) putValue(a);
-      if (n > 1) putValue(b);
-    } else {
-      if (pos + 32 > cap) room(32);
-      let p = pos;
-      dv.setInt32(p, this.head);
-      p += 4;
-      const t = round(clockMs() * 1e6);
-      const dt = t - lastTime;
-      lastTime = t;
-      if (dt >= 0 && dt < 128) buf[p++] = dt;
-      else if (dt >= 0 && dt <= 0xffffffff) {
-        buf[p] = 0xce;
-        dv.setUint32(p + 1, dt);
-        p += 5;
+    const start = pos;
+    const time = lastTime;
+    try {
+      const n = this.count;
+      if (this.head === 1) {
+        beginEvent(this.id, n);
+        if (n > 0) putValue(a);
+        if (n > 1) putValue(b);
       } else {
+        if (pos + 32 > cap) room(32);
+        let p = pos;
+        dv.setInt32(p, this.head);
+        p += 4;
+        const t = round(clockMs() * 1e6);
+        const dt = t - lastTime;
+        lastTime = t;
+        if (dt >= 0 && dt < 128) buf[p++] = dt;
+        else if (dt >= 0 && dt <= 0xffffffff) {
+          buf[p] = 0xce;
+          dv.setUint32(p + 1, dt);
+          p += 5;
+        } else {
+          pos = p;
+          slowValue(dt);
+          p = pos;
+        }
+        // Positive integers up to 2^32 and booleans are written here (the 32 bytes made room for
+        // above hold the head, the time and two such values); everything else, zero too (for -0),
+        // goes through putValue. `typeof` comes first: comparing a bigint or an object would
+        // convert it.
+        if (n > 0) {
+          if (typeof a === 'number' && a >>> 0 === a && a !== 0) {
+            if (a < 128) buf[p++] = a;
+            else {
+              buf[p] = 0xce;
+              dv.setUint32(p + 1, a);
+              p += 5;
+            }
+          }
+          else if (a === true) buf[p++] = 0xc3;
+          else if (a === false) buf[p++] = 0xc2;
+          else {
+            pos = p;
+            putValue(a);
+            // putValue makes room for its own value only: the one below needs room too.
+            if (pos + 5 > cap) room(5);
+            p = pos;
+          }
+        }
+        if (n > 1) {
+          if (typeof b === 'number' && b >>> 0 === b && b !== 0) {
+            if (b < 128) buf[p++] = b;
+            else {
+              buf[p] = 0xce;
+              dv.setUint32(p + 1, b);
+              p += 5;
+            }
+          }
+          else if (b === true) buf[p++] = 0xc3;
+          else if (b === false) buf[p++] = 0xc2;
+          else {
+            pos = p;
+            putValue(b);
+            p = pos;
+          }
+        }
         pos = p;
-        slowValue(dt);
-        p = pos;
       }
-      // Positive integers up to 2^32 and booleans are written here (the 32 bytes made room for
-      // above hold the head, the time and two such values); everything else, zero too (for -0),
-      // goes through putValue. `typeof` comes first: comparing a bigint or an object would
-      // convert it.
-      if (n > 0) {
-        if (typeof a === 'number' && a >>> 0 === a && a !== 0) {
-          if (a < 128) buf[p++] = a;
-          else {
-            buf[p] = 0xce;
-            dv.setUint32(p + 1, a);
-            p += 5;
-          }
-        }
-        else if (a === true) buf[p++] = 0xc3;
-        else if (a === false) buf[p++] = 0xc2;
-        else {
-          pos = p;
-          putValue(a);
-          // putValue makes room for its own value only: the one below needs room too.
-          if (pos + 5 > cap) room(5);
-          p = pos;
-        }
-      }
-      if (n > 1) {
-        if (typeof b === 'number' && b >>> 0 === b && b !== 0) {
-          if (b < 128) buf[p++] = b;
-          else {
-            buf[p] = 0xce;
-            dv.setUint32(p + 1, b);
-            p += 5;
-          }
-        }
-        else if (b === true) buf[p++] = 0xc3;
-        else if (b === false) buf[p++] = 0xc2;
-        else {
-          pos = p;
-          putValue(b);
-          p = pos;
-        }
-      }
-      pos = p;
+      if (n > 2) putValue(c);
+      if (n > 3) putValue(d);
+      if (n > 4) putValue(e);
+      if (n > 5) putValue(f);
+    } catch (err) {
+      abandon(start, time);
+      throw err;
     }
-    if (n > 2) putValue(c);
-    if (n > 3) putValue(d);
-    if (n > 4) putValue(e);
-    if (n > 5) putValue(f);
     if (pos >= flushAt) flushNow();
   }
 
@@ -861,8 +906,15 @@ export class EventSite {
   emitValues(values: readonly unknown[]): void {
     if (this.level < minLevel) return;
     if (this.head === 0) this.announce();
-    beginEvent(this.id, this.count);
-    for (let i = 0; i < this.count; i++) putValue(values[i]);
+    const start = pos;
+    const time = lastTime;
+    try {
+      beginEvent(this.id, this.count);
+      for (let i = 0; i < this.count; i++) putValue(values[i]);
+    } catch (e) {
+      abandon(start, time);
+      throw e;
+    }
     maybeFlush();
   }
 
@@ -880,28 +932,38 @@ export class EventSite {
 /** A metric point: [10, instrument, name, value, dt, attributes?]. */
 function metric(instrument: number, name: string, value: number | bigint, attributes?: Fields): void {
   if (!configured) return;
-  let n = 0;
-  if (attributes !== undefined) for (const _ in attributes) n++;
-  room(16);
-  buf[pos++] = n > 0 ? 0x96 : 0x95;
-  buf[pos++] = Tag.metric;
-  buf[pos++] = instrument;
-  putValue(toText(name));
-  putValue(typeof value === 'bigint' ? value : toNumber(value));
-  if (pos + 5 > cap) room(5);
-  pos = stampAt(pos);
-  if (n > 0) {
-    room(3);
-    if (n < 16) buf[pos++] = 0x80 | n;
-    else {
-      buf[pos] = 0xde;
-      dv.setUint16(pos + 1, n);
-      pos += 3;
+  // Guest code (the name's and the value's conversions, the attributes' getters and traps) runs
+  // here, before anything is written; the attributes are enumerated once.
+  const nameText = typeof name === 'string' ? name : toText(name);
+  const number = typeof value === 'bigint' ? value : toNumber(value);
+  const n = attributes === undefined ? 0 : scratchFields(attributes);
+  const start = pos;
+  const time = lastTime;
+  try {
+    room(16);
+    buf[pos++] = n > 0 ? 0x96 : 0x95;
+    buf[pos++] = Tag.metric;
+    buf[pos++] = instrument;
+    putValue(nameText);
+    putValue(number);
+    if (pos + 5 > cap) room(5);
+    pos = stampAt(pos);
+    if (n > 0) {
+      room(3);
+      if (n < 16) buf[pos++] = 0x80 | n;
+      else {
+        buf[pos] = 0xde;
+        dv.setUint16(pos + 1, n);
+        pos += 3;
+      }
+      for (let i = 0; i < n; i++) {
+        putValue(scratchKeys[i]);
+        putValue(scratchValues[i]);
+      }
     }
-    for (const k in attributes) {
-      putValue(k);
-      putValue(attributes![k]);
-    }
+  } catch (e) {
+    abandon(start, time);
+    throw e;
   }
   maybeFlush();
 }

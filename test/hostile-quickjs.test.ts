@@ -1,0 +1,51 @@
+/**
+ * The hostile QuickJS guests of test/hostile/, run as real guests: each file attacks the SDK one
+ * way, and each test states what the host receives anyway.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import { CaptureCollector } from '../host/collectors/capture-collector.js';
+import { runQuickJS } from '../host/sandbox/quickjs-runner.js';
+
+const HOSTILE = new URL('../../test/hostile/', import.meta.url);
+const guest = (file: string): string => readFileSync(new URL(file, HOSTILE), 'utf8');
+
+describe('hostile QuickJS guests', () => {
+  test('a value conversion that throws inside the SDK writes nothing, throws to the guest, and the records around it arrive intact', async () => {
+    const collector = new CaptureCollector();
+    const result = await runQuickJS(guest('throwing-value-conversion.js'), { collector, level: 'trace' });
+    assert.equal(result.ok, true, result.summary.cause);
+    assert.deepEqual(result.value, [
+      'info field: toString',
+      'info proxy field: trap',
+      'info message: toPrimitive',
+      'emit second: toPrimitive',
+      'emit third: toString',
+      'record: toString',
+      'span field: toPrimitive',
+      'span link: toString',
+      'span parent: parent id',
+      'counter attribute: toString',
+      'counter name: toString',
+      'counter value: toPrimitive',
+    ]);
+    assert.equal(result.summary.rejected, 0);
+    assert.equal(result.summary.truncated, 0);
+    const trace = collector.normalize();
+    const events = [...trace.events, ...trace.spans.flatMap(function all(s): typeof trace.events { return [...s.events, ...s.children.flatMap(all)]; })];
+    assert.deepEqual(
+      events.map((e) => [e.name, e.fields]),
+      [
+        ['event', { message: 'first', n: 1 }],
+        ['event', { message: 'second', n: 2 }],
+        ['event', { message: 'third', n: 3 }],
+        ['site', { a: 4, b: 5, c: 6 }],
+        ['event', { message: 'last', n: 4 }],
+      ],
+    );
+    const spans = trace.spans.flatMap(function all(s): typeof trace.spans { return [s, ...s.children.flatMap(all)]; }).filter((s) => s.target === 'guest');
+    assert.deepEqual(spans.map((s) => [s.name, s.fields, s.closed]), [['kept', { v: 7 }, true]]);
+    assert.deepEqual(collector.metrics.map((m) => [m.name, m.value]), [['kept', 2]]);
+  });
+});
