@@ -49,43 +49,250 @@ export function emptySpans(): PersistedSpans {
   return { version: 1, spans: [] };
 }
 
+/** Bounds the validation checks persisted state against (a receiver passes its own limits). */
+export interface PersistedBounds {
+  /** Callsites in the metadata. */
+  maxCallsites: number;
+  /** Spans carried over. */
+  maxOpenSpans: number;
+  /** Length of a span's parent chain among the carried spans. */
+  maxDepth: number;
+  /** Entries of the enter stack. */
+  maxEntered: number;
+  /** Values per carried span (a callsite may declare more fields: a record sets a few at a time). */
+  maxValues: number;
+}
+
+/** Largest reference count a carried span may have (a guest cannot hold more handles). */
+export const MAX_PERSISTED_REFS = 0x7fff_ffff;
+/** Deepest nesting of a collector snapshot (arrays and objects). */
+const MAX_SNAPSHOT_DEPTH = 32;
+const LEVELS: readonly unknown[] = ['trace', 'debug', 'info', 'warn', 'error'];
+const FLOATS: readonly unknown[] = ['NaN', 'Infinity', '-Infinity', '-0'];
+const MAX_REPORTED = 5;
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
 /**
- * Checks persisted state read back from storage, so a corrupted record is refused up front with
- * a message, instead of failing later in the middle of a guest's run. Returns the problems found.
+ * Checks persisted state read back from storage completely, so everything applying it later does
+ * (restoring values, walking parent chains, exiting carried enters) cannot fail or loop over a
+ * count the file chose. Returns the problems found, each naming where it is; empty means valid.
  */
-export function validatePersisted(metadata: PersistedMetadata | undefined, spans: PersistedSpans | undefined): string[] {
+export function validatePersisted(metadata: PersistedMetadata | undefined, spans: PersistedSpans | undefined, bounds: PersistedBounds): string[] {
   const problems: string[] = [];
-  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
-  const isId = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-  const callsite = (c: unknown, where: string) => {
-    if (!isObj(c)) return problems.push(`${where}: not an object`);
-    if (c.kind !== 'span' && c.kind !== 'event') problems.push(`${where}: kind must be 'span' or 'event'`);
-    if (typeof c.name !== 'string' || typeof c.target !== 'string') problems.push(`${where}: name and target must be strings`);
-    if (!['trace', 'debug', 'info', 'warn', 'error'].includes(c.level as string)) problems.push(`${where}: unknown level`);
-    if (!Array.isArray(c.fields) || !c.fields.every((f) => typeof f === 'string')) problems.push(`${where}: fields must be strings`);
-    return 0;
-  };
-  if (metadata !== undefined) {
-    if (!isObj(metadata) || !Array.isArray(metadata.callsites)) problems.push('metadata: callsites must be an array');
-    else metadata.callsites.forEach((c, i) => (isId((c as { id?: unknown }).id) ? callsite(c, `metadata.callsites[${i}]`) : problems.push(`metadata.callsites[${i}]: bad id`)));
+  if (metadata !== undefined) checkMetadata(metadata, bounds, problems);
+  if (spans !== undefined) checkSpans(spans, bounds, problems);
+  return problems;
+}
+
+/** The one-line message for a refusal: which state, and the first problems. */
+export function describeRefusal(problems: readonly string[]): string {
+  const shown = problems.slice(0, MAX_REPORTED).join('; ');
+  const more = problems.length > MAX_REPORTED ? ` (and ${problems.length - MAX_REPORTED} more)` : '';
+  return `persisted state refused: ${shown}${more}`;
+}
+
+function checkCallsite(c: unknown, where: string, problems: string[]): void {
+  if (!isObj(c)) {
+    problems.push(`${where}: not an object`);
+    return;
   }
-  if (spans !== undefined) {
-    if (!isObj(spans) || !Array.isArray(spans.spans)) problems.push('spans: spans must be an array');
-    else {
-      spans.spans.forEach((s, i) => {
-        const where = `spans.spans[${i}]`;
-        if (!isObj(s)) return problems.push(`${where}: not an object`);
-        if (!isId(s.id)) problems.push(`${where}: bad id`);
-        callsite(s.callsite, `${where}.callsite`);
-        if (!isId(s.refs) || (s.refs as number) < 1) problems.push(`${where}: refs must be a positive integer`);
-        if (typeof s.start !== 'string' || !/^\d+$/.test(s.start)) problems.push(`${where}: start must be unix ns as a decimal string`);
-        if (!Array.isArray(s.values) || !Array.isArray(s.follows)) problems.push(`${where}: values and follows must be arrays`);
-        if (s.parent !== undefined && s.parent !== null && !isId(s.parent)) problems.push(`${where}: bad parent`);
-        if (s.entered !== undefined && !isId(s.entered)) problems.push(`${where}: bad entered count`);
-        return 0;
-      });
-      if (spans.stack !== undefined && !(Array.isArray(spans.stack) && spans.stack.every(isId))) problems.push('spans.stack: must be span ids');
+  if (c.kind !== 'span' && c.kind !== 'event') problems.push(`${where}: kind must be 'span' or 'event'`);
+  if (typeof c.name !== 'string' || typeof c.target !== 'string') problems.push(`${where}: name and target must be strings`);
+  if (!LEVELS.includes(c.level)) problems.push(`${where}: unknown level`);
+  if (!Array.isArray(c.fields) || !c.fields.every((f) => typeof f === 'string')) problems.push(`${where}: fields must be strings`);
+  if (c.modulePath !== undefined && typeof c.modulePath !== 'string') problems.push(`${where}: modulePath must be a string`);
+  if (c.file !== undefined && typeof c.file !== 'string') problems.push(`${where}: file must be a string`);
+  if (c.line !== undefined && !isId(c.line)) problems.push(`${where}: line must be a non-negative integer`);
+}
+
+function checkMetadata(metadata: PersistedMetadata, bounds: PersistedBounds, problems: string[]): void {
+  if (!isObj(metadata) || !Array.isArray(metadata.callsites)) {
+    problems.push('metadata: callsites must be an array');
+    return;
+  }
+  const callsites: unknown[] = metadata.callsites;
+  if (callsites.length > bounds.maxCallsites) {
+    problems.push(`metadata.callsites: ${callsites.length} callsites; at most ${bounds.maxCallsites}`);
+    return;
+  }
+  const ids = new Set<number>();
+  callsites.forEach((c, i) => {
+    const where = `metadata.callsites[${i}]`;
+    const id = isObj(c) ? c.id : undefined;
+    if (!isId(id)) problems.push(`${where}: bad id`);
+    else if (ids.has(id)) problems.push(`${where}: duplicate id ${id}`);
+    else ids.add(id);
+    checkCallsite(c, where, problems);
+  });
+}
+
+function checkSpans(state: PersistedSpans, bounds: PersistedBounds, problems: string[]): void {
+  if (!isObj(state) || !Array.isArray(state.spans)) {
+    problems.push('spans: spans must be an array');
+    return;
+  }
+  const list: unknown[] = state.spans;
+  if (list.length > bounds.maxOpenSpans) {
+    problems.push(`spans.spans: ${list.length} spans; at most ${bounds.maxOpenSpans}`);
+    return;
+  }
+  const byId = new Map<number, Record<string, unknown>>();
+  list.forEach((s, i) => {
+    const where = `spans.spans[${i}]`;
+    if (!isObj(s)) {
+      problems.push(`${where}: not an object`);
+      return;
+    }
+    if (!isId(s.id)) problems.push(`${where}: bad id`);
+    else if (byId.has(s.id)) problems.push(`${where}: duplicate id ${s.id}`);
+    else byId.set(s.id, s);
+    checkCallsite(s.callsite, `${where}.callsite`, problems);
+    if (!isId(s.refs) || s.refs < 1 || s.refs > MAX_PERSISTED_REFS) problems.push(`${where}: refs must be an integer from 1 to ${MAX_PERSISTED_REFS}`);
+    if (typeof s.start !== 'string' || !/^\d{1,20}$/.test(s.start)) problems.push(`${where}: start must be unix ns as a decimal string`);
+    checkValues(s.values, `${where}.values`, bounds, problems);
+    if (!Array.isArray(s.follows) || !s.follows.every(isId)) problems.push(`${where}: follows must be span ids`);
+    else if (s.follows.length > bounds.maxOpenSpans) problems.push(`${where}: ${s.follows.length} follows; at most ${bounds.maxOpenSpans}`);
+    if (s.parent !== undefined && s.parent !== null && !isId(s.parent)) problems.push(`${where}: bad parent`);
+    if (s.entered !== undefined && (!isId(s.entered) || s.entered > bounds.maxEntered)) problems.push(`${where}: entered must be an integer from 0 to ${bounds.maxEntered}`);
+    if (s.executionId !== undefined && typeof s.executionId !== 'string') problems.push(`${where}: executionId must be a string`);
+    const snapshot = plainDataProblem(s.collector, 0);
+    if (snapshot !== undefined) problems.push(`${where}.collector: ${snapshot}`);
+  });
+  checkParentChains(byId, bounds.maxDepth, problems);
+  checkStack(state.stack, byId, bounds, problems);
+}
+
+/** Each value a `[name, PlainValue]` pair that fromPlainValue turns back without failing. */
+function checkValues(values: unknown, where: string, bounds: PersistedBounds, problems: string[]): void {
+  if (!Array.isArray(values)) {
+    problems.push(`${where}: must be an array`);
+    return;
+  }
+  if (values.length > bounds.maxValues) {
+    problems.push(`${where}: ${values.length} values; at most ${bounds.maxValues}`);
+    return;
+  }
+  values.forEach((pair: unknown, i) => {
+    if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string') problems.push(`${where}[${i}]: must be a [name, value] pair`);
+    else if (!isPlainValue(pair[1])) problems.push(`${where}[${i}]: '${pair[0]}' is not a persisted value`);
+  });
+}
+
+function isPlainValue(v: unknown): boolean {
+  switch (typeof v) {
+    case 'boolean':
+    case 'string':
+      return true;
+    case 'number':
+      return Number.isFinite(v);
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (!isObj(v) || Array.isArray(v)) return false;
+  const keys = Object.keys(v);
+  if (keys.length !== 1) return false;
+  switch (keys[0]) {
+    case 'bigint':
+      return typeof v.bigint === 'string' && /^-?\d{1,1000}$/.test(v.bigint);
+    case 'float':
+      return FLOATS.includes(v.float);
+    case 'bytes':
+      return typeof v.bytes === 'string' && /^[A-Za-z0-9+/]*={0,2}$/.test(v.bytes);
+    case 'debug':
+      return typeof v.debug === 'string';
+    case 'error':
+      return isObj(v.error) && typeof v.error.message === 'string' && plainDataProblem(v.error.source, 1) === undefined;
+    case 'empty':
+      return v.empty === true;
+    default:
+      return false;
+  }
+}
+
+/** Why `v` is not plain JSON data of bounded nesting, or undefined when it is. */
+function plainDataProblem(v: unknown, depth: number): string | undefined {
+  if (v === undefined || v === null || typeof v === 'string' || typeof v === 'boolean') return undefined;
+  if (typeof v === 'number') return Number.isFinite(v) ? undefined : 'numbers must be finite';
+  if (typeof v !== 'object') return `${typeof v} is not plain data`;
+  if (depth >= MAX_SNAPSHOT_DEPTH) return `nested deeper than ${MAX_SNAPSHOT_DEPTH}`;
+  if (Array.isArray(v)) {
+    for (const item of v) {
+      const p = plainDataProblem(item, depth + 1);
+      if (p !== undefined) return p;
+    }
+    return undefined;
+  }
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return 'objects must be plain';
+  for (const key of Object.keys(v)) {
+    const p = plainDataProblem((v as Record<string, unknown>)[key], depth + 1);
+    if (p !== undefined) return p;
+  }
+  return undefined;
+}
+
+/**
+ * Parent chains among the carried spans: no cycle, none longer than maxDepth. Each span is
+ * walked once (depths are remembered), so this is linear in the number of spans.
+ */
+function checkParentChains(byId: Map<number, Record<string, unknown>>, maxDepth: number, problems: string[]): void {
+  const depth = new Map<number, number>();
+  const ON_PATH = -1;
+  for (const start of byId.keys()) {
+    if (depth.has(start)) continue;
+    const path: number[] = [];
+    let id: number | undefined = start;
+    let base = 0;
+    while (id !== undefined) {
+      const known = depth.get(id);
+      if (known === ON_PATH) {
+        problems.push(`spans.spans: parent cycle through span ${id}`);
+        for (const p of path) depth.set(p, maxDepth + 1); // reported once
+        return;
+      }
+      if (known !== undefined) {
+        base = known;
+        break;
+      }
+      depth.set(id, ON_PATH);
+      path.push(id);
+      const parent: unknown = byId.get(id)!.parent;
+      id = typeof parent === 'number' && byId.has(parent) ? parent : undefined;
+    }
+    for (let i = path.length - 1; i >= 0; i--) depth.set(path[i]!, ++base);
+    if (base > maxDepth) {
+      problems.push(`spans.spans: span ${start} has a parent chain ${base} deep; maxDepth is ${maxDepth}`);
+      return;
     }
   }
-  return problems;
+}
+
+/** The stack: known span ids, at most maxEntered, each span's `entered` its number of entries. */
+function checkStack(stack: unknown, byId: Map<number, Record<string, unknown>>, bounds: PersistedBounds, problems: string[]): void {
+  const counts = new Map<number, number>();
+  if (stack !== undefined) {
+    if (!Array.isArray(stack) || !stack.every(isId)) {
+      problems.push('spans.stack: must be span ids');
+      return;
+    }
+    if (stack.length > bounds.maxEntered) {
+      problems.push(`spans.stack: ${stack.length} entries; at most ${bounds.maxEntered}`);
+      return;
+    }
+    for (const id of stack) {
+      if (!byId.has(id)) {
+        problems.push(`spans.stack: span ${id} is not among the spans`);
+        return;
+      }
+      counts.set(id, (counts.get(id) ?? 0) + 1);
+    }
+  }
+  for (const [id, s] of byId) {
+    const entered = isId(s.entered) ? s.entered : 0;
+    if (entered !== (counts.get(id) ?? 0)) problems.push(`span ${id}: entered ${entered} times, but on the stack ${counts.get(id) ?? 0} times`);
+  }
 }

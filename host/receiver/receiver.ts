@@ -14,7 +14,7 @@ import { hostNowNs } from '../clock.js';
 import { assignValues } from '../../shared/values.js';
 import type { Collector, ForcedClose } from '../collectors/collector.js';
 import { defaultCallsiteRegistry, type CallsiteMeta, type CallsiteRegistry, type Interest } from './callsite-registry.js';
-import { validatePersisted, type PersistedMetadata, type PersistedSpan, type PersistedSpans } from './persisted-state.js';
+import { describeRefusal, validatePersisted, type PersistedMetadata, type PersistedSpan, type PersistedSpans } from './persisted-state.js';
 import { ReceiveError, type ReceiveErrorCode } from './receive-error.js';
 import { describeCause, type TerminationCause } from './termination.js';
 import { parseTraceParent, type TraceParent } from '../traceparent.js';
@@ -59,6 +59,8 @@ export interface ReceiverLimits {
   maxDepth: number;
   /** Callsites one guest may announce (default 1,000). */
   maxCallsites: number;
+  /** Enters in effect at once, re-entries of one span included (default 10,000). */
+  maxEntered: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<ReceiverLimits> = Object.freeze({
@@ -68,6 +70,7 @@ export const DEFAULT_LIMITS: Readonly<ReceiverLimits> = Object.freeze({
   maxOpenSpans: 10_000,
   maxDepth: 128,
   maxCallsites: 1_000,
+  maxEntered: 10_000,
 });
 
 /** Outcome of {@link TracingEventReceiver.receiveBatch}. */
@@ -175,8 +178,8 @@ export class TracingEventReceiver {
     this.maxDepth = this.limits.maxDepth;
     this.reader.maxStringBytes = this.limits.maxStringBytes;
     this.rootParent = options.rootParent;
-    const problems = validatePersisted(options.metadata, options.spans);
-    if (problems.length > 0) throw new ReceiveError('MALFORMED', `persisted state refused: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (and ${problems.length - 5} more)` : ''}`);
+    const problems = validatePersisted(options.metadata, options.spans, { ...this.limits, maxValues: this.maxValues });
+    if (problems.length > 0) throw new ReceiveError('MALFORMED', describeRefusal(problems));
     this.registry = options.registry ?? defaultCallsiteRegistry;
     this.clockOrigin = options.clockOrigin ?? hostNowNs();
     for (const cs of options.metadata?.callsites ?? []) this.callsites.set(cs.id, this.slotFor(cs));
