@@ -5,9 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { BatchingManager } from '../host/batching/batching-manager.js';
+import { CaptureCollector } from '../host/collectors/capture-collector.js';
 import { FmtCollector } from '../host/collectors/fmt-collector.js';
 import { escapeControls } from '../host/collectors/format-value.js';
+import { FileExporter } from '../host/export/otlp-json.js';
+import { PipelineCollector } from '../host/pipeline/pipeline-collector.js';
 import { runQuickJS } from '../host/sandbox/quickjs-runner.js';
+import type { TraceSummary, ViewLog, ViewSpan } from '../host/viewer/trace-store.js';
+import { startViewer } from '../host/viewer/view-server.js';
 
 const CLI = fileURLToPath(new URL('../host/cli/main.js', import.meta.url));
 const hostile = (name: string) => fileURLToPath(new URL(`../../test/hostile/${name}`, import.meta.url));
@@ -67,5 +73,61 @@ describe('guest text printed on a terminal', () => {
     assert.ok(lines.some((l) => l.includes('del="a\\x7fb"')), lines.join('\n'));
     assert.ok(lines.some((l) => l.includes('"b\\u2028c"')), lines.join('\n'));
     assert.ok(lines.some((l) => l.includes('✖ force-closed: uncaught exception: Error: \\r\\x1b[1A')), lines.join('\n'));
+  });
+});
+
+describe('guest names that are object keys', () => {
+  /** An own, enumerable property, and a prototype left alone. */
+  function assertOwnField(fields: Record<string, unknown>, key: string, value: unknown): void {
+    assert.equal(Object.getPrototypeOf(fields), Object.prototype, `the prototype of ${JSON.stringify(Object.keys(fields))} was changed`);
+    assert.deepEqual(Object.getOwnPropertyDescriptor(fields, key)?.value, value, `${key} is an own field`);
+    assert.ok(Object.keys(fields).includes(key));
+  }
+
+  test('capture_collector_normalize_keeps___proto___a_field_and_changes_no_prototype', async () => {
+    const collector = new CaptureCollector();
+    const source = await readFile(hostile('proto-field-names.js'), 'utf8');
+    const result = await runQuickJS(source, { collector });
+    assert.equal(result.ok, true);
+    const trace = collector.normalize();
+    const execution = trace.spans[0]!;
+    const span = execution.children.find((s) => s.name === 'proto span')!;
+    assertOwnField(span.fields, '__proto__', { debug: '{"polluted":true}' });
+    assert.equal(span.fields.constructor, 'c');
+    assert.equal((span.fields as Record<string, unknown>).polluted, undefined);
+    assertOwnField(span.events[0]!.fields, '__proto__', 'as text');
+    const metric = trace.metrics.find((m) => m.name === 'proto metric')!;
+    assertOwnField(metric.attributes, '__proto__', { debug: '{"polluted":true}' });
+    const rootEvent = execution.events.find((e) => e.fields.message === 'proto root event')!;
+    assertOwnField(rootEvent.fields, '__proto__', { debug: '{"polluted":true}' });
+    assert.equal(({} as Record<string, unknown>).polluted, undefined, 'Object.prototype untouched');
+  });
+});
+
+/** Runs guests into a fresh local store, as `sandtrace run` does, and serves it. */
+async function storeOf(name: string, guests: string[]): Promise<string> {
+  const folder = join(dir, name);
+  const batching = new BatchingManager(new FileExporter(folder));
+  const collector = new PipelineCollector({ handlers: batching.handlers() });
+  for (const g of guests) await runQuickJS(await readFile(hostile(g), 'utf8'), { collector, executionId: g });
+  await batching.shutdown();
+  return folder;
+}
+
+describe('sandtrace view over a hostile store', () => {
+  test('the_viewer_api_keeps___proto___an_attribute_of_its_span_event_and_log', async () => {
+    const viewer = await startViewer({ folder: await storeOf('store-proto', ['proto-field-names.js']), port: 0 });
+    try {
+      const traces = (await (await fetch(`${viewer.url}api/traces`)).json()) as TraceSummary[];
+      assert.equal(traces.length, 1);
+      const detail = (await (await fetch(`${viewer.url}api/traces/${traces[0]!.traceId}`)).json()) as { spans: ViewSpan[]; logs: ViewLog[] };
+      const span = detail.spans.find((s) => s.name === 'proto span')!;
+      assert.equal(Object.getOwnPropertyDescriptor(span.attributes, '__proto__')?.value, '{"polluted":true}');
+      assert.equal(span.attributes.constructor, 'c');
+      const log = detail.logs.find((l) => l.body === 'proto event')!;
+      assert.equal(Object.getOwnPropertyDescriptor(log.attributes, '__proto__')?.value, 'as text');
+    } finally {
+      await viewer.close();
+    }
   });
 });

@@ -237,9 +237,13 @@ export class CaptureCollector extends LevelFilteredCollector implements Collecto
   }
 }
 
+/**
+ * Field names come from the guest: each becomes an own property by definition, not assignment,
+ * so `__proto__` is a field like any other and no prototype changes.
+ */
 function fieldsOf(values: Values): Record<string, Value> {
   const out: Record<string, Value> = {};
-  for (const [k, v] of values) if (!isEmptyValue(v)) out[k] = v;
+  for (const [k, v] of values) if (!isEmptyValue(v)) Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
   return out;
 }
 

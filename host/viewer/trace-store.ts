@@ -63,9 +63,13 @@ function plain(v: Json | undefined): unknown {
   return JSON.stringify(v);
 }
 
+/**
+ * Attribute keys come from guests: each becomes an own property by definition, not assignment,
+ * so `__proto__` is an attribute like any other and no prototype changes.
+ */
 function attrs(list: Json[] | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const a of list ?? []) out[a.key] = plain(a.value);
+  for (const a of list ?? []) Object.defineProperty(out, String(a.key), { value: plain(a.value), enumerable: true, writable: true, configurable: true });
   return out;
 }
 
