@@ -6,7 +6,9 @@ import { ReceiveError } from '../host/receiver/receive-error.js';
 import { TracingEventReceiver } from '../host/receiver/receiver.js';
 import { runQuickJS } from '../host/sandbox/quickjs-runner.js';
 import { carriedSpan, hostileStates } from './hostile/persisted-state.js';
-import { drop, exit } from './helpers/events.js';
+import { drop, enter, eventSite, exit, newEvent, newSpan, spanSite } from './helpers/events.js';
+import { interleavedExits } from './hostile/interleaved-exits.js';
+import { NullCollector } from '../host/collectors/null-collector.js';
 
 const registry = new CallsiteRegistry();
 
@@ -42,5 +44,59 @@ describe('hostile persisted state is refused up front, whole, with MALFORMED nam
     r.tryReceive(drop(1, 6n));
     assert.equal(r.openSpans, 0);
     assert.equal(collector.find('work')!.closed, true);
+  });
+});
+
+describe('hostile enter/exit order costs the host O(1) per record', () => {
+  test('enter A 80,000 times, enter B 80,000 times, exit A 80,000 times: well under a second per 80,000, every record applied', () => {
+    const n = 80_000;
+    const events = interleavedExits(n);
+    const r = new TracingEventReceiver({ collector: new NullCollector(), registry, limits: { maxEntered: 2 * n } });
+    const started = performance.now();
+    for (const e of events) r.receive(e);
+    const ms = performance.now() - started;
+    assert.equal(r.stats.applied, events.length);
+    assert.equal(r.stats.rejected, 0);
+    assert.ok(ms < 3_000, `took ${ms.toFixed(0)} ms`);
+    // B is still entered n times, A not at all: a contextual span lands in B, and A cannot be exited again.
+    assert.equal(r.receive(exit(1))?.code, 'NOT_ENTERED');
+    for (let i = 0; i < n; i++) assert.equal(r.receive(exit(2)), undefined);
+    assert.equal(r.receive(exit(2))?.code, 'NOT_ENTERED');
+  });
+
+  test('the enter stack is bounded: enters past maxEntered are rejected as LIMIT_EXCEEDED and counted', () => {
+    const n = 20_000;
+    const r = new TracingEventReceiver({ collector: new NullCollector(), registry });
+    for (const e of interleavedExits(n)) r.receive(e);
+    const limit = r.limits.maxEntered;
+    assert.equal(limit, 10_000);
+    assert.equal(r.stats.rejectedByCode.LIMIT_EXCEEDED, 2 * n - limit, 'every enter past the limit');
+    assert.equal(r.stats.rejectedByCode.NOT_ENTERED, n - limit, 'A was entered only `limit` times');
+    assert.equal(r.stats.applied, 4 + limit + limit);
+  });
+
+  test('an exit of a span that is not innermost removes its innermost enter; contextual parents follow the stack', () => {
+    const collector = new CaptureCollector();
+    const r = new TracingEventReceiver({ collector, registry, clockOrigin: 0n });
+    for (const e of [spanSite(1, 'a'), spanSite(2, 'b'), eventSite(3, 'log'), newSpan(1, 1, [], null), newSpan(2, 2, [], null)]) r.tryReceive(e);
+    // Stack: A B A B, then exit A (the inner A) and exit B (the inner B): A B remain, B innermost.
+    for (const e of [enter(1), enter(2), enter(1), enter(2), exit(1), exit(2)]) r.tryReceive(e);
+    r.tryReceive(newEvent(3, [['message', 'in b']]));
+    r.tryReceive(exit(2));
+    r.tryReceive(newEvent(3, [['message', 'in a']]));
+    r.tryReceive(exit(1));
+    r.tryReceive(newEvent(3, [['message', 'outside']]));
+    assert.deepEqual(collector.find('b')!.events.map((e) => e.values[0]![1]), ['in b']);
+    assert.deepEqual(collector.find('a')!.events.map((e) => e.values[0]![1]), ['in a']);
+    assert.equal(r.receive(exit(1))?.code, 'NOT_ENTERED');
+    // Many holes, then compaction, then the same answers.
+    for (let i = 0; i < 100; i++) r.tryReceive(enter(1));
+    for (let i = 0; i < 100; i++) r.tryReceive(enter(2));
+    for (let i = 0; i < 99; i++) r.tryReceive(exit(1));
+    for (let i = 0; i < 100; i++) r.tryReceive(exit(2));
+    r.tryReceive(newEvent(3, [['message', 'in a again']]));
+    assert.equal(collector.find('a')!.events.at(-1)!.values[0]![1], 'in a again');
+    const state = r.persist();
+    assert.deepEqual(state.stack, [1]);
   });
 });

@@ -122,6 +122,8 @@ class SpanEntry {
   depth = 1;
   /** Enters carried over from the persisted state: the collector already saw them exited. */
   carried = 0;
+  /** Positions of this span's enters in the receiver's enter stack, innermost last. */
+  slots: number[] = [];
   start = 0n;
   values: Values = [];
   follows: number[] | undefined = undefined;
@@ -156,8 +158,15 @@ export class TracingEventReceiver {
   private readonly maxDepth: number;
   private readonly callsites = new Map<number, CallsiteSlot>();
   private readonly spans = new Map<number, SpanEntry>();
-  /** Entered spans of this execution, innermost last. */
-  private readonly stack: SpanEntry[] = [];
+  /**
+   * Entered spans of this execution, innermost last. An exit of a span that is not innermost
+   * leaves a hole (null) instead of shifting the entries above it; holes on top are trimmed at
+   * once and the rest compacted when they outnumber the entries, so every enter and exit is
+   * O(1) amortized, whatever order the guest exits in. The top, when any, is never a hole.
+   */
+  private stack: Array<SpanEntry | null> = [];
+  private holes = 0;
+  private readonly maxEntered: number;
   private readonly reader = new FrameReader();
   private readonly rec = new RawRecord();
   private clockOrigin: bigint;
@@ -176,6 +185,7 @@ export class TracingEventReceiver {
     this.maxRecords = this.limits.maxRecords;
     this.maxOpenSpans = this.limits.maxOpenSpans;
     this.maxDepth = this.limits.maxDepth;
+    this.maxEntered = this.limits.maxEntered;
     this.reader.maxStringBytes = this.limits.maxStringBytes;
     this.rootParent = options.rootParent;
     const problems = validatePersisted(options.metadata, options.spans, { ...this.limits, maxValues: this.maxValues });
@@ -192,7 +202,7 @@ export class TracingEventReceiver {
     }
     for (const id of options.spans?.stack ?? []) {
       const entry = this.spans.get(id);
-      if (entry !== undefined) this.stack.push(entry);
+      if (entry !== undefined) this.pushStack(entry);
     }
   }
 
@@ -299,9 +309,13 @@ export class TracingEventReceiver {
   persist(): PersistedSpans {
     this.assertOpen();
     const time = this.lastTime();
-    const stack = this.stack.map((e) => e.id);
+    const stack: number[] = [];
     const entered = new Map<SpanEntry, number>();
-    for (const e of this.stack) entered.set(e, e.entered);
+    for (const e of this.stack) {
+      if (e === null) continue;
+      stack.push(e.id);
+      entered.set(e, e.entered);
+    }
     this.exitAll(time);
     const spans: PersistedSpan[] = [];
     for (const entry of this.spans.values()) {
@@ -425,7 +439,7 @@ export class TracingEventReceiver {
     if (this.spans.has(rec.id)) throw new ReceiveError('DUPLICATE_SPAN_ID', `span ${rec.id} already exists`);
     const parentEntry = typeof rec.parent === 'number' ? this.span(rec.parent) : undefined;
     if (this.spans.size >= this.maxOpenSpans) throw new ReceiveError('LIMIT_EXCEEDED', `span ${rec.id} exceeds maxOpenSpans (${this.maxOpenSpans})`);
-    const depth = rec.parent === null ? 0 : (parentEntry ?? this.stack[this.stack.length - 1])?.depth ?? 0;
+    const depth = rec.parent === null ? 0 : (parentEntry ?? this.stack[this.stack.length - 1])?.depth ?? 0; // the top is never a hole
     if (depth >= this.maxDepth) throw new ReceiveError('LIMIT_EXCEEDED', `span ${rec.id} would nest ${depth + 1} deep; maxDepth is ${this.maxDepth}`);
     const enabled = this.isEnabled(slot);
     if (reader !== undefined) {
@@ -470,10 +484,13 @@ export class TracingEventReceiver {
 
   private onEnter(rec: RawRecord): void {
     const entry = this.span(rec.id);
+    if (this.stack.length - this.holes >= this.maxEntered) {
+      throw new ReceiveError('LIMIT_EXCEEDED', `enter of span ${rec.id} exceeds maxEntered (${this.maxEntered} enters in effect)`);
+    }
     this.observe(rec.time);
     const host = this.hostOf(entry);
     entry.entered++;
-    this.stack.push(entry);
+    this.pushStack(entry);
     if (host > 0) this.collector.enter(host, this.unixTime(rec.time));
   }
 
@@ -580,7 +597,8 @@ export class TracingEventReceiver {
     }
     // Contextual: the innermost entered span of this execution, else the host's context.
     for (let i = this.stack.length - 1; i >= 0; i--) {
-      const e = this.stack[i]!;
+      const e = this.stack[i];
+      if (e == null) continue;
       let host = e.host;
       if (host === PENDING_RESTORE) host = this.hostOf(e); // a carried-over span the guest is still in
       if (host > 0) return host;
@@ -619,24 +637,52 @@ export class TracingEventReceiver {
     entry.host = this.collector.restoreSpan !== undefined ? this.collector.restoreSpan(info) : this.collector.newSpan(info);
   }
 
+  private pushStack(entry: SpanEntry): void {
+    entry.slots.push(this.stack.length);
+    this.stack.push(entry);
+  }
+
+  /** Removes the span's innermost enter from the stack (O(1) amortized, see `stack`). */
   private popStack(entry: SpanEntry): void {
+    const pos = entry.slots.pop();
+    if (pos === undefined) return;
     const stack = this.stack;
-    if (stack[stack.length - 1] === entry) {
-      stack.pop();
-      return;
+    if (pos === stack.length - 1) stack.pop();
+    else {
+      stack[pos] = null;
+      this.holes++;
     }
-    const i = stack.lastIndexOf(entry);
-    if (i >= 0) stack.splice(i, 1);
+    while (stack.length > 0 && stack[stack.length - 1] === null) {
+      stack.pop();
+      this.holes--;
+    }
+    if (this.holes > 32 && this.holes * 2 > stack.length) this.compactStack();
+  }
+
+  /** Drops the holes; linear, and run only after as many exits as entries remain, so amortized O(1). */
+  private compactStack(): void {
+    const live: SpanEntry[] = [];
+    for (const e of this.stack) {
+      if (e === null) continue;
+      e.slots.length = 0;
+      live.push(e);
+    }
+    for (let i = 0; i < live.length; i++) live[i]!.slots.push(i);
+    this.stack = live;
+    this.holes = 0;
   }
 
   /** Exits, on the collector, every enter this execution made (carried-over enters were exited before). */
   private exitAll(time: bigint): void {
     for (let i = this.stack.length - 1; i >= 0; i--) {
-      const e = this.stack[i]!;
+      const e = this.stack[i];
+      if (e == null) continue;
+      e.slots.length = 0;
       if (e.entered-- <= e.carried) e.carried--;
       else if (e.host > 0) this.collector.exit(e.host, time);
     }
     this.stack.length = 0;
+    this.holes = 0;
   }
 
   private closeLocal(forced: ForcedClose): number {
