@@ -48,4 +48,28 @@ describe('hostile QuickJS guests', () => {
     assert.deepEqual(spans.map((s) => [s.name, s.fields, s.closed]), [['kept', { v: 7 }, true]]);
     assert.deepEqual(collector.metrics.map((m) => [m.name, m.value]), [['kept', 2]]);
   });
+
+  test('objects with error, debug or empty keys are the guest\'s data, recorded as debug text, never special values', async () => {
+    const collector = new CaptureCollector();
+    const result = await runQuickJS(guest('special-value-lookalikes.js'), { collector });
+    assert.equal(result.ok, true, result.summary.cause);
+    assert.equal(result.summary.rejected, 0);
+    const trace = collector.normalize();
+    const root = trace.spans[0]!;
+    assert.deepEqual(
+      root.events.map((e) => e.fields),
+      [
+        {
+          message: 'lookalikes',
+          error: { debug: '{"error":"x"}' },
+          debug: { debug: '{"debug":"forged"}' },
+          empty: { debug: '{"empty":true}' },
+          nested: { debug: '{"error":{"message":"fake","source":{"message":"deeper"}}}' },
+        },
+        { a: { debug: '{"error":"y"}' } },
+      ],
+    );
+    assert.deepEqual(root.children.map((s) => [s.name, s.fields]), [['s', { v: { debug: '{"debug":"z"}' } }]]);
+    assert.deepEqual(trace.metrics.map((m) => [m.name, m.attributes]), [['c', { a: { debug: '{"error":"w"}' } }]]);
+  });
 });

@@ -304,7 +304,8 @@ function toValue(v: unknown): Value {
   if (v === null) return { debug: 'null' };
   if (isUint8Array(v)) return v;
   if (isError(v)) return { error: errorValue(v, 0) };
-  if (typeof v === 'object' && ('debug' in v || 'error' in v || 'empty' in v)) return v as Value;
+  // Any other object is the guest's data, whatever its keys: `{ error: 'x' }` is the debug text of
+  // that object, never an error value (the special values are built here, and only here).
   return { debug: debugText(v) };
 }
 
