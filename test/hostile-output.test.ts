@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
 import { BatchingManager } from '../host/batching/batching-manager.js';
 import { CaptureCollector } from '../host/collectors/capture-collector.js';
 import { FmtCollector } from '../host/collectors/fmt-collector.js';
@@ -15,6 +18,7 @@ import { runQuickJS } from '../host/sandbox/quickjs-runner.js';
 import type { TraceSummary, ViewLog, ViewSpan } from '../host/viewer/trace-store.js';
 import { startViewer } from '../host/viewer/view-server.js';
 
+const CHROMIUM = '/usr/bin/chromium';
 const CLI = fileURLToPath(new URL('../host/cli/main.js', import.meta.url));
 const hostile = (name: string) => fileURLToPath(new URL(`../../test/hostile/${name}`, import.meta.url));
 
@@ -127,6 +131,115 @@ describe('sandtrace view over a hostile store', () => {
       const log = detail.logs.find((l) => l.body === 'proto event')!;
       assert.equal(Object.getOwnPropertyDescriptor(log.attributes, '__proto__')?.value, 'as text');
     } finally {
+      await viewer.close();
+    }
+  });
+});
+
+/** A request on 127.0.0.1 with a Host header of our choosing (fetch does not let us set it). */
+function getWithHost(url: string, host: string): Promise<{ status: number; body: string; skipped: string | undefined }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: u.port, path: u.pathname, headers: { Host: host } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, skipped: res.headers['x-sandtrace-skipped-lines'] as string | undefined }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A store from a real guest, with the hostile lines of test/hostile/viewer-store-*.jsonl appended. */
+async function storeWithBadLines(name: string): Promise<{ folder: string; bad: number }> {
+  const folder = await storeOf(name, ['proto-field-names.js']);
+  let bad = 0;
+  for (const file of ['traces', 'logs', 'metrics']) {
+    const lines = await readFile(hostile(`viewer-store-${file}.jsonl`), 'utf8');
+    bad += lines.trim().split('\n').length;
+    await appendFile(join(folder, `${file}.jsonl`), lines);
+  }
+  return { folder, bad };
+}
+
+describe('sandtrace view against DNS rebinding and a damaged store', () => {
+  test('the_viewer_answers_only_host_headers_naming_its_loopback_address', async () => {
+    const viewer = await startViewer({ folder: await storeOf('store-hosts', ['proto-field-names.js']), port: 0 });
+    try {
+      const port = new URL(viewer.url).port;
+      for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `LOCALHOST:${port}`, `[::1]:${port}`]) {
+        assert.equal((await getWithHost(`${viewer.url}api/traces`, host)).status, 200, host);
+      }
+      for (const host of [`evil.example:${port}`, `127.0.0.1.evil.example:${port}`, `attacker.localhost:${port}`, '127.0.0.1', `127.0.0.1:${Number(port) + 1}`, `localhost:${port}@evil.example`]) {
+        const r = await getWithHost(`${viewer.url}api/traces`, host);
+        assert.equal(r.status, 421, host);
+        assert.doesNotMatch(r.body, /proto span|traceId/, `${host}: no trace data`);
+        assert.equal((await getWithHost(viewer.url, host)).status, 421, `${host}: not even the page`);
+      }
+    } finally {
+      await viewer.close();
+    }
+  });
+
+  test('bad_store_lines_are_skipped_and_counted_never_a_500_and_hostile_ids_never_reach_the_page', async () => {
+    const { folder, bad } = await storeWithBadLines('store-bad-lines');
+    const viewer = await startViewer({ folder, port: 0 });
+    try {
+      const list = await fetch(`${viewer.url}api/traces`);
+      assert.equal(list.status, 200);
+      assert.equal(list.headers.get('x-sandtrace-skipped-lines'), String(bad));
+      const traces = (await list.json()) as TraceSummary[];
+      assert.equal(traces.length, 1, 'only the guest run: every span of a bad line is skipped');
+      assert.match(traces[0]!.traceId, /^[0-9a-f]{32}$/);
+      const detail = await fetch(`${viewer.url}api/traces/${traces[0]!.traceId}`);
+      assert.equal(detail.status, 200);
+      assert.equal(detail.headers.get('x-sandtrace-skipped-lines'), String(bad));
+      const body = (await detail.json()) as { spans: ViewSpan[]; logs: ViewLog[]; metrics: unknown[] };
+      assert.deepEqual(body.spans.map((s) => s.name).sort(), ['proto span', 'sandtrace.execution']);
+      for (const s of body.spans) {
+        assert.match(s.spanId, /^[0-9a-f]{16}$/);
+        if (s.parentSpanId !== undefined) assert.match(s.parentSpanId, /^[0-9a-f]{16}$/);
+      }
+      assert.equal(body.logs.length, 2, "the guest's two logs, none of the bad ones");
+      assert.equal(body.metrics.length, 1);
+    } finally {
+      await viewer.close();
+    }
+  });
+
+  test('in_chromium_the_page_shows_the_skipped_count_and_nothing_from_the_store_becomes_markup', { skip: existsSync(CHROMIUM) ? false : `needs ${CHROMIUM}` }, async () => {
+    const { folder, bad } = await storeWithBadLines('store-page');
+    // A well-formed line whose names and causes are markup: shown as text, never parsed.
+    const markup = '<img src=x onerror="window.injected=4">';
+    const span = {
+      traceId: 'fedcba9876543210fedcba9876543210',
+      spanId: 'fedcba9876543210',
+      name: markup,
+      startTimeUnixNano: '1000',
+      endTimeUnixNano: '2000',
+      status: { code: 2, message: markup },
+      attributes: [
+        { key: 'sandtrace.force_closed', value: { boolValue: true } },
+        { key: 'sandtrace.termination.cause', value: { stringValue: markup } },
+        { key: 'sandtrace.execution.id', value: { stringValue: markup } },
+      ],
+    };
+    await appendFile(join(folder, 'traces.jsonl'), `${JSON.stringify({ resourceSpans: [{ scopeSpans: [{ scope: { name: 'guest' }, spans: [span] }] }] })}\n`);
+    const viewer = await startViewer({ folder, port: 0 });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
+    try {
+      const page = await browser.newPage();
+      await page.goto(viewer.url);
+      await page.waitForSelector('.trace');
+      assert.equal(await page.locator('#skipped').innerText(), `${bad} bad lines skipped`);
+      assert.equal(await page.locator('.trace').count(), 2);
+      await page.locator('.trace', { hasText: markup }).click();
+      await page.locator('.row', { hasText: markup }).waitFor();
+      assert.equal(await page.locator('img, svg, script:not(:first-of-type)').count(), 0, 'no element from the store');
+      assert.equal(await page.evaluate(() => (window as unknown as { injected?: number }).injected), undefined);
+    } finally {
+      await browser.close();
       await viewer.close();
     }
   });

@@ -6,6 +6,7 @@ export const PAGE = `<!doctype html>
 <title>sandtrace — traces</title>
 <style>
   :root { font: 13px/1.4 system-ui, sans-serif; color: #1d232b; }
+  [hidden] { display: none !important; }
   body { margin: 0; display: grid; grid-template-columns: 340px 1fr; height: 100vh; }
   aside { border-right: 1px solid #d8dde3; overflow: auto; background: #f6f8fa; }
   aside header { padding: 10px; position: sticky; top: 0; background: #f6f8fa; border-bottom: 1px solid #d8dde3; }
@@ -32,7 +33,7 @@ export const PAGE = `<!doctype html>
 <body>
 <aside>
   <header>
-    <strong>sandtrace</strong> traces
+    <strong>sandtrace</strong> traces <span id="skipped" class="badge error" hidden></span>
     <input id="filter-execution" placeholder="filter by execution id">
     <select id="filter-status">
       <option value="all">all statuses</option>
@@ -47,12 +48,21 @@ export const PAGE = `<!doctype html>
 <script>
 const $ = (s) => document.querySelector(s);
 let traces = [];
-const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+// Everything from the store goes through esc before it becomes HTML: names, ids, causes, numbers.
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 const ms = (v) => (v >= 1000 ? (v / 1000).toFixed(2) + ' s' : v >= 1 ? v.toFixed(2) + ' ms' : (v * 1000).toFixed(0) + ' µs');
 
 async function load() {
-  traces = await (await fetch('/api/traces')).json();
+  const res = await fetch('/api/traces');
+  traces = await res.json();
+  showSkipped(res);
   renderList();
+}
+
+function showSkipped(res) {
+  const n = Number(res.headers.get('X-Sandtrace-Skipped-Lines') || 0);
+  $('#skipped').hidden = !(n > 0);
+  $('#skipped').textContent = n + ' bad line' + (n === 1 ? '' : 's') + ' skipped';
 }
 
 function renderList() {
@@ -62,17 +72,19 @@ function renderList() {
     (!exec || t.executionIds.some((id) => id.includes(exec))) &&
     (status === 'all' || (status === 'error' && t.errors > 0) || (status === 'forced' && t.forced.length > 0) || (status === 'ok' && t.errors === 0)));
   $('#traces').innerHTML = shown.map((t) =>
-    '<div class="trace" data-trace="' + t.traceId + '">' +
-    '<div>' + esc(t.root) + (t.errors ? '<span class="badge error">' + t.errors + ' error' + (t.errors > 1 ? 's' : '') + '</span>' : '') +
+    '<div class="trace" data-trace="' + esc(t.traceId) + '">' +
+    '<div>' + esc(t.root) + (t.errors ? '<span class="badge error">' + esc(t.errors) + ' error' + (t.errors > 1 ? 's' : '') + '</span>' : '') +
     t.forced.map((c) => '<span class="badge forced">✖ ' + esc(c) + '</span>').join('') + '</div>' +
-    '<div class="meta">' + t.spans + ' spans · ' + ms(t.durationMs) + ' · ' + esc(t.executionIds.join(', ')) + '</div></div>').join('')
+    '<div class="meta">' + esc(t.spans) + ' spans · ' + esc(ms(t.durationMs)) + ' · ' + esc(t.executionIds.join(', ')) + '</div></div>').join('')
     || '<div class="empty">No traces match.</div>';
   for (const el of document.querySelectorAll('.trace')) el.onclick = () => show(el.dataset.trace);
 }
 
 async function show(traceId) {
   for (const el of document.querySelectorAll('.trace')) el.classList.toggle('selected', el.dataset.trace === traceId);
-  const { spans, logs, metrics } = await (await fetch('/api/traces/' + traceId)).json();
+  const res = await fetch('/api/traces/' + encodeURIComponent(traceId));
+  showSkipped(res);
+  const { spans, logs, metrics } = await res.json();
   const ids = new Set(spans.map((s) => s.spanId));
   const children = new Map();
   for (const s of spans) {
@@ -89,11 +101,11 @@ async function show(traceId) {
       const left = (Number(BigInt(s.start) - t0) / total) * 100;
       const width = Math.max((Number(BigInt(s.end) - BigInt(s.start)) / total) * 100, 0.3);
       const err = s.status.code === 2;
-      rows.push('<div class="row span' + (err ? ' error' : '') + '" data-span="' + s.spanId + '">' +
-        '<div class="name" style="padding-left:' + depth * 16 + 'px" title="' + esc(s.name) + '">' + esc(s.name) +
+      rows.push('<div class="row span' + (err ? ' error' : '') + '" data-span="' + esc(s.spanId) + '">' +
+        '<div class="name" style="padding-left:' + esc(depth * 16) + 'px" title="' + esc(s.name) + '">' + esc(s.name) +
         (s.forcedCause ? ' <span class="badge forced" title="' + esc(s.status.message || '') + '">✖ ' + esc(s.forcedCause) + '</span>' : err ? ' <span class="badge error">error</span>' : '') + '</div>' +
-        '<div class="lane"><div class="bar' + (err ? ' error' : '') + '" style="left:' + left + '%;width:' + width + '%"></div></div>' +
-        '<div class="dur">' + ms(s.durationMs) + '</div></div>');
+        '<div class="lane"><div class="bar' + (err ? ' error' : '') + '" style="left:' + esc(left) + '%;width:' + esc(width) + '%"></div></div>' +
+        '<div class="dur">' + esc(ms(s.durationMs)) + '</div></div>');
       walk(s.spanId, depth + 1);
     }
   };

@@ -53,105 +53,196 @@ export interface TraceSummary {
 
 type Json = Record<string, any>;
 
-function plain(v: Json | undefined): unknown {
+/** A line of the store that is not what the exporter writes: skipped and counted, never fatal. */
+class BadStoreLine extends Error {
+  override readonly name = 'BadStoreLine';
+}
+
+const TRACE_ID = /^[0-9a-f]{32}$/;
+const SPAN_ID = /^[0-9a-f]{16}$/;
+const UNIX_NANO = /^\d{1,20}$/;
+
+function object(v: unknown, what: string): Json {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new BadStoreLine(`${what} is not an object`);
+  return v as Json;
+}
+
+function list(v: unknown, what: string): unknown[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw new BadStoreLine(`${what} is not a list`);
+  return v;
+}
+
+function text(v: unknown, what: string): string {
+  if (typeof v !== 'string') throw new BadStoreLine(`${what} is not a string`);
+  return v;
+}
+
+function matching(v: unknown, pattern: RegExp, what: string): string {
+  if (typeof v !== 'string' || !pattern.test(v)) throw new BadStoreLine(`${what} is not well formed`);
+  return v;
+}
+
+/** An id that may be absent (OTLP JSON writes none, or ''). */
+function optionalId(v: unknown, pattern: RegExp, what: string): string | undefined {
+  return v === undefined || v === '' ? undefined : matching(v, pattern, what);
+}
+
+function plain(v: unknown): unknown {
   if (v === undefined || v === null) return null;
-  if ('stringValue' in v) return v.stringValue;
-  if ('intValue' in v) return Number(v.intValue);
-  if ('doubleValue' in v) return v.doubleValue;
-  if ('boolValue' in v) return v.boolValue;
-  if ('bytesValue' in v) return `base64:${v.bytesValue}`;
-  return JSON.stringify(v);
+  const o = object(v, 'an attribute value');
+  if ('stringValue' in o) return o.stringValue;
+  if ('intValue' in o) return Number(o.intValue);
+  if ('doubleValue' in o) return o.doubleValue;
+  if ('boolValue' in o) return o.boolValue;
+  if ('bytesValue' in o) return `base64:${o.bytesValue}`;
+  return JSON.stringify(o);
 }
 
 /**
  * Attribute keys come from guests: each becomes an own property by definition, not assignment,
  * so `__proto__` is an attribute like any other and no prototype changes.
  */
-function attrs(list: Json[] | undefined): Record<string, unknown> {
+function attrs(v: unknown): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const a of list ?? []) Object.defineProperty(out, String(a.key), { value: plain(a.value), enumerable: true, writable: true, configurable: true });
+  for (const item of list(v, 'attributes')) {
+    const a = object(item, 'an attribute');
+    Object.defineProperty(out, text(a.key, 'an attribute key'), { value: plain(a.value), enumerable: true, writable: true, configurable: true });
+  }
   return out;
 }
 
-async function lines(folder: string, file: string): Promise<Json[]> {
-  let text: string;
+/** What one store file holds: its records, and how many of its lines were skipped as bad. */
+interface FileLines<T> {
+  records: T[];
+  skipped: number;
+}
+
+/**
+ * Reads one file of the store, line by line, turning each line into records with `read`. A line
+ * that is not JSON, or not shaped as the exporter writes it, is skipped whole and counted (a torn
+ * last line, from a writer still appending, counts too).
+ */
+async function readLines<T>(folder: string, file: string, read: (line: Json, out: T[]) => void): Promise<FileLines<T>> {
+  let content: string;
   try {
-    text = await readFile(join(folder, file), 'utf8');
-  } catch {
-    return [];
+    content = await readFile(join(folder, file), 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { records: [], skipped: 0 };
+    throw e;
   }
-  const out: Json[] = [];
-  for (const line of text.split('\n')) {
+  const records: T[] = [];
+  let skipped = 0;
+  for (const line of content.split('\n')) {
     if (line.trim() === '') continue;
+    const fromLine: T[] = [];
     try {
-      out.push(JSON.parse(line));
-    } catch {
-      // a torn last line (a writer still appending): skip it
+      read(object(JSON.parse(line), 'a line'), fromLine);
+    } catch (e) {
+      if (!(e instanceof SyntaxError || e instanceof BadStoreLine)) throw e;
+      skipped++;
+      continue;
+    }
+    for (const r of fromLine) records.push(r);
+  }
+  return { records, skipped };
+}
+
+function readSpans(req: Json, out: ViewSpan[]): void {
+  for (const rs of list(req.resourceSpans, 'resourceSpans')) {
+    for (const ssItem of list(object(rs, 'a resource').scopeSpans, 'scopeSpans')) {
+      const ss = object(ssItem, 'a scope');
+      const scope = ss.scope === undefined ? '' : String(object(ss.scope, 'a scope').name ?? '');
+      for (const item of list(ss.spans, 'spans')) {
+        const s = object(item, 'a span');
+        const start = matching(s.startTimeUnixNano, UNIX_NANO, 'a start time');
+        const end = matching(s.endTimeUnixNano, UNIX_NANO, 'an end time');
+        const status = s.status === undefined ? {} : object(s.status, 'a status');
+        if (status.code !== undefined && typeof status.code !== 'number') throw new BadStoreLine('a status code is not a number');
+        if (status.message !== undefined) text(status.message, 'a status message');
+        const a = attrs(s.attributes);
+        const span: ViewSpan = {
+          traceId: matching(s.traceId, TRACE_ID, 'a trace id'),
+          spanId: matching(s.spanId, SPAN_ID, 'a span id'),
+          name: text(s.name, 'a span name'),
+          scope,
+          start,
+          end,
+          durationMs: Number(BigInt(end) - BigInt(start)) / 1e6,
+          status: { code: status.code ?? 0, ...(status.message && { message: status.message }) },
+          attributes: a,
+          events: list(s.events, 'events').map((item) => {
+            const e = object(item, 'an event');
+            return { time: matching(e.timeUnixNano, UNIX_NANO, 'an event time'), name: text(e.name, 'an event name'), attributes: attrs(e.attributes) };
+          }),
+        };
+        const parent = optionalId(s.parentSpanId, SPAN_ID, 'a parent span id');
+        if (parent !== undefined) span.parentSpanId = parent;
+        if (typeof a['sandtrace.execution.id'] === 'string') span.executionId = a['sandtrace.execution.id'];
+        if (a['sandtrace.force_closed'] === true) span.forcedCause = String(a['sandtrace.termination.cause'] ?? 'unknown');
+        out.push(span);
+      }
     }
   }
-  return out;
+}
+
+function readLogs(req: Json, out: ViewLog[]): void {
+  for (const rl of list(req.resourceLogs, 'resourceLogs')) {
+    for (const sl of list(object(rl, 'a resource').scopeLogs, 'scopeLogs')) {
+      for (const item of list(object(sl, 'a scope').logRecords, 'logRecords')) {
+        const l = object(item, 'a log record');
+        const log: ViewLog = {
+          time: matching(l.timeUnixNano, UNIX_NANO, 'a log time'),
+          severity: l.severityText === undefined ? '' : text(l.severityText, 'a severity'),
+          body: String(plain(l.body) ?? ''),
+          attributes: attrs(l.attributes),
+        };
+        const traceId = optionalId(l.traceId, TRACE_ID, 'a trace id');
+        const spanId = optionalId(l.spanId, SPAN_ID, 'a span id');
+        if (traceId !== undefined) log.traceId = traceId;
+        if (spanId !== undefined) log.spanId = spanId;
+        out.push(log);
+      }
+    }
+  }
+}
+
+function readMetrics(req: Json, out: ViewMetric[]): void {
+  for (const rm of list(req.resourceMetrics, 'resourceMetrics')) {
+    for (const sm of list(object(rm, 'a resource').scopeMetrics, 'scopeMetrics')) {
+      for (const item of list(object(sm, 'a scope').metrics, 'metrics')) {
+        const m = object(item, 'a metric');
+        const kind = m.sum ? 'sum' : m.gauge ? 'gauge' : 'histogram';
+        const data = object(m.sum ?? m.gauge ?? m.histogram, 'metric data');
+        for (const pointItem of list(data.dataPoints, 'dataPoints')) {
+          const p = object(pointItem, 'a data point');
+          const value = p.asDouble ?? p.sum ?? (p.asInt !== undefined ? Number(p.asInt) : 0);
+          if (typeof value !== 'number') throw new BadStoreLine('a metric value is not a number');
+          out.push({ name: text(m.name, 'a metric name'), kind, value, attributes: attrs(p.attributes), time: matching(p.timeUnixNano, UNIX_NANO, 'a point time') });
+        }
+      }
+    }
+  }
 }
 
 export interface Store {
   spans: ViewSpan[];
   logs: ViewLog[];
-  metrics: Array<ViewMetric & { executionId?: string }>;
+  metrics: ViewMetric[];
+  /** Lines of each file skipped because they were not JSON or not shaped as the exporter writes them. */
+  skippedLines: { traces: number; logs: number; metrics: number };
 }
 
 export async function loadStore(folder: string): Promise<Store> {
-  const spans: ViewSpan[] = [];
-  for (const req of await lines(folder, 'traces.jsonl')) {
-    for (const rs of req.resourceSpans ?? []) {
-      for (const ss of rs.scopeSpans ?? []) {
-        for (const s of ss.spans ?? []) {
-          const a = attrs(s.attributes);
-          const span: ViewSpan = {
-            traceId: s.traceId,
-            spanId: s.spanId,
-            name: s.name,
-            scope: ss.scope?.name ?? '',
-            start: s.startTimeUnixNano,
-            end: s.endTimeUnixNano,
-            durationMs: Number(BigInt(s.endTimeUnixNano) - BigInt(s.startTimeUnixNano)) / 1e6,
-            status: { code: s.status?.code ?? 0, ...(s.status?.message && { message: s.status.message }) },
-            attributes: a,
-            events: (s.events ?? []).map((e: Json) => ({ time: e.timeUnixNano, name: e.name, attributes: attrs(e.attributes) })),
-          };
-          if (s.parentSpanId) span.parentSpanId = s.parentSpanId;
-          if (typeof a['sandtrace.execution.id'] === 'string') span.executionId = a['sandtrace.execution.id'];
-          if (a['sandtrace.force_closed'] === true) span.forcedCause = String(a['sandtrace.termination.cause'] ?? 'unknown');
-          spans.push(span);
-        }
-      }
-    }
-  }
-  const logs: ViewLog[] = [];
-  for (const req of await lines(folder, 'logs.jsonl')) {
-    for (const rl of req.resourceLogs ?? []) {
-      for (const sl of rl.scopeLogs ?? []) {
-        for (const l of sl.logRecords ?? []) {
-          const log: ViewLog = { time: l.timeUnixNano, severity: l.severityText ?? '', body: String(plain(l.body) ?? ''), attributes: attrs(l.attributes) };
-          if (l.traceId) log.traceId = l.traceId;
-          if (l.spanId) log.spanId = l.spanId;
-          logs.push(log);
-        }
-      }
-    }
-  }
-  const metrics: Store['metrics'] = [];
-  for (const req of await lines(folder, 'metrics.jsonl')) {
-    for (const rm of req.resourceMetrics ?? []) {
-      for (const sm of rm.scopeMetrics ?? []) {
-        for (const m of sm.metrics ?? []) {
-          const kind = m.sum ? 'sum' : m.gauge ? 'gauge' : 'histogram';
-          for (const p of (m.sum ?? m.gauge ?? m.histogram)?.dataPoints ?? []) {
-            metrics.push({ name: m.name, kind, value: p.asDouble ?? p.sum ?? 0, attributes: attrs(p.attributes), time: p.timeUnixNano });
-          }
-        }
-      }
-    }
-  }
-  return { spans, logs, metrics };
+  const traces = await readLines(folder, 'traces.jsonl', readSpans);
+  const logs = await readLines(folder, 'logs.jsonl', readLogs);
+  const metrics = await readLines(folder, 'metrics.jsonl', readMetrics);
+  return {
+    spans: traces.records,
+    logs: logs.records,
+    metrics: metrics.records,
+    skippedLines: { traces: traces.skipped, logs: logs.skipped, metrics: metrics.skipped },
+  };
 }
 
 export function summarize(spans: readonly ViewSpan[]): TraceSummary[] {
