@@ -251,11 +251,17 @@ export class FrameReader {
     const inst = this.u53('instrument');
     if (inst >= INSTRUMENTS.length) this.malformed(`instrument ${inst}`);
     rec.instrument = INSTRUMENTS[inst]!;
-    rec.name = this.str();
+    const nameStart = this.pos;
+    const name = this.strBeforeTime();
     const v = this.value(0);
     if (typeof v !== 'number' && typeof v !== 'bigint') this.malformed('metric value must be a number');
     rec.metricValue = v;
     rec.time = this.time();
+    if (name === undefined) {
+      this.pos = nameStart;
+      throw this.stringLimit(this.strLength());
+    }
+    rec.name = name;
     rec.attributes = undefined;
     if (n >= 6) {
       if (this.peek() === 0xc0) this.pos++;
@@ -402,20 +408,40 @@ export class FrameReader {
   }
 
   private str(): string {
+    return this.utf8(this.strLength());
+  }
+
+  /** Reads a string header; returns the byte length of the string that follows. */
+  private strLength(): number {
     const b = this.peek();
-    let len: number;
     if ((b & 0xe0) === 0xa0) {
-      len = b & 0x1f;
       this.pos++;
-    } else if (b === 0xd9) len = this.bytes[this.take(2) + 1]!;
-    else if (b === 0xda) len = this.view.getUint16(this.take(3) + 1);
-    else if (b === 0xdb) len = this.view.getUint32(this.take(5) + 1);
-    else return this.malformed(`expected a string, found byte 0x${b.toString(16)}`);
-    return this.utf8(len);
+      return b & 0x1f;
+    }
+    if (b === 0xd9) return this.bytes[this.take(2) + 1]!;
+    if (b === 0xda) return this.view.getUint16(this.take(3) + 1);
+    if (b === 0xdb) return this.view.getUint32(this.take(5) + 1);
+    return this.malformed(`expected a string, found byte 0x${b.toString(16)}`);
+  }
+
+  /**
+   * A string read where the record's timestamp comes later: an over-long one is skipped and
+   * returned as undefined, so the caller can still read the timestamp (which moves the frame's
+   * time base for every later record) before rejecting the record.
+   */
+  private strBeforeTime(): string | undefined {
+    const len = this.strLength();
+    if (len <= this.maxStringBytes) return this.utf8(len);
+    this.take(len);
+    return undefined;
+  }
+
+  private stringLimit(len: number): FrameError {
+    return new FrameError('limit', `string of ${len} bytes exceeds maxStringBytes (${this.maxStringBytes}) (record at byte ${this.recordStart})`);
   }
 
   private utf8(len: number): string {
-    if (len > this.maxStringBytes) throw new FrameError('limit', `string of ${len} bytes exceeds maxStringBytes (${this.maxStringBytes}) (record at byte ${this.recordStart})`);
+    if (len > this.maxStringBytes) throw this.stringLimit(len);
     const start = this.take(len);
     const bytes = this.bytes;
     // Short ASCII is faster by hand than through TextDecoder, and one fromCharCode call makes

@@ -9,6 +9,9 @@ import { carriedSpan, hostileStates } from './hostile/persisted-state.js';
 import { drop, enter, eventSite, exit, newEvent, newSpan, spanSite } from './helpers/events.js';
 import { interleavedExits } from './hostile/interleaved-exits.js';
 import { NullCollector } from '../host/collectors/null-collector.js';
+import { EventEncoder } from '../shared/event-codec.js';
+import { PROTOCOL_VERSION } from '../shared/records.js';
+import { droppedBeforeStart, overlongMetricNameFrame, untimedFirst } from './hostile/time-skew.js';
 
 const registry = new CallsiteRegistry();
 
@@ -98,5 +101,53 @@ describe('hostile enter/exit order costs the host O(1) per record', () => {
     assert.equal(collector.find('a')!.events.at(-1)!.values[0]![1], 'in a again');
     const state = r.persist();
     assert.deepEqual(state.stack, [1]);
+  });
+});
+
+describe('hostile records cannot move guest time', () => {
+  test('a metric refused for an over-long name still advances the frame time base: later records keep their times', () => {
+    const collector = new CaptureCollector();
+    const r = new TracingEventReceiver({ collector, registry, clockOrigin: 0n, limits: { maxStringBytes: 1024 } });
+    const result = r.receiveBatch(overlongMetricNameFrame(2048));
+    assert.equal(result.rejected, 1);
+    assert.equal(result.errors[0]!.code, 'LIMIT_EXCEEDED');
+    assert.deepEqual(collector.events.map((e) => [e.values[0]![1], e.time]), [['before', 100n], ['after', 300n]]);
+    assert.equal(collector.metrics.length, 0);
+  });
+
+  test('a metric whose name fits is still accepted at its time', () => {
+    const collector = new CaptureCollector();
+    const r = new TracingEventReceiver({ collector, registry, clockOrigin: 0n, limits: { maxStringBytes: 1024 } });
+    assert.equal(r.receiveBatch(overlongMetricNameFrame(1024)).rejected, 0);
+    assert.equal(collector.metrics[0]!.time, 200n);
+    assert.equal(collector.events[1]!.time, 300n);
+  });
+
+  test('records without a time before the first timestamp take guest time 0, not the host clock', () => {
+    const collector = new CaptureCollector();
+    const r = new TracingEventReceiver({ collector, registry, clockOrigin: 1_000n });
+    for (const e of untimedFirst) r.tryReceive(e);
+    assert.equal(collector.find('untimed')!.start, 1_000n);
+    assert.equal(collector.events[0]!.time, 1_000n);
+  });
+
+  test('a span dropped at a time before its start ends at its start', () => {
+    const collector = new CaptureCollector();
+    const r = new TracingEventReceiver({ collector, registry, clockOrigin: 0n });
+    for (const e of droppedBeforeStart) r.tryReceive(e);
+    const span = collector.find('backwards')!;
+    assert.equal(span.start, 500n);
+    assert.equal(span.end, 500n);
+  });
+
+  test('a span force-closed at a last time before its start (the guest moved its clock origin back) ends at its start', () => {
+    const collector = new CaptureCollector();
+    const r = new TracingEventReceiver({ collector, registry, clockOrigin: 1_000n });
+    r.receiveBatch(new EventEncoder().encode([spanSite(1, 'late'), newSpan(1, 1, [], null, 500n)]));
+    r.tryReceive({ type: 'hello', version: PROTOCOL_VERSION, guestKind: 'hostile', sdkVersion: '0', clockOrigin: 0n });
+    r.terminate({ kind: 'trap' });
+    const span = collector.find('late')!;
+    assert.equal(span.start, 1_500n);
+    assert.equal(span.end, 1_500n);
   });
 });

@@ -522,7 +522,7 @@ export class TracingEventReceiver {
       else if (host > 0) this.collector.exit(host, time);
     }
     this.spans.delete(rec.id);
-    if (host > 0) this.collector.tryClose(host, time);
+    if (host > 0) this.collector.tryClose(host, time < entry.start ? entry.start : time); // never ends before it started
   }
 
   private onRecord(rec: RawRecord, reader: FrameReader | undefined): void {
@@ -696,7 +696,7 @@ export class TracingEventReceiver {
       const entry = local[i]!;
       this.spans.delete(entry.id);
       if (entry.host > 0) {
-        this.collector.tryClose(entry.host, time, forced);
+        this.collector.tryClose(entry.host, time < entry.start ? entry.start : time, forced);
         closed++;
       }
     }
@@ -714,9 +714,14 @@ export class TracingEventReceiver {
     if (mono > this.lastMono) this.lastMono = mono;
   }
 
-  /** Builds the bigint only when a collector call needs one (it allocates). */
+  /**
+   * Builds the bigint only when a collector call needs one (it allocates). A record without a
+   * time takes the last guest time seen, or guest time 0 before the guest's first timestamp: a
+   * guest's records stay on the guest's clock, never the host's time of ingestion.
+   */
   private unixTime(mono: number): bigint {
-    return mono < 0 ? this.lastTime() : this.clockOrigin + BigInt(mono);
+    if (mono >= 0) return this.clockOrigin + BigInt(mono);
+    return this.lastMono < 0 ? this.clockOrigin : this.clockOrigin + BigInt(this.lastMono);
   }
 
   /** The last time observed from the guest, or the host's clock when the guest sent none. */
