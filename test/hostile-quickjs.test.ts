@@ -72,4 +72,21 @@ describe('hostile QuickJS guests', () => {
     assert.deepEqual(root.children.map((s) => [s.name, s.fields]), [['s', { v: { debug: '{"debug":"z"}' } }]]);
     assert.deepEqual(trace.metrics.map((m) => [m.name, m.attributes]), [['c', { a: { debug: '{"error":"w"}' } }]]);
   });
+
+  test('an unknown level name is a TypeError at the call that names the levels, and writes nothing', async () => {
+    const collector = new CaptureCollector();
+    const result = await runQuickJS(guest('unknown-level-names.js'), { collector, level: 'info' });
+    assert.equal(result.ok, true, result.summary.cause);
+    assert.equal(result.summary.rejected, 0);
+    const [caught, info, trace] = result.value as [string[], boolean, boolean];
+    assert.equal(caught.length, 18);
+    const levels = "the levels are 'trace', 'debug', 'info', 'warn' and 'error'";
+    for (const [label, shown] of [['fatal', '"fatal"'], ['Info', '"Info"'], ['2', 'of type number'], ['info', 'of type object'], ['null', 'null'], ['__proto__', '"__proto__"']])
+      for (const call of ['span', 'callsite', 'enabled']) assert.ok(caught.includes(`${call} ${label}: TypeError: unknown level ${shown}: ${levels}`), `${call} ${label}: ${caught.join('\n')}`);
+    assert.deepEqual([info, trace], [true, false]);
+    const trace0 = collector.normalize();
+    const root = trace0.spans[0]!;
+    assert.deepEqual(root.children.map((s) => [s.name, s.level]), [['ok', 'warn'], ['default level', 'info']]);
+    assert.deepEqual(root.events.map((e) => [e.name, e.level]), [['ok site', 'error']]);
+  });
 });

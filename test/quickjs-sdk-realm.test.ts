@@ -417,7 +417,7 @@ describe('QuickJS SDK in a realm of its own, serving one guest context after ano
     /**
      * Before the workload's own strings (so the next run finds its callsites and messages cached
      * by this one): lookalikes of its callsites (equal to them if a cache key joined parts with a
-     * separator), parts that are not strings (a level or target object, a name whose string
+     * separator), parts that are not strings (a target object, a name whose string
      * changes from one read to the next, a guest-made EventSite whose field names are objects),
      * and a span's field list changed to look like another site's (the workload's 'inner').
      */
@@ -428,12 +428,15 @@ describe('QuickJS SDK in a realm of its own, serving one guest context after ano
       tracing.callsite('far', ['a\\0b']).emit(1);
       tracing.span('outer', { 'user\\0n': 1 }).close();
       tracing.info('hello', { 'a\\0b': 1 });
-      tracing.span('outer', { user: 1, n: 2 }, { level: { toString: () => 'info' }, target: 12 }).close();
+      tracing.span('outer', { user: 1, n: 2 }, { level: 'info', target: 12 }).close();
+      // A level that only prints as one is no level: refused at the call, nothing written or cached.
+      try { tracing.span('outer', { user: 1, n: 2 }, { level: { toString: () => 'info' } }); throw new Error('accepted'); } catch (e) { if (e.name !== 'TypeError') throw e; }
       let reads = 0; // 'outer' for the site, 'inner' for the span, if the name were read twice
       tracing.span({ toString: () => (reads++ % 2 === 0 ? 'outer' : 'inner') }, { user: 1, n: 2 }).close();
       const EventSite = Object.getPrototypeOf(tracing.callsite('x')).constructor;
       new EventSite('tick', [{ toString: () => 'i' }, 'ok'], 'info', 'guest').emit(1, true);
-      new EventSite('tick', ['i', 'ok'], { toString: () => 'info' }, { toString: () => 'guest' }).emit(2, false);
+      new EventSite('tick', ['i', 'ok'], 'info', { toString: () => 'guest' }).emit(2, false);
+      try { new EventSite('tick', ['i', 'ok'], { toString: () => 'info' }, 'guest'); throw new Error('accepted'); } catch (e) { if (e.name !== 'TypeError') throw e; }
       ${WORKLOAD};
       [Object.isFrozen(fields), fields.join()]`;
     /** Many distinct strings: callsites, messages and span names past every bound, long ones too. */

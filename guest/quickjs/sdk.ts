@@ -37,6 +37,7 @@ const toNumber = Number;
 const toBigInt = BigInt;
 const stringify = JSON.stringify;
 const SdkError = Error;
+const LevelError = TypeError;
 const defineProperty = Object.defineProperty;
 const freeze = Object.freeze;
 const objectTag = Function.prototype.call.bind(Object.prototype.toString) as (v: unknown) => string;
@@ -49,6 +50,23 @@ const isError: (v: unknown) => v is Error =
 
 /** Level numbers by name; no prototype, so `'constructor'` or `'__proto__'` is no level. */
 const LEVEL_NUM: Readonly<Record<string, number>> = freeze(Object.assign(Object.create(null) as Record<string, number>, { trace: 0, debug: 1, info: 2, warn: 3, error: 4 }));
+/**
+ * The number of a level name given by the guest (`undefined`: the default, info). Anything but
+ * one of the five names (`'fatal'`, `'Info'`, a number, an object that prints as one) is a
+ * TypeError at the call: it would otherwise pass or fail the filter by accident.
+ */
+function levelNumber(level: unknown): number {
+  const lv = level === undefined ? 2 : typeof level === 'string' ? LEVEL_NUM[level] : undefined;
+  if (lv === undefined) throw unknownLevel(level);
+  return lv;
+}
+
+function unknownLevel(level: unknown): TypeError {
+  // No guest code runs here: a string is quoted, anything else named by its type.
+  const shown = typeof level === 'string' ? stringify(level.length > 40 ? `${level.slice(0, 40)}…` : level) : level === null ? 'null' : `of type ${typeof level}`;
+  return new LevelError(`unknown level ${shown}: the levels are 'trace', 'debug', 'info', 'warn' and 'error'`);
+}
+
 /** Above every level: before `configure`, nothing is enabled. */
 const NO_LEVEL = 5;
 const SDK_VERSION = '0.1.0';
@@ -564,8 +582,10 @@ export class Span {
 const disabledSpan: Span = freeze(new Span(0, '', [])) as Span;
 
 function newSpan(name: string, fields: Fields | undefined, options: SpanOptions | undefined): Span {
-  const lv = LEVEL_NUM[options?.level ?? 'info'];
-  if (!(lv! >= minLevel)) return disabledSpan; // an unknown level too
+  const level = options?.level;
+  const lv = level === undefined ? 2 : typeof level === 'string' ? LEVEL_NUM[level] : undefined;
+  if (lv === undefined) throw unknownLevel(level);
+  if (lv < minLevel) return disabledSpan;
   const n = scratchFields(fields);
   const link = options?.link;
   const spanName = typeof name === 'string' ? name : toText(name);
@@ -574,7 +594,7 @@ function newSpan(name: string, fields: Fields | undefined, options: SpanOptions 
   const linkText = link === undefined ? undefined : toText(link);
   const parent = options?.parent;
   const parentId = parent === null ? -1 : parent === undefined ? 0 : parent.id; // -1: explicit root, 0: contextual
-  const site = spanSite(spanName, LEVELS[lv!]!, typeof target === 'string' ? target : toText(target), n, linkText !== undefined);
+  const site = spanSite(spanName, LEVELS[lv]!, typeof target === 'string' ? target : toText(target), n, linkText !== undefined);
   const keys = site.keys;
   const cs = site.id;
   const id = nextSpanId;
@@ -800,7 +820,7 @@ export class EventSite {
     readonly levelName: Level,
     readonly target: string,
   ) {
-    this.level = LEVEL_NUM[levelName] ?? 2;
+    this.level = levelNumber(levelName);
     this.count = fields.length;
     // Past six fields, emit takes every argument. That version lives apart: in QuickJS a function
     // that mentions `arguments` (or a rest parameter) builds it on every call. Defined, not
@@ -1000,8 +1020,9 @@ export const tracing = {
   error: levelEvent(4, 'error'),
   /** Declares an event callsite once, for hot loops (see EventSite). */
   callsite: (message: string, fields: readonly string[] = [], options?: { level?: Level; target?: string }) =>
-    new EventSite(toText(message), names(fields), options?.level ?? 'info', options?.target ?? 'guest'),
-  enabled: (level: Level) => (LEVEL_NUM[level] ?? -1) >= minLevel,
+    new EventSite(toText(message), names(fields), options?.level === undefined ? 'info' : options.level, options?.target ?? 'guest'),
+  /** Whether events of this level are recorded; an unknown level name is a TypeError. */
+  enabled: (level: Level) => levelNumber(level) >= minLevel,
   counter: (name: string, value: number | bigint, attributes?: Fields) => metric(0, name, value, attributes),
   histogram: (name: string, value: number, attributes?: Fields) => metric(1, name, value, attributes),
   gauge: (name: string, value: number, attributes?: Fields) => metric(2, name, value, attributes),
