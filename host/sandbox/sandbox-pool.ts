@@ -95,6 +95,8 @@ interface Pending {
  * (`node --input-type=module -e …`), and the worker inherits the host's options as they are.
  */
 const WORKER_BOOT = `import(${JSON.stringify(packageUrl('dist/host/sandbox/worker/guest-worker.js').href)})`;
+/** How much longer than the grace a guest that has returned may take to drain and report. */
+const RETURNED_GRACE_MS = 1_000;
 /** The QuickJS memory limit a run gets by default (quickjs-runner.ts uses the same). */
 export const DEFAULT_QUICKJS_MEMORY = 64 << 20;
 const CANCELLED: TerminationCause = { kind: 'host_cancel', message: 'cancelled through the run signal' };
@@ -258,6 +260,7 @@ export class SandboxPool {
     Atomics.store(slot.control, Control.STOP, StopCode.NONE);
     Atomics.store(slot.control, Control.CALL, CallState.WAITING);
     slot.startedAt[0] = 0;
+    Atomics.store(slot.control, Control.RETURNED, 0);
     slot.worker.ref();
     slot.out.ref();
     slot.worker.postMessage(p.job);
@@ -297,14 +300,17 @@ export class SandboxPool {
   /**
    * The grace counts from the stop request or from the guest's start, whichever is later: a
    * worker still starting sees the stop as its guest begins, and must get the whole grace then.
+   * A guest that has returned is not killed while its worker drains and reports (a loaded machine
+   * can make that slow), up to RETURNED_GRACE_MS more: killing it would lose what it buffered.
    */
-  private armGrace(slot: Slot, active: ActiveJob, delayMs = this.graceMs): void {
+  private armGrace(slot: Slot, active: ActiveJob, delayMs = this.graceMs, extendedMs = 0): void {
     active.graceTimer = setTimeout(() => {
       if (slot.active !== active) return;
       const started = slot.startedAt[0]!;
       const sinceStart = performance.timeOrigin + performance.now() - started;
       if (started === 0) this.armGrace(slot, active);
-      else if (sinceStart < this.graceMs) this.armGrace(slot, active, this.graceMs - sinceStart);
+      else if (sinceStart < this.graceMs) this.armGrace(slot, active, this.graceMs - sinceStart, extendedMs);
+      else if (Atomics.load(slot.control, Control.RETURNED) === 1 && extendedMs < RETURNED_GRACE_MS) this.armGrace(slot, active, this.graceMs, extendedMs + this.graceMs);
       else void this.kill(slot);
     }, delayMs);
   }

@@ -15,9 +15,11 @@ export const Control = {
   STOP: 0,
   /** Host-call handshake: CallState. */
   CALL: 1,
+  /** 1 once the guest has returned (or was stopped) and the worker only drains and reports. */
+  RETURNED: 4,
 } as const;
-/** Bytes of the control buffer: the two words, then one float64 at STARTED_AT_BYTE. */
-export const CONTROL_BYTES = 16;
+/** Bytes of the control buffer: words 0–1, the float64 at STARTED_AT_BYTE, then word 4 (RETURNED). */
+export const CONTROL_BYTES = 24;
 /**
  * Byte offset of a float64: the unix time in ms (`performance.timeOrigin + performance.now()`)
  * at which the guest started, 0 before. The deadline counts from it, not from the dispatch, so

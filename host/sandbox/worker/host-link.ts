@@ -18,7 +18,7 @@ export class HostLink {
     private readonly out: MessagePort,
     private readonly replies: MessagePort,
   ) {
-    this.control = new Int32Array(control, 0, 2);
+    this.control = new Int32Array(control);
     this.startedAt = new Float64Array(control, STARTED_AT_BYTE, 1);
   }
 
@@ -26,7 +26,13 @@ export class HostLink {
   guestStarting(): number {
     const now = performance.now();
     this.startedAt[0] = performance.timeOrigin + now;
+    Atomics.store(this.control, Control.RETURNED, 0);
     return now;
+  }
+
+  /** The guest no longer runs: what is left is draining its buffer, which the host lets finish. */
+  guestReturned(): void {
+    Atomics.store(this.control, Control.RETURNED, 1);
   }
 
   /** Nonzero once the host wants the guest stopped (a StopCode). */

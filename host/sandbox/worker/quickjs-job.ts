@@ -73,6 +73,7 @@ export async function runQuickJSJob(job: QuickJSJob, link: HostLink): Promise<Jo
       outcome = { error: { name: 'RangeError', message: 'Maximum call stack size exceeded (engine stack)' } };
     } finally {
       e.guestStopped();
+      link.guestReturned();
     }
     if (stop === undefined && e.hitLimit) stop = 'out_of_memory';
     // A guest whose last native call ended inside the grace returned, but after its deadline.

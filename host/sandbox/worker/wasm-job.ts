@@ -115,6 +115,7 @@ export async function runWasmJob(job: WasmJob, link: HostLink): Promise<JobOutco
   } catch (e) {
     failure = e;
   }
+  link.guestReturned();
   // A guest that returned after its deadline without crossing to the host meanwhile overran it all the same.
   if (stop === undefined && performance.now() > deadlineAt) stop = { kind: 'deadline', message: `returned after its ${job.deadlineMs} ms deadline` };
   // Trapped or not, the memory is readable: take what the guest buffered.
