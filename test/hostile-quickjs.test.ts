@@ -89,4 +89,13 @@ describe('hostile QuickJS guests', () => {
     assert.deepEqual(root.children.map((s) => [s.name, s.level]), [['ok', 'warn'], ['default level', 'info']]);
     assert.deepEqual(root.events.map((e) => [e.name, e.level]), [['ok site', 'error']]);
   });
+
+  test('500 distinct 40 KB messages in one run do not fill a 16 MiB guest: the message cache is bounded in bytes', async () => {
+    const collector = new CaptureCollector();
+    const result = await runQuickJS(guest('distinct-large-messages.js'), { collector, memoryLimitBytes: 16 << 20, deadlineMs: 30_000 });
+    assert.equal(result.ok, true, result.summary.cause);
+    assert.equal(result.value, 'done');
+    assert.equal(collector.events.length, 500);
+    assert.equal(result.summary.rejected, 0);
+  });
 });

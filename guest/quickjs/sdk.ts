@@ -458,6 +458,14 @@ function beginEvent(cs: number, values: number): void {
  */
 const messageBytes = new Map<string, Uint8Array>();
 const MESSAGE_CACHE = 512;
+/**
+ * Within a run, messageBytes also holds at most MESSAGE_CACHE_BYTES (encoded bytes plus message
+ * characters), and no message longer than MESSAGE_CACHE_LONGEST characters: a guest logging many
+ * distinct large messages would otherwise keep them all in its own memory (500 of 40 KB ended a
+ * guest under 16 MiB). Long messages are rarely repeated literals; they are encoded each time.
+ */
+const MESSAGE_CACHE_BYTES = 131072;
+const MESSAGE_CACHE_LONGEST = 1024;
 /** Bytes messageBytes holds: encoded bytes plus message characters. */
 let messageByteCount = 0;
 // The last message and its bytes: loops log the same literal again and again, and comparing a
@@ -473,9 +481,10 @@ function putMessage(message: string): void {
     if (cached === undefined) {
       const start = pos;
       putValue(message);
-      if (messageBytes.size < MESSAGE_CACHE) {
+      const size = message.length + pos - start;
+      if (messageBytes.size < MESSAGE_CACHE && message.length <= MESSAGE_CACHE_LONGEST && messageByteCount + size <= MESSAGE_CACHE_BYTES) {
         messageBytes.set(message, buf.slice(start, pos));
-        messageByteCount += message.length + pos - start;
+        messageByteCount += size;
       }
       return;
     }
