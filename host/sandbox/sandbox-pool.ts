@@ -377,8 +377,14 @@ export class SandboxPool {
     try {
       slot.replies.postMessage(reply);
     } catch (e) {
-      // The value cannot be cloned (a function, say): tell the guest why instead.
-      slot.replies.postMessage({ seq, error: `the host function '${name}' returned a value that cannot cross to the guest: ${(e as Error).message}` });
+      // The value cannot be cloned (a function, say): tell the guest why instead. Anything else is
+      // a failure of the pool itself: counted as a fault, and the guest still gets an answer.
+      const message = e instanceof Error ? e.message : String(e);
+      if (!(e instanceof Error && e.name === 'DataCloneError')) {
+        this.counts.faults++;
+        this.lastFault = `answering host call '${name}': ${message}`;
+      }
+      slot.replies.postMessage({ seq, error: `the host function '${name}' returned a value that cannot cross to the guest: ${message}` });
     }
     Atomics.store(slot.control, Control.CALL, CallState.ANSWERED);
     Atomics.notify(slot.control, Control.CALL);
