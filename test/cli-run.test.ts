@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -116,4 +116,17 @@ describe('sandtrace run', () => {
     assert.equal((await sandtrace(['run', 'x.txt'])).code, 2);
     assert.equal((await sandtrace(['run', guest('guests/plugin.js'), '--level', 'loud'])).code, 2);
   });
+});
+
+test('sandtrace run into a pipe closed early (… | head -1) finishes the run and its export, exit 0', async () => {
+  const out = await mkdtemp(join(tmpdir(), 'sandtrace-epipe-'));
+  const plugin = fileURLToPath(new URL('../../examples/guests/plugin.js', import.meta.url));
+  const child = spawn(process.execPath, [CLI, 'run', plugin, '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  child.stdout.once('data', () => child.stdout.destroy()); // the reader reads one chunk and goes away
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  assert.equal(code, 0, stderr);
+  assert.doesNotMatch(stderr, /EPIPE|Unhandled/);
+  assert.ok((await readFile(join(out, 'traces.jsonl'), 'utf8')).length > 0, 'the export was written');
 });

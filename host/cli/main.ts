@@ -128,6 +128,12 @@ async function main(argv: string[]): Promise<number> {
   return 2;
 }
 
+// `sandtrace run … | head`: once the reader is gone there is no one to print for, but the run
+// and its export still finish. Any other error on stdout is not expected and stays fatal.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+});
+
 main(process.argv.slice(2)).then(
   (code) => (process.exitCode = code),
   (e: unknown) => {
