@@ -21,6 +21,11 @@ export interface ExecutionSummary {
   /** Frames a WebAssembly guest handed over with a pointer or length outside its buffer (not applied). */
   invalidFrames: number;
   refusedBytes: number;
+  /**
+   * Guest field and metric attribute names in the host's `sandtrace.*` namespace that were
+   * renamed to `guest.sandtrace.*` (see ReceiverStats.reservedRenamed).
+   */
+  reservedRenamed: number;
   /** Spans the host closed because the guest died or did not commit. */
   forceClosed: number;
   /** Spans committed for the next execution (with `persist: true`). */

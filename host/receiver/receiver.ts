@@ -18,6 +18,7 @@ import { describeRefusal, validatePersisted, type PersistedMetadata, type Persis
 import { ReceiveError, type ReceiveErrorCode } from './receive-error.js';
 import { describeCause, type TerminationCause } from './termination.js';
 import { parseTraceParent, type TraceParent } from '../traceparent.js';
+import { GUEST_PREFIX, isReservedName, renameReserved, renameReservedValues, renameToFields } from './reserved-names.js';
 
 export interface ReceiverOptions {
   collector: Collector;
@@ -93,6 +94,12 @@ export interface ReceiverStats {
   refusedBytes: number;
   /** Records the guest reported it dropped itself (dropped records). */
   guestDropped: number;
+  /**
+   * Guest field and metric attribute names in the host's `sandtrace.*` namespace, renamed to
+   * `guest.sandtrace.*` (see reserved-names.ts): one per declared field of each callsite
+   * announcement (or carried-over callsite), one per attribute of each metric record.
+   */
+  reservedRenamed: number;
 }
 
 export type ReceiverState = 'open' | 'persisted' | 'rolledBack' | 'terminated';
@@ -173,7 +180,9 @@ export class TracingEventReceiver {
   /** Latest guest-monotonic ns seen, or -1. */
   private lastMono = -1;
   private _state: ReceiverState = 'open';
-  readonly stats: ReceiverStats = { applied: 0, rejected: 0, rejectedByCode: {}, truncatedFrames: 0, refusedFrames: 0, refusedBytes: 0, guestDropped: 0 };
+  readonly stats: ReceiverStats = { applied: 0, rejected: 0, rejectedByCode: {}, truncatedFrames: 0, refusedFrames: 0, refusedBytes: 0, guestDropped: 0, reservedRenamed: 0 };
+  /** The field names the guest declared, per callsite whose fields were renamed (names in the object API). */
+  private readonly declaredFields = new WeakMap<CallsiteMeta, readonly string[]>();
   /** What the guest said of itself in its hello record. */
   guest: { kind: string; sdkVersion: string } | undefined;
 
@@ -194,7 +203,7 @@ export class TracingEventReceiver {
     this.clockOrigin = options.clockOrigin ?? hostNowNs();
     for (const cs of options.metadata?.callsites ?? []) this.callsites.set(cs.id, this.slotFor(cs));
     for (const p of options.spans?.spans ?? []) {
-      const entry = new SpanEntry(p.id, this.registry.intern(p.callsite), p.parent, false);
+      const entry = new SpanEntry(p.id, this.internGuest(p.callsite), p.parent, false);
       entry.refs = p.refs;
       entry.entered = entry.carried = p.entered ?? 0;
       entry.persisted = p;
@@ -553,17 +562,44 @@ export class TracingEventReceiver {
   }
 
   private onMetric(rec: RawRecord): void {
-    const attributes = rec.attributes ?? [];
-    if (attributes.length > this.maxValues) throw new ReceiveError('TOO_MANY_VALUES', `metric '${rec.name}' has ${attributes.length} attributes; at most ${this.maxValues} are allowed`);
+    const guestAttributes = rec.attributes ?? [];
+    if (guestAttributes.length > this.maxValues) throw new ReceiveError('TOO_MANY_VALUES', `metric '${rec.name}' has ${guestAttributes.length} attributes; at most ${this.maxValues} are allowed`);
     const time = this.timeOf(rec.time);
+    const { values: attributes, renamed } = renameReservedValues(guestAttributes);
+    this.stats.reservedRenamed += renamed;
     this.collector.metric?.({ name: rec.name, instrument: rec.instrument, value: rec.metricValue, attributes, time, executionId: this.executionId });
   }
 
   // ---- helpers -----------------------------------------------------------------------------
 
   private slotFor(data: CallsiteData): CallsiteSlot {
-    const meta = this.registry.intern(data);
+    const meta = this.internGuest(data);
     return { meta, interest: this.registry.interest(this.collector, meta), linkIndex: meta.kind === 'span' ? meta.fields.indexOf(LINK_FIELD) : -1 };
+  }
+
+  /** Interns a callsite the guest declared, its reserved field names renamed (and counted). */
+  private internGuest(data: CallsiteData): CallsiteMeta {
+    const { names, renamed } = renameReserved(data.fields);
+    if (renamed === 0) return this.registry.intern(data);
+    this.stats.reservedRenamed += renamed;
+    const meta = this.registry.intern({ ...data, fields: names.slice() });
+    this.declaredFields.set(meta, data.fields.slice());
+    return meta;
+  }
+
+  /** Position of a field the guest names in the object API (by its declared name). */
+  private fieldIndex(meta: CallsiteMeta, name: string): number {
+    const declared = this.declaredFields.get(meta);
+    const i = (declared ?? meta.fields).indexOf(name);
+    if (i >= 0) return i;
+    if (isReservedName(name)) {
+      // A carried-over callsite was declared in an earlier execution: look for the renamed field.
+      for (let c = GUEST_PREFIX + name; c.length <= name.length + GUEST_PREFIX.length * meta.fields.length; c = GUEST_PREFIX + c) {
+        const j = meta.fields.indexOf(c);
+        if (j >= 0) return j;
+      }
+    }
+    return fieldIndex(meta.fields, name);
   }
 
   private slot(id: number): CallsiteSlot {
@@ -628,7 +664,7 @@ export class TracingEventReceiver {
       entry.hostParent = parent;
       return;
     }
-    const values = fromPlainValues(p.values);
+    const values = renameToFields(fromPlainValues(p.values), p.callsite.fields, entry.meta.fields);
     const time = BigInt(p.start);
     entry.values = values;
     entry.start = time;
@@ -778,11 +814,11 @@ export class TracingEventReceiver {
         rec.callsite = e.metadataId;
         rec.parent = e.parentId;
         if (e.values.length > this.maxValues) throw new ReceiveError('TOO_MANY_VALUES', `${e.values.length} values; at most ${this.maxValues} are allowed`);
-        const fields = this.slot(e.metadataId).meta.fields;
+        const meta = this.slot(e.metadataId).meta;
         rec.values.length = 0;
         let count = 0;
         for (const [name, v] of e.values) {
-          const i = fieldIndex(fields, name);
+          const i = this.fieldIndex(meta, name);
           while (count < i) rec.values[count++] = EMPTY;
           rec.values[i] = v;
           if (i >= count) count = i + 1;
@@ -794,9 +830,9 @@ export class TracingEventReceiver {
         rec.tag = Tag.valuesRecorded;
         rec.id = e.id;
         if (e.values.length > this.maxValues) throw new ReceiveError('TOO_MANY_VALUES', `${e.values.length} values; at most ${this.maxValues} are allowed`);
-        const fields = this.span(e.id).meta.fields;
+        const meta = this.span(e.id).meta;
         for (let i = 0; i < e.values.length; i++) {
-          rec.indices[i] = fieldIndex(fields, e.values[i]![0]);
+          rec.indices[i] = this.fieldIndex(meta, e.values[i]![0]);
           rec.values[i] = e.values[i]![1];
         }
         rec.count = e.values.length;

@@ -188,6 +188,7 @@ export class Execution {
       refusedFrames: stats.refusedFrames,
       invalidFrames,
       refusedBytes: stats.refusedBytes,
+      reservedRenamed: stats.reservedRenamed,
       forceClosed,
       persistedSpans: state?.spans.spans.length ?? 0,
       durationMs: performance.now() - this.started,
