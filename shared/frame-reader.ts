@@ -85,7 +85,7 @@ export class FrameReader {
   private lastTime = 0;
   /** Position where the current record started (for resynchronising after a bad record). */
   recordStart = 0;
-  /** Strings longer than this are rejected as malformed. */
+  /** Strings and binary values longer than this reject their record (fault `limit`); they are skipped, never decoded. */
   maxStringBytes = 1 << 20;
   /** Values with deeper error chains or nested arrays/maps are rejected. */
   maxDepth = MAX_ERROR_DEPTH;
@@ -206,6 +206,56 @@ export class FrameReader {
     const n = rec.tag === Tag.valuesRecorded ? rec.pending * 2 : rec.pending;
     for (let i = 0; i < n; i++) this.skip(0);
     rec.pending = 0;
+  }
+
+  /**
+   * Moves the cursor past the record at it without decoding its values (nothing is allocated,
+   * however large they are) and returns the record's byte length. A timestamp in the record
+   * still moves the frame's time base, so the records after it keep their times. Throws
+   * {@link FrameError} as {@link readHead} does.
+   */
+  skipRecord(): number {
+    const start = (this.recordStart = this.pos);
+    const n = this.arrayLength();
+    if (n < 2) this.malformed(`record array has ${n} elements`);
+    const tag = this.u53('tag');
+    let timeAt = -1; // element index of the record's timestamp, when it has one
+    switch (tag) {
+      case Tag.newSpan:
+      case Tag.metric:
+        if (n >= 5) timeAt = 4;
+        break;
+      case Tag.newEvent:
+        if (n >= 4) timeAt = 3;
+        break;
+      case Tag.spanEntered:
+      case Tag.spanExited:
+      case Tag.spanDropped:
+        if (n >= 3) timeAt = 2;
+        break;
+    }
+    for (let i = 1; i < n; i++) {
+      if (i === timeAt) this.time();
+      else this.skip(0);
+    }
+    return this.pos - start;
+  }
+
+  /**
+   * When the record at the cursor is longer than `maxBytes`, moves past it as
+   * {@link skipRecord} does and returns its length; otherwise leaves the cursor and the time
+   * base as they were and returns 0. A record that cannot be longer than `maxBytes` (fewer bytes
+   * remain) is not scanned.
+   */
+  skipIfLonger(maxBytes: number): number {
+    if (this.end - this.pos <= maxBytes) return 0;
+    const pos = this.pos;
+    const time = this.lastTime;
+    const len = this.skipRecord();
+    if (len > maxBytes) return len;
+    this.pos = pos;
+    this.lastTime = time;
+    return 0;
   }
 
   /**
@@ -502,6 +552,7 @@ export class FrameReader {
     if (b === 0xc4) len = this.bytes[this.take(2) + 1]!;
     else if (b === 0xc5) len = this.view.getUint16(this.take(3) + 1);
     else len = this.view.getUint32(this.take(5) + 1);
+    if (len > this.maxStringBytes) throw new FrameError('limit', `binary value of ${len} bytes exceeds maxStringBytes (${this.maxStringBytes}) (record at byte ${this.recordStart})`);
     const start = this.take(len);
     return this.bytes.slice(start, start + len);
   }

@@ -26,12 +26,15 @@ describe('hostile guests: per-execution limits', () => {
     assert.equal(execSpanValues(collector)['sandtrace.dropped'], r.summary.rejected);
   });
 
-  test('bytes per batch: an oversized frame is refused whole, counted with its size', async () => {
+  test('bytes per record: a frame over maxFrameBytes is read record by record; only a record over it is lost, counted with its size', async () => {
     const collector = new CaptureCollector();
-    const r = await runQuickJS(`for (let i = 0; i < 2000; i++) tracing.info('bulk', { i }); 'ok'`, { collector, flushBytes: 1 << 20, limits: { maxFrameBytes: 4096 } });
+    const guest = `for (let i = 0; i < 2000; i++) { tracing.info('bulk', { i }); if (i === 1000) tracing.info('big', { blob: 'x'.repeat(8000) }); } 'ok'`;
+    const r = await runQuickJS(guest, { collector, flushBytes: 1 << 20, limits: { maxFrameBytes: 4096, maxStringBytes: 1 << 20 } });
+    assert.equal(r.summary.frames, 1);
     assert.equal(r.summary.refusedFrames, 1);
-    assert.ok(r.summary.refusedBytes > 4096);
-    assert.equal(collector.events.length, 0);
+    assert.ok(r.summary.refusedBytes > 8000 && r.summary.refusedBytes < 8100, `refused ${r.summary.refusedBytes} bytes`);
+    assert.deepEqual(r.summary.rejectedByCode, { LIMIT_EXCEEDED: 1 });
+    assert.equal(collector.events.length, 2000);
   });
 
   test('string length: a record with an oversized string is dropped, the records around it are kept', async () => {

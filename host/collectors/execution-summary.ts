@@ -16,7 +16,10 @@ export interface ExecutionSummary {
   truncated: number;
   /** Records the guest reported dropping itself. */
   guestDropped: number;
-  /** Frames refused whole for exceeding maxFrameBytes, and their size. */
+  /**
+   * Records skipped unread for being longer than maxFrameBytes on their own, and their bytes
+   * (each is also counted in `rejected` and `limitDropped`). Frames are never refused whole.
+   */
   refusedFrames: number;
   /** Frames a WebAssembly guest handed over with a pointer or length outside its buffer (not applied). */
   invalidFrames: number;

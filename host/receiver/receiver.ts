@@ -50,9 +50,13 @@ export interface ReceiverOptions {
 export interface ReceiverLimits {
   /** Records accepted per execution (default 1,000,000). */
   maxRecords: number;
-  /** Bytes in one frame (default 8 MiB); a larger frame is refused whole. */
+  /**
+   * Bytes of one record (default 8 MiB). A frame may be larger: its records are then measured
+   * by their msgpack structure first, and one longer than this is skipped without being decoded
+   * and rejected with `LIMIT_EXCEEDED`; the records around it still apply.
+   */
   maxFrameBytes: number;
-  /** Bytes in one string value or name (default 64 KiB). */
+  /** Bytes in one string or binary value or name (default 64 KiB); a longer one is skipped, never decoded, and its record rejected. */
   maxStringBytes: number;
   /** Spans open at once (default 10,000). */
   maxOpenSpans: number;
@@ -89,7 +93,10 @@ export interface ReceiverStats {
   rejected: number;
   rejectedByCode: Partial<Record<ReceiveErrorCode, number>>;
   truncatedFrames: number;
-  /** Frames refused whole for exceeding maxFrameBytes, and their bytes. */
+  /**
+   * Records skipped unread for being longer than maxFrameBytes on their own, and their bytes
+   * (each is also a `LIMIT_EXCEEDED` rejection). Frames are never refused whole.
+   */
   refusedFrames: number;
   refusedBytes: number;
   /** Records the guest reported it dropped itself (dropped records). */
@@ -259,20 +266,24 @@ export class TracingEventReceiver {
       result.errors.push(e);
       return result;
     }
-    if (bytes.length > this.limits.maxFrameBytes) {
-      const e = new ReceiveError('LIMIT_EXCEEDED', `frame of ${bytes.length} bytes exceeds maxFrameBytes (${this.limits.maxFrameBytes}); refused whole`);
-      this.countRejected(e);
-      this.stats.refusedFrames++;
-      this.stats.refusedBytes += bytes.length;
-      result.rejected = 1;
-      result.errors.push(e);
-      return result;
-    }
+    // A frame over maxFrameBytes is not refused whole (that would lose the callsites announced in
+    // it, and with them every later record of those callsites): each record in it is measured
+    // first, by structure only, and one longer than maxFrameBytes on its own is skipped unread.
+    const maxRecordBytes = this.limits.maxFrameBytes;
+    const large = bytes.length > maxRecordBytes;
     const reader = this.reader;
     const rec = this.rec;
     reader.reset(bytes);
     while (!reader.done) {
       try {
+        if (large) {
+          const skipped = reader.skipIfLonger(maxRecordBytes);
+          if (skipped > 0) {
+            ++this.seen;
+            this.refuseRecord(skipped, reader.recordStart, result);
+            continue;
+          }
+        }
         reader.readHead(rec);
         if (++this.seen > this.maxRecords) this.tooManyRecords();
         this.apply(rec, reader);
@@ -297,6 +308,16 @@ export class TracingEventReceiver {
     }
     this.stats.applied += result.applied;
     return result;
+  }
+
+  /** Counts a record skipped unread for being longer than maxFrameBytes on its own. */
+  private refuseRecord(length: number, at: number, result: BatchResult): void {
+    const err = new ReceiveError('LIMIT_EXCEEDED', `record of ${length} bytes (at byte ${at}) exceeds maxFrameBytes (${this.limits.maxFrameBytes}); skipped unread`);
+    this.stats.refusedFrames++;
+    this.stats.refusedBytes += length;
+    result.rejected++;
+    this.countRejected(err);
+    if (result.errors.length < MAX_REPORTED_ERRORS) result.errors.push(err);
   }
 
   /** Counts records the guest dropped and reported out of band (not through a `dropped` record). */
