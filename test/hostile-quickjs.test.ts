@@ -99,3 +99,15 @@ describe('hostile QuickJS guests', () => {
     assert.equal(result.summary.rejected, 0);
   });
 });
+
+describe('the SDK internals are out of the guest\'s reach', () => {
+  test('getters planted on Object.prototype catch nothing of the SDK (its config, its flush), and the guest\'s records arrive', async () => {
+    const collector = new CaptureCollector();
+    // No traceparent: the config has no own property of that name, so a read of it would fall through to the prototype.
+    const r = await runQuickJS(guest('sdk-internals-through-prototype.js'), { collector });
+    assert.equal(r.ok, true, r.error?.message);
+    assert.equal(r.value, 'nothing found');
+    assert.deepEqual(collector.events.map((e) => e.values[0]![1]), ['before', 'inside', 'after']);
+    assert.equal(collector.find('work')?.closed, true);
+  });
+});
