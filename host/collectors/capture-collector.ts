@@ -3,6 +3,7 @@
  * hosts that want to inspect what a guest did after the fact.
  */
 import { fromPlainValues, toPlainValues, type PlainValue } from '../receiver/plain-value.js';
+import { checkCallsite, isPlainValue } from '../receiver/persisted-state.js';
 import type { Level, Value, Values } from '../../shared/records.js';
 import type { TraceParent } from '../traceparent.js';
 import { assignValues, isEmptyValue } from '../../shared/values.js';
@@ -71,6 +72,31 @@ interface CaptureSnapshot {
 }
 
 let instances = 0;
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/** The shape check behind {@link CaptureCollector.validateSnapshot}: each field as persistSpan writes it. */
+function captureSnapshotProblem(snap: unknown): string | undefined {
+  if (!isRecord(snap)) return 'must be an object';
+  if (typeof snap.capture !== 'string') return 'capture must be a string';
+  if (!isCount(snap.id)) return 'id must be a non-negative integer';
+  if (!Array.isArray(snap.events)) return 'events must be an array';
+  if (snap.eventCount !== snap.events.length) return 'eventCount must be the number of events';
+  for (const [i, e] of snap.events.entries()) {
+    if (!isRecord(e)) return `events[${i}] must be an object`;
+    if (typeof e.time !== 'string' || !/^\d{1,20}$/.test(e.time)) return `events[${i}].time must be unix ns as a decimal string`;
+    const meta: string[] = [];
+    checkCallsite(e.meta, `events[${i}].meta`, meta);
+    if (meta.length > 0) return meta[0];
+    if (!isCount((e.meta as Record<string, unknown>).id)) return `events[${i}].meta: bad id`;
+    if (!Array.isArray(e.values)) return `events[${i}].values must be an array`;
+    for (const [j, pair] of e.values.entries()) {
+      if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || !isPlainValue(pair[1])) return `events[${i}].values[${j}] must be a [name, persisted value] pair`;
+    }
+  }
+  return undefined;
+}
 
 /**
  * @example
@@ -175,8 +201,13 @@ export class CaptureCollector extends LevelFilteredCollector implements Collecto
     };
   }
 
+  /** What keeps `snapshot` from being one {@link persistSpan} wrote, or undefined when it is one. */
+  validateSnapshot(snapshot: unknown): string | undefined {
+    return captureSnapshotProblem(snapshot);
+  }
+
   restoreSpan(info: RestoreSpanInfo): number {
-    const snap = info.snapshot as CaptureSnapshot | undefined;
+    const snap = (info.snapshot ?? undefined) as CaptureSnapshot | undefined;
     const live = snap?.capture === this.instance ? this.spans.get(snap.id) : undefined;
     if (live !== undefined && !live.closed && snap !== undefined) {
       // Same collector: reset the span to its committed state (drops what a rolled-back execution added).

@@ -95,6 +95,12 @@ export interface Collector {
   persistSpan?(span: number): unknown;
   /** Re-creates a persisted span (lazily, on its first use); returns its host id. */
   restoreSpan?(info: RestoreSpanInfo): number;
+  /**
+   * Checks a snapshot read back from storage (plain data, not `undefined`) before any span is
+   * restored from it: returns what is wrong with it, or `undefined` when `restoreSpan` can use it.
+   * The receiver refuses persisted state with a snapshot this rejects (MALFORMED).
+   */
+  validateSnapshot?(snapshot: unknown): string | undefined;
   /** A runner's execution ended (after its spans were closed or committed). */
   executionFinished?(summary: ExecutionSummary): void;
 }

@@ -48,10 +48,26 @@ export class TeeCollector implements Collector {
     return this.open(info, (c, childInfo) => c.newSpan(childInfo));
   }
 
+  /**
+   * A snapshot is one entry per child, in order (`undefined`, or `null` after JSON, where a child
+   * kept none); each child checks its own entry, and a problem names the child.
+   */
+  validateSnapshot(snapshot: unknown): string | undefined {
+    if (!Array.isArray(snapshot)) return `must be an array with one entry per collector of the tee (${this.children.length})`;
+    if (snapshot.length !== this.children.length) return `has ${snapshot.length} entries; the tee has ${this.children.length} collectors`;
+    for (const [i, child] of this.children.entries()) {
+      const entry: unknown = snapshot[i];
+      if (entry === undefined || entry === null) continue;
+      const problem = child.validateSnapshot?.(entry);
+      if (problem !== undefined) return `collector ${i} (${child.constructor.name}): ${problem}`;
+    }
+    return undefined;
+  }
+
   restoreSpan(info: RestoreSpanInfo): number {
     const snapshots = (info.snapshot as unknown[] | undefined) ?? [];
     return this.open(info, (c, childInfo, i) => {
-      const restore = { ...childInfo, snapshot: snapshots[i] } as RestoreSpanInfo;
+      const restore = { ...childInfo, snapshot: snapshots[i] ?? undefined } as RestoreSpanInfo;
       return c.restoreSpan !== undefined ? c.restoreSpan(restore) : c.newSpan(restore);
     });
   }

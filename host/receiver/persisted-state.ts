@@ -61,6 +61,8 @@ export interface PersistedBounds {
   maxEntered: number;
   /** Values per carried span (a callsite may declare more fields: a record sets a few at a time). */
   maxValues: number;
+  /** The collector's check of its own snapshots (see Collector.validateSnapshot). */
+  validateSnapshot?: (snapshot: unknown) => string | undefined;
 }
 
 /** Largest reference count a carried span may have (a guest cannot hold more handles). */
@@ -93,7 +95,7 @@ export function describeRefusal(problems: readonly string[]): string {
   return `persisted state refused: ${shown}${more}`;
 }
 
-function checkCallsite(c: unknown, where: string, problems: string[]): void {
+export function checkCallsite(c: unknown, where: string, problems: string[]): void {
   if (!isObj(c)) {
     problems.push(`${where}: not an object`);
     return;
@@ -157,11 +159,18 @@ function checkSpans(state: PersistedSpans, bounds: PersistedBounds, problems: st
     if (s.parent !== undefined && s.parent !== null && !isId(s.parent)) problems.push(`${where}: bad parent`);
     if (s.entered !== undefined && (!isId(s.entered) || s.entered > bounds.maxEntered)) problems.push(`${where}: entered must be an integer from 0 to ${bounds.maxEntered}`);
     if (s.executionId !== undefined && typeof s.executionId !== 'string') problems.push(`${where}: executionId must be a string`);
-    const snapshot = plainDataProblem(s.collector, 0);
+    const snapshot = plainDataProblem(s.collector, 0) ?? snapshotProblem(s.collector, bounds);
     if (snapshot !== undefined) problems.push(`${where}.collector: ${snapshot}`);
   });
   checkParentChains(byId, bounds.maxDepth, problems);
   checkStack(state.stack, byId, bounds, problems);
+}
+
+/** What the collector finds wrong with a (plain-data) snapshot; `undefined`/`null` mean none was kept. */
+function snapshotProblem(snapshot: unknown, bounds: PersistedBounds): string | undefined {
+  if (snapshot === undefined || snapshot === null || bounds.validateSnapshot === undefined) return undefined;
+  const problem = bounds.validateSnapshot(snapshot);
+  return problem === undefined ? undefined : `snapshot: ${problem}`;
 }
 
 /** Each value a `[name, PlainValue]` pair that fromPlainValue turns back without failing. */
@@ -180,7 +189,7 @@ function checkValues(values: unknown, where: string, bounds: PersistedBounds, pr
   });
 }
 
-function isPlainValue(v: unknown): boolean {
+export function isPlainValue(v: unknown): boolean {
   switch (typeof v) {
     case 'boolean':
     case 'string':

@@ -204,7 +204,8 @@ export class TracingEventReceiver {
     this.maxEntered = this.limits.maxEntered;
     this.reader.maxStringBytes = this.limits.maxStringBytes;
     this.rootParent = options.rootParent;
-    const problems = validatePersisted(options.metadata, options.spans, { ...this.limits, maxValues: this.maxValues });
+    const validateSnapshot = this.collector.validateSnapshot?.bind(this.collector);
+    const problems = validatePersisted(options.metadata, options.spans, { ...this.limits, maxValues: this.maxValues, ...(validateSnapshot && { validateSnapshot }) });
     if (problems.length > 0) throw new ReceiveError('MALFORMED', describeRefusal(problems));
     this.registry = options.registry ?? defaultCallsiteRegistry;
     this.clockOrigin = options.clockOrigin ?? hostNowNs();
