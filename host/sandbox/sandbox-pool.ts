@@ -153,7 +153,7 @@ export class SandboxPool {
    * Starts `count` workers ahead of time and has each make its QuickJS engine (for guests with
    * that memory limit: an engine is made per limit) and a fresh context, so the first runs do not
    * pay for it (a cold worker takes 0.1–0.3 s before its first guest). Settles when they are
-   * warm; a pool closed meanwhile ends the warm-up early.
+   * warm (a pool closed meanwhile refuses the warm-ups it had not started yet).
    */
   async warmUp(count = this.size, options: { memoryLimitBytes?: number } = {}): Promise<void> {
     const job: QuickJSJob = {
@@ -255,15 +255,22 @@ export class SandboxPool {
   }
 
   private start(slot: Slot, p: Pending): void {
-    const active: ActiveJob = { handlers: p.handlers, resolve: p.resolve, stop: StopCode.NONE, settled: false };
-    slot.active = active;
     Atomics.store(slot.control, Control.STOP, StopCode.NONE);
     Atomics.store(slot.control, Control.CALL, CallState.WAITING);
     slot.startedAt[0] = 0;
     Atomics.store(slot.control, Control.RETURNED, 0);
+    try {
+      slot.worker.postMessage(p.job);
+    } catch (e) {
+      // The job cannot cross to a worker (an argument that cannot be cloned): the run ends here,
+      // and the worker, which never saw it, stays free.
+      p.resolve({ termination: { kind: 'exception', message: `the run could not be sent to a sandbox worker: ${e instanceof Error ? e.message : String(e)}` } });
+      return;
+    }
+    const active: ActiveJob = { handlers: p.handlers, resolve: p.resolve, stop: StopCode.NONE, settled: false };
+    slot.active = active;
     slot.worker.ref();
     slot.out.ref();
-    slot.worker.postMessage(p.job);
     this.armDeadline(slot, active, p.handlers.deadlineMs);
     if (p.handlers.signal !== undefined) {
       active.onAbort = () => this.requestStop(slot, StopCode.HOST_CANCEL);
@@ -345,7 +352,8 @@ export class SandboxPool {
         if (active !== undefined && !active.settled) active.handlers.onFrame(new Uint8Array(m.bytes), m.guestDropped);
         return;
       case 'call':
-        if (active !== undefined && !active.settled) void this.answerCall(slot, active, m.seq, m.name, m.args);
+        // A guest already asked to stop, or whose worker is being terminated, gets no host call run for it.
+        if (active !== undefined && !active.settled && active.stop === StopCode.NONE && !slot.exiting) void this.answerCall(slot, active, m.seq, m.name, m.args);
         return;
       case 'fault':
         this.counts.faults++;
@@ -371,7 +379,7 @@ export class SandboxPool {
       reply = { seq, value: await fn(...args) };
     } catch (e) {
       // The host function's failure is the guest's to handle: it becomes an error in the guest.
-      reply = { seq, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
+      reply = { seq, error: e instanceof Error ? `${e.name}: ${e.message}` : describeThrown(e) };
     }
     if (slot.active !== active || active.settled || active.stop !== StopCode.NONE) return; // too late: the guest was stopped
     try {
@@ -443,6 +451,16 @@ export class SandboxPool {
     this.counts.faults++;
     this.lastFault = message;
     this.settle(slot, { termination: outOfMemory ? { kind: 'out_of_memory', message } : { kind: 'exception', message } });
+  }
+}
+
+/** What a host function threw that is not an Error, as text (`String()` itself can throw). */
+function describeThrown(e: unknown): string {
+  try {
+    return String(e);
+  } catch (conversion) {
+    if (!(conversion instanceof TypeError)) throw conversion;
+    return `a thrown ${typeof e} that has no text`;
   }
 }
 

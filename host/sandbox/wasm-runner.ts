@@ -52,6 +52,9 @@ export async function runWasm(module: Uint8Array | WebAssembly.Module, options: 
       hostImports.push([mod, name]);
     }
   }
+  for (const a of options.args ?? []) {
+    if (!['number', 'bigint', 'boolean', 'string'].includes(typeof a)) throw new TypeError(`runWasm args are numbers, bigints, booleans or strings; got a ${typeof a}`);
+  }
   const deadlineMs = options.deadlineMs ?? DEFAULTS.deadlineMs;
   // Guest time is ns since this moment; the worker maps its clock onto it.
   const clockOriginNs = hostNowNs();

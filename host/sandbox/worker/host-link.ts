@@ -59,9 +59,9 @@ export class HostLink {
   /** Ends the job: its outcome, with the last frame if one is held. */
   done(outcome: JobOutcome): void {
     const last = this.last;
-    this.last = undefined;
     if (last === undefined) this.post({ type: 'done', outcome });
     else this.post({ type: 'done', outcome, frame: last.frame, guestDropped: last.guestDropped }, [last.frame]);
+    this.last = undefined; // only once posted: a post that throws (a value that cannot be cloned) is retried with it
   }
 
   post(message: WorkerMessage, transfer?: ArrayBuffer[]): void {

@@ -19,6 +19,8 @@ import type { GuestSettings } from '../worker-messages.js';
 const PAGE = 65536;
 /** Pages the engine's WebAssembly module declares as its minimum (16 MiB). */
 const ENGINE_MIN_PAGES = 256;
+/** How many sizes the engine's allocator tries per request before it fails (emscripten's resize loop). */
+const RESIZE_ATTEMPTS = 3;
 /** Memory kept back from the guest so the SDK's buffer can still be drained after it hit its limit. */
 const DRAIN_RESERVE_BYTES = 1 << 20;
 
@@ -122,20 +124,38 @@ export class QuickJSEngine {
     return engine;
   }
 
-  /** Wraps the memory's `grow` (which the engine's allocator calls) to enforce the guest's share and see failures. */
+  /**
+   * Wraps the memory's `grow` (which the engine's allocator calls) to enforce the guest's share
+   * and see failures. The allocator asks for more than it needs and retries smaller
+   * (RESIZE_ATTEMPTS sizes per request, 20%, 10% and 5% above the current size, never below what
+   * it needs): one refused attempt is not a failure, all of them for one request are.
+   */
   private watchGrowth(): void {
     const memory = this.memory;
     const grow = memory.grow.bind(memory);
+    let refusals = 0;
+    let refusedAtPages = -1;
+    const refused = (pages: number): void => {
+      if (refusedAtPages !== pages) {
+        refusedAtPages = pages;
+        refusals = 0;
+      }
+      if (++refusals >= RESIZE_ATTEMPTS) this.hitLimit = true;
+    };
     Object.defineProperty(memory, 'grow', {
       value: (delta: number): number => {
-        if (this.guestRunning && memory.buffer.byteLength / PAGE + delta > this.softPages) {
-          this.hitLimit = true;
+        const pages = memory.buffer.byteLength / PAGE;
+        if (this.guestRunning && pages + delta > this.softPages) {
+          refused(pages);
           throw new RangeError('the guest reached its memory limit');
         }
         try {
-          return grow(delta);
+          const before = grow(delta);
+          refusals = 0;
+          refusedAtPages = -1;
+          return before;
         } catch (e) {
-          this.hitLimit = true;
+          refused(pages);
           throw e;
         }
       },

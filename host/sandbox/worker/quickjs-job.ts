@@ -225,7 +225,8 @@ function plainValue(vm: QuickJSContext, handle: QuickJSHandle): { ok: true; valu
     const length = vm.getProp(handle, 'length').consume((h) => vm.getNumber(h));
     return length > MAX_VALUE_CHARS ? { ok: false, message: `is a string of ${length} characters; at most ${MAX_VALUE_CHARS} cross to the host` } : { ok: true, value: vm.getString(handle) };
   }
-  if (type !== 'object') return { ok: true, value: vm.dump(handle) }; // numbers, bigints, booleans, undefined, symbols, functions: small
+  if (type === 'symbol' || type === 'function') return { ok: true, value: undefined }; // nothing of them can cross (as JSON drops them)
+  if (type !== 'object') return { ok: true, value: vm.dump(handle) }; // numbers, bigints, booleans, undefined: small
   const stringify = vm.getProp(vm.global, 'JSON').consume((json) => vm.getProp(json, 'stringify'));
   const result = vm.callFunction(stringify, vm.undefined, handle);
   stringify.dispose();
