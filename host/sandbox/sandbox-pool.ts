@@ -11,7 +11,7 @@ import { availableParallelism } from 'node:os';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import { packageUrl } from '../package-root.js';
 import type { TerminationCause } from '../receiver/termination.js';
-import { CallState, Control, CONTROL_BYTES, STARTED_AT_BYTE, StopCode, type HostCallReply, type Job, type JobOutcome, type QuickJSJob, type WorkerInit, type WorkerMessage } from './worker-messages.js';
+import { CallState, Control, CONTROL_BYTES, monotonicMs, STARTED_AT_BYTE, StopCode, type HostCallReply, type Job, type JobOutcome, type QuickJSJob, type WorkerInit, type WorkerMessage } from './worker-messages.js';
 
 /** A function the host offers a guest; it runs on the host thread and may be async. */
 export type HostFunction = (...args: any[]) => unknown;
@@ -202,10 +202,12 @@ export class SandboxPool {
     while (this.queue.length > 0 || this.slots.some((s) => s.active !== undefined)) {
       await new Promise<void>((r) => (this.drained = r));
     }
-    await Promise.all(this.slots.splice(0).map((s) => this.terminate(s)));
+    await Promise.all([...this.slots.splice(0).map((s) => this.terminate(s)), ...this.retiring]);
   }
 
   private drained: (() => void) | undefined;
+  /** Workers being terminated after their run retired them. */
+  private readonly retiring = new Set<Promise<void>>();
 
   private cancelAll(): void {
     for (const p of this.queue.splice(0)) this.settleQueued(p, CANCELLED);
@@ -286,7 +288,7 @@ export class SandboxPool {
     active.deadlineTimer = setTimeout(() => {
       if (slot.active !== active) return;
       const started = slot.startedAt[0]!;
-      const left = started === 0 ? active.handlers.deadlineMs : started + active.handlers.deadlineMs - (performance.timeOrigin + performance.now());
+      const left = started === 0 ? active.handlers.deadlineMs : started + active.handlers.deadlineMs - monotonicMs();
       if (left > 1) this.armDeadline(slot, active, left);
       else this.requestStop(slot, StopCode.DEADLINE);
     }, delayMs);
@@ -314,7 +316,7 @@ export class SandboxPool {
     active.graceTimer = setTimeout(() => {
       if (slot.active !== active) return;
       const started = slot.startedAt[0]!;
-      const sinceStart = performance.timeOrigin + performance.now() - started;
+      const sinceStart = monotonicMs() - started;
       if (started === 0) this.armGrace(slot, active);
       else if (sinceStart < this.graceMs) this.armGrace(slot, active, this.graceMs - sinceStart, extendedMs);
       else if (Atomics.load(slot.control, Control.RETURNED) === 1 && extendedMs < RETURNED_GRACE_MS) this.armGrace(slot, active, this.graceMs, extendedMs + this.graceMs);
@@ -365,7 +367,13 @@ export class SandboxPool {
         if (m.outcome.retire !== undefined) {
           this.counts.retired++;
           slot.gone = true;
-          void this.terminate(slot);
+          const retired: Promise<void> = this.terminate(slot)
+            .catch((e: unknown) => {
+              this.counts.faults++;
+              this.lastFault = `retiring a worker: ${e instanceof Error ? e.message : String(e)}`;
+            })
+            .finally(() => this.retiring.delete(retired));
+          this.retiring.add(retired); // close() waits for it
         }
         this.settle(slot, m.outcome);
     }

@@ -21,11 +21,19 @@ export const Control = {
 /** Bytes of the control buffer: words 0–1, the float64 at STARTED_AT_BYTE, then word 4 (RETURNED). */
 export const CONTROL_BYTES = 24;
 /**
- * Byte offset of a float64: the unix time in ms (`performance.timeOrigin + performance.now()`)
+ * Byte offset of a float64: the time in ms on the process-wide monotonic clock (`monotonicMs()`)
  * at which the guest started, 0 before. The deadline counts from it, not from the dispatch, so
  * a cold worker's start-up is not charged to the guest.
  */
 export const STARTED_AT_BYTE = 8;
+
+/**
+ * Milliseconds on the process's monotonic clock, the same in every thread (each thread's
+ * `performance.timeOrigin` is a separate wall-clock reading, which a clock step can skew).
+ */
+export function monotonicMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
 
 /** Why the host asks a guest to stop (written into Control.STOP). */
 export const StopCode = { NONE: 0, DEADLINE: 1, HOST_CANCEL: 2 } as const;

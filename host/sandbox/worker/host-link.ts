@@ -3,7 +3,7 @@
  * synchronous host calls (the guest waits with `Atomics.wait` while the host runs the function).
  */
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import { CallState, Control, STARTED_AT_BYTE, StopCode, type HostCallReply, type JobOutcome, type WorkerMessage } from '../worker-messages.js';
+import { CallState, Control, monotonicMs, STARTED_AT_BYTE, StopCode, type HostCallReply, type JobOutcome, type WorkerMessage } from '../worker-messages.js';
 
 /** The answer to a host call, as the guest sees it. */
 export type CallResult = { value: unknown } | { error: string } | { stopped: true };
@@ -25,7 +25,7 @@ export class HostLink {
   /** Marks the moment the guest starts: the host's deadline counts from here. Returns `performance.now()`. */
   guestStarting(): number {
     const now = performance.now();
-    this.startedAt[0] = performance.timeOrigin + now;
+    this.startedAt[0] = monotonicMs();
     Atomics.store(this.control, Control.RETURNED, 0);
     return now;
   }
