@@ -5,13 +5,13 @@
  */
 import type { Execution, RunOptions, RunResult } from './execution.js';
 import { defaultSandboxPool, type HostFunction } from './sandbox-pool.js';
-import type { Job } from './worker-messages.js';
+import type { Job, JobOutcome } from './worker-messages.js';
 
 export async function runInPool(exec: Execution, job: Job, options: RunOptions, hostFunctions: Record<string, HostFunction> | undefined): Promise<RunResult> {
   const pool = options.pool ?? defaultSandboxPool();
   let hostError: unknown;
   const progress = options.onProgress === undefined ? undefined : setInterval(() => exec.tick(), 200);
-  let outcome;
+  let outcome: JobOutcome;
   try {
     outcome = await pool.execute(job, {
       onFrame: (bytes, guestDropped) => {
