@@ -62,7 +62,7 @@ function oneRun(engine: QuickJSEngine, settings: GuestSettings, source: string, 
 
 export async function run(): Promise<BenchRow[]> {
   const engine = await QuickJSEngine.create(64 << 20);
-  const settings: GuestSettings = { minLevel: 2, flushBytes: 32768, executionId: 'bench', carried: [] };
+  const settings: GuestSettings = { minLevel: 2, flushBytes: 32768, executionId: 'bench', carried: [], firstSpanId: 1 };
   const runs: Run[] = [];
   const timed: Run[] = [];
   const untraced: number[] = [];

@@ -51,7 +51,7 @@ describe('collector snapshots are validated up front by their collector', () => 
   test('the uncorrupted state from a real run resumes, with the span ids it had', async () => {
     const { collector, spans } = pipeline();
     const state = await persistedState(collector);
-    const snap = state.spans.spans[0]!.collector as Snap;
+    const snap = state.spans.spans[0]!.collector!.pipeline as Snap;
     const second = await runQuickJS(RESUME, { collector, state });
     assert.equal(second.value, 'resumed');
     const wf = spans.find((s) => s.name === 'wf')!;
@@ -65,7 +65,7 @@ describe('collector snapshots are validated up front by their collector', () => 
       const { collector, logs } = pipeline();
       const state = await persistedState(collector);
       const span = state.spans.spans[0]!;
-      span.collector = corrupt(span.collector as Snap);
+      span.collector = { ...span.collector, pipeline: corrupt(span.collector!.pipeline as Snap) };
       await assertRefused(collector, state, problem, { logs });
       // A fresh host process (another collector) refuses it the same way.
       const other = pipeline();
@@ -74,30 +74,49 @@ describe('collector snapshots are validated up front by their collector', () => 
     });
   }
 
-  test('TeeCollector names the member whose snapshot is wrong, and accepts null where a member kept none', async () => {
+  test('TeeCollector names the member whose snapshot entry is wrong, and accepts null where a member kept none', async () => {
     const p = pipeline();
     const tee = new TeeCollector([new CaptureCollector(), p.collector]);
     const state = await persistedState(tee);
-    const entries = state.spans.spans[0]!.collector as [unknown, Snap];
-    assert.equal(entries.length, 2);
+    const entries = state.spans.spans[0]!.collector!;
+    assert.deepEqual(Object.keys(entries).sort(), ['capture', 'pipeline'], 'one entry per collector kind, by key');
 
     const badPipeline = structuredClone(state);
-    (badPipeline.spans.spans[0]!.collector as unknown[])[1] = { ...entries[1], spanId: '12' };
+    badPipeline.spans.spans[0]!.collector!.pipeline = { ...(entries.pipeline as Snap), spanId: '12' };
     await assertRefused(tee, badPipeline, /collector 1 \(PipelineCollector\): spanId must be 16 hex characters/, p);
 
     const badCapture = structuredClone(state);
-    (badCapture.spans.spans[0]!.collector as unknown[])[0] = { ...(entries[0] as object), eventCount: -1 };
+    badCapture.spans.spans[0]!.collector!.capture = { ...(entries.capture as object), eventCount: -1 };
     await assertRefused(tee, badCapture, /collector 0 \(CaptureCollector\): eventCount must be the number of events/, p);
 
-    const short = structuredClone(state);
-    short.spans.spans[0]!.collector = [entries[0]];
-    await assertRefused(tee, short, /has 1 entries; the tee has 2 collectors/, p);
+    // Format 2 keys entries by collector kind: a positional (format-1 style) array is refused.
+    const positional = structuredClone(state);
+    (positional.spans.spans[0] as { collector: unknown }).collector = [entries.capture, entries.pipeline];
+    await assert.rejects(runQuickJS(RESUME, { collector: tee, state: positional }), /collector: must be an object keyed by collector kind/);
 
     // null is what JSON makes of a member's `undefined` (no snapshot): restored as a new span, no throw.
     const nulled = structuredClone(state);
-    (nulled.spans.spans[0]!.collector as unknown[])[0] = null;
+    nulled.spans.spans[0]!.collector!.capture = null;
     const second = await runQuickJS(RESUME, { collector: tee, state: nulled });
     assert.equal(second.value, 'resumed');
     assert.deepEqual(p.spans.find((s) => s.name === 'wf')!.events.map((e) => e.name), ['inside', 'guest ran']);
+  });
+
+  test('format-1 state (positional tee snapshots) is read as format 2, whatever the collectors now', async () => {
+    const p = pipeline();
+    const tee = new TeeCollector([new CaptureCollector(), p.collector]);
+    const state = await persistedState(tee);
+    const entries = state.spans.spans[0]!.collector!;
+    const v1 = structuredClone(state) as unknown as { spans: { version: number; nextSpanId?: number; spans: Array<{ collector: unknown }> } };
+    v1.spans.version = 1;
+    delete v1.spans.nextSpanId;
+    v1.spans.spans[0]!.collector = [entries.capture, entries.pipeline];
+    // The next step runs with the pipeline alone (a host that dropped its terminal output).
+    const alone = pipeline();
+    const second = await runQuickJS(RESUME, { collector: alone.collector, state: v1 as unknown as State });
+    assert.equal(second.value, 'resumed');
+    const wf = alone.spans.find((s) => s.name === 'wf')!;
+    assert.equal(Buffer.from(wf.spanId).toString('hex'), (entries.pipeline as Snap).spanId, 'the span keeps the id format 1 recorded');
+    assert.deepEqual(wf.events.map((e) => e.name), ['inside', 'guest ran']);
   });
 });

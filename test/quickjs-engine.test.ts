@@ -7,7 +7,7 @@ import { before, describe, test } from 'node:test';
 import { QuickJSEngine } from '../host/sandbox/worker/quickjs-engine.js';
 import type { GuestSettings } from '../host/sandbox/worker-messages.js';
 
-const SETTINGS: GuestSettings = { minLevel: 0, flushBytes: 1 << 15, executionId: 'x', carried: [] };
+const SETTINGS: GuestSettings = { minLevel: 0, flushBytes: 1 << 15, executionId: 'x', carried: [], firstSpanId: 1 };
 
 describe('QuickJS engine', () => {
   let engine: QuickJSEngine;

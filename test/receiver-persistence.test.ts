@@ -87,6 +87,8 @@ describe('receiver: persist and restore', () => {
     const fresh = new CaptureCollector();
     const r = receiver(fresh, metadata, spans, 'exec-2');
     applyAll(r, [record(1, [['result', 'done']]), exit(1, 400n), drop(1, 500n)]);
+    assert.equal(fresh.find('workflow')!.closed, false, 'a carried span closes when the step commits');
+    r.persist();
     const wf = fresh.find('workflow')!;
     assert.equal(wf.start, 100n);
     assert.equal(wf.end, 500n);
@@ -130,6 +132,7 @@ describe('receiver: persist and restore', () => {
     const fresh = new CaptureCollector();
     const second = receiver(fresh, undefined, spans); // no metadata: the guest re-announces with new ids
     applyAll(second, [eventSite(10, 'log'), spanSite(11, 'workflow', ['id', 'result']), newEvent(10, [['message', 'in it']], 1), drop(1)]);
+    second.persist();
     assert.equal(fresh.normalize().spans[0]!.name, 'workflow');
     assert.equal(fresh.normalize().spans[0]!.events.length, 1);
   });
@@ -184,12 +187,16 @@ describe('receiver: corrupted persisted state', () => {
     assert.throws(() => receiver(new CaptureCollector(), undefined, { version: 1, spans: [{ id: -1 }] } as never), /bad id/);
   });
 
-  test('a run given corrupted state rejects, and closes the execution span it had opened', async () => {
+  test('a run given corrupted state rejects before anything reaches the collector (no execution span to leave open)', async () => {
     const collector = new CaptureCollector();
     const state = { metadata: { version: 1 as const, callsites: [] }, spans: { version: 1 as const, spans: [{ id: 1 }] } } as never;
     await assert.rejects(runQuickJS(`1`, { collector, state }), { code: 'MALFORMED' });
-    const exec = collector.find('sandtrace.execution')!;
-    assert.equal(exec.closed, true);
+    assert.equal(collector.spans.size, 0);
+  });
+
+  test('a state of an unknown format version is refused, naming the versions this sandtrace reads', async () => {
+    const state = { metadata: { version: 1 as const, callsites: [] }, spans: { version: 3, spans: [] } } as never;
+    await assert.rejects(runQuickJS(`1`, { collector: new CaptureCollector(), state }), /spans\.version: format 3 is not one this sandtrace reads \(1 and 2\)/);
   });
 });
 

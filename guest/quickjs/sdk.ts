@@ -110,6 +110,12 @@ export interface GuestConfig {
   /** Spans carried over from a persisted execution: guest id, name and declared fields. */
   carried?: Array<{ id: number; name: string; target: string; fields: string[] }>;
   /**
+   * The first span id this run may allocate. The host owns span ids across a workflow's
+   * executions (a resumed step's spans must not reuse the ids of carried spans, nor of spans an
+   * earlier step closed). Default: 1, or one above the largest carried id.
+   */
+  firstSpanId?: number;
+  /**
    * Runs share the caches of encoded bytes (callsites, messages) only with runs of the same
    * scope: when it differs from the last run's, configure empties them first. What they hold
    * changes no byte of a run's frames, but a guest that times its first uses of strings could
@@ -1077,7 +1083,7 @@ function startRun(c: GuestConfig): void {
   flushAt = toNumber(c.flushBytes);
   traceparent = c.traceparent === undefined ? undefined : toText(c.traceparent);
   executionId = c.executionId === undefined ? undefined : toText(c.executionId);
-  nextSpanId = 1;
+  nextSpanId = c.firstSpanId === undefined ? 1 : Math.max(1, Math.floor(toNumber(c.firstSpanId)));
   const given = c.carried;
   if (given === undefined || given.length === 0) carriedSpans = NO_CARRIED_SPANS;
   else {

@@ -8,7 +8,7 @@ import type { Level, Value, Values } from '../../shared/records.js';
 import type { TraceParent } from '../traceparent.js';
 import { assignValues, isEmptyValue } from '../../shared/values.js';
 import { LevelFilteredCollector } from './level-filter.js';
-import type { CallsiteMeta, Collector, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo } from './collector.js';
+import type { CallsiteMeta, Collector, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo, SpanSnapshot } from './collector.js';
 
 export interface CapturedEvent {
   meta: CallsiteMeta;
@@ -72,6 +72,8 @@ interface CaptureSnapshot {
 }
 
 let instances = 0;
+/** This collector's key in a span snapshot. */
+const SNAPSHOT_KEY = 'capture';
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -190,24 +192,33 @@ export class CaptureCollector extends LevelFilteredCollector implements Collecto
     this.metrics.push(m);
   }
 
-  persistSpan(id: number): CaptureSnapshot | undefined {
+  /**
+   * Keeps the span (this collector is for inspection: it holds everything it saw) but marks it
+   * carried; a restore in the same collector picks the same object up again.
+   */
+  persistSpan(id: number): SpanSnapshot | undefined {
     const span = this.spans.get(id);
     if (span === undefined) return undefined;
-    return {
+    const snap: CaptureSnapshot = {
       capture: this.instance,
       id,
       eventCount: span.events.length,
       events: span.events.map((e) => ({ meta: e.meta, values: toPlainValues(e.values), time: e.time.toString() })),
     };
+    return { [SNAPSHOT_KEY]: snap };
   }
 
-  /** What keeps `snapshot` from being one {@link persistSpan} wrote, or undefined when it is one. */
-  validateSnapshot(snapshot: unknown): string | undefined {
-    return captureSnapshotProblem(snapshot);
+  /** Nothing to undo: the receiver hands a carried span nothing uncommitted. */
+  discardSpan(): void {}
+
+  /** What keeps this collector's entry from being one {@link persistSpan} wrote, or undefined when it is one. */
+  validateSnapshot(snapshot: SpanSnapshot): string | undefined {
+    const own = snapshot[SNAPSHOT_KEY];
+    return own === undefined || own === null ? undefined : captureSnapshotProblem(own);
   }
 
   restoreSpan(info: RestoreSpanInfo): number {
-    const snap = (info.snapshot ?? undefined) as CaptureSnapshot | undefined;
+    const snap = (info.snapshot?.[SNAPSHOT_KEY] ?? undefined) as CaptureSnapshot | undefined;
     const live = snap?.capture === this.instance ? this.spans.get(snap.id) : undefined;
     if (live !== undefined && !live.closed && snap !== undefined) {
       // Same collector: reset the span to its committed state (drops what a rolled-back execution added).

@@ -26,6 +26,12 @@ export interface NewSpanInfo {
   remoteParent?: TraceParent;
   /** Links to remote spans (for instance a trace context the guest supplied, which never becomes a parent). */
   links?: TraceParent[];
+  /**
+   * The guest's id for the span (0 for the runner's execution span). With `executionId` it names
+   * the span uniquely within its trace, so a collector can derive the same span id every time the
+   * same execution runs again (a replayed workflow step): see `deriveSpanId`.
+   */
+  guestSpanId?: number;
 }
 
 export interface EventInfo {
@@ -53,10 +59,19 @@ export interface ForcedClose {
   message: string;
 }
 
+/**
+ * A carried span's collector data, as plain JSON: one entry per kind of collector, under a key of
+ * its own (`pipeline`, `capture`, `opentelemetry`, …). Keyed rather than positional so the state
+ * does not depend on how the host composed its collectors: a step run with a tee of three
+ * collectors and the next run with one of them both read what they need, and the receiver keeps
+ * the entries of collectors absent from a run for the next one.
+ */
+export type SpanSnapshot = Record<string, unknown>;
+
 /** What the receiver keeps of a span between executions, handed to {@link Collector.restoreSpan}. */
 export interface RestoreSpanInfo extends NewSpanInfo {
-  /** Whatever {@link Collector.persistSpan} returned for this span, as plain data. */
-  snapshot: unknown;
+  /** Every collector's entry for this span (the collector reads its own key), or undefined. */
+  snapshot: SpanSnapshot | undefined;
 }
 
 /**
@@ -91,16 +106,30 @@ export interface Collector {
   currentSpan(): number | undefined;
   /** Metric points (counter add, histogram record, gauge set). */
   metric?(metric: MetricInfo): void;
-  /** Plain, JSON-safe data needed to re-create this open span in another execution or process. */
-  persistSpan?(span: number): unknown;
-  /** Re-creates a persisted span (lazily, on its first use); returns its host id. */
+  /**
+   * The execution commits with this span still open: return the plain, JSON-safe data needed to
+   * re-create it later (under this collector's own key), and let go of it. Ownership passes to the
+   * persisted state: the collector keeps nothing of the span and never exports it from here; a
+   * later `restoreSpan` takes it back. A collector may report the open span now (a "span started"
+   * log record) so a long-running workflow is visible, but the span itself is exported once, when
+   * it closes.
+   */
+  persistSpan?(span: number): SpanSnapshot | undefined;
+  /** Takes a persisted span back (lazily, on its first use in an execution); returns its host id. */
   restoreSpan?(info: RestoreSpanInfo): number;
   /**
-   * Checks a snapshot read back from storage (plain data, not `undefined`) before any span is
-   * restored from it: returns what is wrong with it, or `undefined` when `restoreSpan` can use it.
-   * The receiver refuses persisted state with a snapshot this rejects (MALFORMED).
+   * The execution that restored this carried span ended without committing (rollback, or the
+   * guest died): forget the span without exporting it. The persisted state it came from still
+   * holds it, and the retried step restores it from there.
    */
-  validateSnapshot?(snapshot: unknown): string | undefined;
+  discardSpan?(span: number): void;
+  /**
+   * Checks a snapshot read back from storage (plain data) before any span is restored from it:
+   * returns what is wrong with this collector's entry, or `undefined` when `restoreSpan` can use
+   * it (or the snapshot has no entry of this collector's). The receiver refuses persisted state
+   * with a snapshot this rejects (MALFORMED).
+   */
+  validateSnapshot?(snapshot: SpanSnapshot): string | undefined;
   /** A runner's execution ended (after its spans were closed or committed). */
   executionFinished?(summary: ExecutionSummary): void;
 }

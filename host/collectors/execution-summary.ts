@@ -31,6 +31,11 @@ export interface ExecutionSummary {
   reservedRenamed: number;
   /** Spans the host closed because the guest died or did not commit. */
   forceClosed: number;
+  /**
+   * What the guest did to carried spans that the end without a commit took back (closes, events
+   * under them): the persisted state still holds the spans, and the retried step redoes it.
+   */
+  uncommitted: number;
   /** Spans committed for the next execution (with `persist: true`). */
   persistedSpans: number;
   durationMs: number;

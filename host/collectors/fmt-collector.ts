@@ -79,6 +79,16 @@ export class FmtCollector extends LevelFilteredCollector implements Collector {
     return id;
   }
 
+  /** Forgets a span the execution committed open (nothing to keep: it is printed as it happens). */
+  persistSpan(id: number): undefined {
+    this.spans.delete(id);
+    return undefined;
+  }
+
+  discardSpan(id: number): void {
+    this.spans.delete(id);
+  }
+
   record(id: number, values: Values): void {
     const span = this.spans.get(id);
     if (span !== undefined) this.write(`${this.indent(span.depth + 1)}${this.paint('2', `↳ ${span.name}`)} ${formatFields(values)}`);

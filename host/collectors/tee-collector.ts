@@ -4,7 +4,7 @@
  */
 import type { Level, Values } from '../../shared/records.js';
 import { LEVELS } from '../../shared/records.js';
-import type { CallsiteMeta, Collector, EventInfo, ForcedClose, Interest, MetricInfo, NewSpanInfo, RestoreSpanInfo } from './collector.js';
+import type { CallsiteMeta, Collector, EventInfo, ForcedClose, Interest, MetricInfo, NewSpanInfo, RestoreSpanInfo, SpanSnapshot } from './collector.js';
 import type { ExecutionSummary } from './execution-summary.js';
 
 /** No child span: the child was not interested in the callsite. */
@@ -48,33 +48,36 @@ export class TeeCollector implements Collector {
     return this.open(info, (c, childInfo) => c.newSpan(childInfo));
   }
 
-  /**
-   * A snapshot is one entry per child, in order (`undefined`, or `null` after JSON, where a child
-   * kept none); each child checks its own entry, and a problem names the child.
-   */
-  validateSnapshot(snapshot: unknown): string | undefined {
-    if (!Array.isArray(snapshot)) return `must be an array with one entry per collector of the tee (${this.children.length})`;
-    if (snapshot.length !== this.children.length) return `has ${snapshot.length} entries; the tee has ${this.children.length} collectors`;
+  /** Each child checks its own entry of the keyed snapshot; a problem names the child. */
+  validateSnapshot(snapshot: SpanSnapshot): string | undefined {
     for (const [i, child] of this.children.entries()) {
-      const entry: unknown = snapshot[i];
-      if (entry === undefined || entry === null) continue;
-      const problem = child.validateSnapshot?.(entry);
+      const problem = child.validateSnapshot?.(snapshot);
       if (problem !== undefined) return `collector ${i} (${child.constructor.name}): ${problem}`;
     }
     return undefined;
   }
 
   restoreSpan(info: RestoreSpanInfo): number {
-    const snapshots = (info.snapshot as unknown[] | undefined) ?? [];
-    return this.open(info, (c, childInfo, i) => {
-      const restore = { ...childInfo, snapshot: snapshots[i] ?? undefined } as RestoreSpanInfo;
-      return c.restoreSpan !== undefined ? c.restoreSpan(restore) : c.newSpan(restore);
-    });
+    return this.open(info, (c, childInfo) => (c.restoreSpan !== undefined ? c.restoreSpan({ ...childInfo, snapshot: info.snapshot }) : c.newSpan(childInfo)));
   }
 
-  persistSpan(id: number): unknown {
+  /** The children's entries merged into one keyed snapshot; every child lets go of the span. */
+  persistSpan(id: number): SpanSnapshot | undefined {
     const ids = this.spans.get(id);
-    return ids?.map((childId, i) => (childId === NONE ? undefined : this.children[i]!.persistSpan?.(childId)));
+    if (ids === undefined) return undefined;
+    this.spans.delete(id);
+    let merged: SpanSnapshot | undefined;
+    ids.forEach((childId, i) => {
+      if (childId === NONE) return;
+      const own = this.children[i]!.persistSpan?.(childId);
+      if (own !== undefined) merged = { ...merged, ...own };
+    });
+    return merged;
+  }
+
+  discardSpan(id: number): void {
+    this.each(id, (c, childId) => c.discardSpan?.(childId));
+    this.spans.delete(id);
   }
 
   record(id: number, values: Values): void {

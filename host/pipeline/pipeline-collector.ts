@@ -5,7 +5,8 @@
  * build their own.
  */
 import type { Value, Values } from '../../shared/records.js';
-import type { Collector, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo } from '../collectors/collector.js';
+import type { Collector, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo, SpanSnapshot } from '../collectors/collector.js';
+import { SpanIdKey, traceIdFor } from './span-ids.js';
 import type { ExecutionSummary } from '../collectors/execution-summary.js';
 import { formatError, formatValue, splitMessage } from '../collectors/format-value.js';
 import { assignValues, isEmptyValue, isErrorValue } from '../../shared/values.js';
@@ -60,6 +61,16 @@ interface PipelineSnapshot {
 }
 
 const ID_POOL = 4096;
+/** This collector's key in a span snapshot. */
+const SNAPSHOT_KEY = 'pipeline';
+/** Body of the log record that reports a span still open when its execution commits. */
+export const SPAN_STARTED = 'span started';
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 export class PipelineCollector extends LevelFilteredCollector implements Collector {
   private readonly handlers: TelemetryHandlers;
@@ -70,6 +81,8 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
   private nextId = 1;
   private readonly pool = new Uint8Array(ID_POOL);
   private poolPos = ID_POOL;
+  /** Id derivation key of the execution seen last (spans of one execution come together). */
+  private idKey: SpanIdKey | undefined;
 
   constructor(options: PipelineOptions) {
     super(options.level);
@@ -88,9 +101,10 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
   newSpan(info: NewSpanInfo): number {
     const parent = typeof info.parent === 'number' ? this.live.get(info.parent)?.record : undefined;
     const remote = parent === undefined ? info.remoteParent : undefined;
+    const traceId = parent?.traceId ?? (remote !== undefined ? hexBytes(remote.traceId) : this.rootTraceId(info.executionId));
     const record: SpanRecord = {
-      traceId: parent?.traceId ?? (remote !== undefined ? hexBytes(remote.traceId) : this.randomId(16)),
-      spanId: this.randomId(8),
+      traceId,
+      spanId: this.spanIdFor(traceId, info.executionId, info.guestSpanId),
       parentSpanId: parent?.spanId ?? (remote !== undefined ? hexBytes(remote.spanId) : undefined),
       traceFlags: parent?.traceFlags ?? remote?.traceFlags ?? 1,
       name: info.meta.name,
@@ -187,9 +201,16 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
     this.handlers.onExecutionFinished?.(summary);
   }
 
-  persistSpan(id: number): PipelineSnapshot | undefined {
-    const r = this.live.get(id)?.record;
-    if (r === undefined) return undefined;
+  /**
+   * Hands the open span over to the persisted state (it is exported once, when a later execution
+   * closes it) and reports it now as a `span started` log record, so a running workflow is visible.
+   */
+  persistSpan(id: number): SpanSnapshot | undefined {
+    const live = this.live.get(id);
+    if (live === undefined) return undefined;
+    this.live.delete(id);
+    const r = live.record;
+    this.reportOpen(r, live.values);
     const snap: PipelineSnapshot = {
       traceId: hex(r.traceId),
       spanId: hex(r.spanId),
@@ -198,17 +219,23 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
       events: r.events.map((e) => ({ time: e.time.toString(), name: e.name, attributes: e.attributes.map(([k, v]) => [k, plainAttribute(v)]) })),
     };
     if (r.parentSpanId !== undefined) snap.parentSpanId = hex(r.parentSpanId);
-    return snap;
+    return { [SNAPSHOT_KEY]: snap };
   }
 
-  /** What keeps `snapshot` from being one {@link persistSpan} wrote, or undefined when it is one. */
-  validateSnapshot(snapshot: unknown): string | undefined {
-    return pipelineSnapshotProblem(snapshot);
+  /** A restored span whose execution did not commit: forgotten, not exported (the state still holds it). */
+  discardSpan(id: number): void {
+    this.live.delete(id);
+  }
+
+  /** What keeps this collector's entry from being one {@link persistSpan} wrote, or undefined when it is one. */
+  validateSnapshot(snapshot: SpanSnapshot): string | undefined {
+    const own = snapshot[SNAPSHOT_KEY];
+    return own === undefined || own === null ? undefined : pipelineSnapshotProblem(own);
   }
 
   /** Re-creates a span with the ids, parent, links and events it had: it is exported once, whole. */
   restoreSpan(info: RestoreSpanInfo): number {
-    const snap = (info.snapshot ?? undefined) as PipelineSnapshot | undefined;
+    const snap = (info.snapshot?.[SNAPSHOT_KEY] ?? undefined) as PipelineSnapshot | undefined;
     const id = this.newSpan(info);
     if (snap === undefined) return id;
     const r = this.live.get(id)!.record;
@@ -219,6 +246,39 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
     r.links = snap.links.map((l) => ({ traceId: hexBytes(l.traceId), spanId: hexBytes(l.spanId), traceFlags: l.traceFlags }));
     r.events = snap.events.map((e): SpanEventRecord => ({ time: BigInt(e.time), name: e.name, attributes: e.attributes }));
     return id;
+  }
+
+  /** A `span started` log record for a span still open at a commit (every export mode gets it). */
+  private reportOpen(r: SpanRecord, values: Values): void {
+    const attributes: Values = [['sandtrace.span.name', r.name]];
+    if (r.parentSpanId !== undefined) attributes.push(['sandtrace.span.parent_span_id', hex(r.parentSpanId)]);
+    attributes.push(['sandtrace.span.start_time_unix_nano', r.start.toString()]);
+    for (const [key, value] of values) if (!isEmptyValue(value)) attributes.push([key, value]);
+    this.handlers.onLog?.({
+      time: r.start,
+      level: 'info',
+      severityNumber: SEVERITY.info,
+      body: SPAN_STARTED,
+      attributes,
+      scope: r.scope,
+      traceId: r.traceId,
+      spanId: r.spanId,
+      traceFlags: r.traceFlags,
+      executionId: r.executionId,
+    });
+  }
+
+  /** Trace id of a span that starts a trace: derived from its execution (see span-ids.ts), else random. */
+  private rootTraceId(executionId: string | undefined): Uint8Array {
+    return executionId === undefined ? this.randomId(16) : traceIdFor(executionId);
+  }
+
+  /** Span id derived from (trace, execution, guest span id) when all are known, else random. */
+  private spanIdFor(traceId: Uint8Array, executionId: string | undefined, guestSpanId: number | undefined): Uint8Array {
+    if (executionId === undefined || guestSpanId === undefined) return this.randomId(8);
+    let key = this.idKey;
+    if (key === undefined || key.executionId !== executionId || (key.traceId !== traceId && !sameBytes(key.traceId, traceId))) key = this.idKey = new SpanIdKey(traceId, executionId);
+    return key.spanId(guestSpanId);
   }
 
   /**

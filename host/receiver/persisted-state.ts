@@ -30,23 +30,46 @@ export interface PersistedSpan {
   /** Guest ids of spans this one follows from. */
   follows: number[];
   executionId?: string;
-  /** The collector's own data for the span (see Collector.persistSpan). */
-  collector?: unknown;
+  /** The collectors' own data for the span, one entry per collector kind (see Collector.persistSpan). */
+  collector?: Record<string, unknown>;
 }
 
+/**
+ * The spans a committed execution leaves open. `version` is the format: this sandtrace writes 2
+ * and reads 1 (upgraded on read, see {@link upgradePersistedSpans}) and 2; any other is refused
+ * with a message naming the versions it reads.
+ */
 export interface PersistedSpans {
-  version: 1;
+  version: 1 | 2;
   spans: PersistedSpan[];
   /** Guest ids of the spans the guest still has entered, innermost last. */
   stack?: number[];
+  /**
+   * The first guest span id the next execution may allocate: the host owns span-id allocation
+   * across the executions of a workflow, so a span a resumed step opens never takes the id of a
+   * carried span (or of one an earlier step closed). Absent in version 1: one above the largest
+   * carried id.
+   */
+  nextSpanId?: number;
 }
+
+/** The persisted-span format this sandtrace writes. */
+export const PERSISTED_SPANS_VERSION = 2;
 
 export function emptyMetadata(): PersistedMetadata {
   return { version: 1, callsites: [] };
 }
 
 export function emptySpans(): PersistedSpans {
-  return { version: 1, spans: [] };
+  return { version: PERSISTED_SPANS_VERSION, spans: [] };
+}
+
+/** The first span id an execution resuming `spans` may allocate (1 without state). */
+export function firstSpanId(spans: PersistedSpans | undefined): number {
+  if (spans === undefined) return 1;
+  let next = typeof spans.nextSpanId === 'number' ? spans.nextSpanId : 1;
+  for (const s of spans.spans) if (s.id >= next) next = s.id + 1;
+  return next;
 }
 
 /** Bounds the validation checks persisted state against (a receiver passes its own limits). */
@@ -62,9 +85,11 @@ export interface PersistedBounds {
   /** Values per carried span (a callsite may declare more fields: a record sets a few at a time). */
   maxValues: number;
   /** The collector's check of its own snapshots (see Collector.validateSnapshot). */
-  validateSnapshot?: (snapshot: unknown) => string | undefined;
+  validateSnapshot?: (snapshot: Record<string, unknown>) => string | undefined;
 }
 
+/** Largest guest span id (the AssemblyScript library counts in a u32). */
+export const MAX_SPAN_ID = 0xffff_ffff;
 /** Largest reference count a carried span may have (a guest cannot hold more handles). */
 export const MAX_PERSISTED_REFS = 0x7fff_ffff;
 /** Deepest nesting of a collector snapshot (arrays and objects). */
@@ -135,6 +160,13 @@ function checkSpans(state: PersistedSpans, bounds: PersistedBounds, problems: st
     problems.push('spans: spans must be an array');
     return;
   }
+  if (state.version !== 1 && state.version !== 2) {
+    problems.push(`spans.version: format ${String(state.version)} is not one this sandtrace reads (1 and 2)`);
+    return;
+  }
+  if (state.nextSpanId !== undefined && (!isId(state.nextSpanId) || state.nextSpanId < 1 || state.nextSpanId > MAX_SPAN_ID)) {
+    problems.push(`spans.nextSpanId: must be an integer from 1 to ${MAX_SPAN_ID}`);
+  }
   const list: unknown[] = state.spans;
   if (list.length > bounds.maxOpenSpans) {
     problems.push(`spans.spans: ${list.length} spans; at most ${bounds.maxOpenSpans}`);
@@ -147,7 +179,7 @@ function checkSpans(state: PersistedSpans, bounds: PersistedBounds, problems: st
       problems.push(`${where}: not an object`);
       return;
     }
-    if (!isId(s.id)) problems.push(`${where}: bad id`);
+    if (!isId(s.id) || s.id > MAX_SPAN_ID) problems.push(`${where}: bad id`);
     else if (byId.has(s.id)) problems.push(`${where}: duplicate id ${s.id}`);
     else byId.set(s.id, s);
     checkCallsite(s.callsite, `${where}.callsite`, problems);
@@ -159,7 +191,8 @@ function checkSpans(state: PersistedSpans, bounds: PersistedBounds, problems: st
     if (s.parent !== undefined && s.parent !== null && !isId(s.parent)) problems.push(`${where}: bad parent`);
     if (s.entered !== undefined && (!isId(s.entered) || s.entered > bounds.maxEntered)) problems.push(`${where}: entered must be an integer from 0 to ${bounds.maxEntered}`);
     if (s.executionId !== undefined && typeof s.executionId !== 'string') problems.push(`${where}: executionId must be a string`);
-    const snapshot = plainDataProblem(s.collector, 0) ?? snapshotProblem(s.collector, bounds);
+    const keyed = s.collector === undefined || (isObj(s.collector) && !Array.isArray(s.collector)) ? undefined : 'must be an object keyed by collector kind';
+    const snapshot = keyed ?? plainDataProblem(s.collector, 0) ?? snapshotProblem(s.collector as Record<string, unknown> | undefined, bounds);
     if (snapshot !== undefined) problems.push(`${where}.collector: ${snapshot}`);
   });
   checkParentChains(byId, bounds.maxDepth, problems);
@@ -167,8 +200,8 @@ function checkSpans(state: PersistedSpans, bounds: PersistedBounds, problems: st
 }
 
 /** What the collector finds wrong with a (plain-data) snapshot; `undefined`/`null` mean none was kept. */
-function snapshotProblem(snapshot: unknown, bounds: PersistedBounds): string | undefined {
-  if (snapshot === undefined || snapshot === null || bounds.validateSnapshot === undefined) return undefined;
+function snapshotProblem(snapshot: Record<string, unknown> | undefined, bounds: PersistedBounds): string | undefined {
+  if (snapshot === undefined || bounds.validateSnapshot === undefined) return undefined;
   const problem = bounds.validateSnapshot(snapshot);
   return problem === undefined ? undefined : `snapshot: ${problem}`;
 }
@@ -304,4 +337,45 @@ function checkStack(stack: unknown, byId: Map<number, Record<string, unknown>>, 
     const entered = isId(s.entered) ? s.entered : 0;
     if (entered !== (counts.get(id) ?? 0)) problems.push(`span ${id}: entered ${entered} times, but on the stack ${counts.get(id) ?? 0} times`);
   }
+}
+
+/**
+ * Reads format-1 state as format 2. Format 1 kept each collector's snapshot positionally (a tee
+ * wrote an array, one entry per child), which broke when a host changed how it composed its
+ * collectors between steps; format 2 keys them by collector kind. Known format-1 snapshots (the
+ * pipeline's, the capture collector's, arrays of them) are re-keyed; anything else is dropped, and
+ * the span is restored with fresh collector state. Returns `spans` itself when it is format 2.
+ */
+export function upgradePersistedSpans(spans: PersistedSpans): PersistedSpans {
+  if (spans.version !== 1 || !Array.isArray(spans.spans)) return spans;
+  return {
+    ...spans,
+    version: PERSISTED_SPANS_VERSION,
+    spans: spans.spans.map((s) => {
+      if (!isObj(s) || s.collector === undefined) return s;
+      const keyed = rekeyV1Snapshot(s.collector as unknown);
+      const out: PersistedSpan = { ...s };
+      if (keyed === undefined) delete out.collector;
+      else out.collector = keyed;
+      return out;
+    }),
+  };
+}
+
+function rekeyV1Snapshot(v: unknown): Record<string, unknown> | undefined {
+  if (!Array.isArray(v)) return rekeyV1Entry(v);
+  // A format-1 tee: one entry per child (never nested deeper).
+  let out: Record<string, unknown> | undefined;
+  for (const entry of v) {
+    const keyed = rekeyV1Entry(entry);
+    if (keyed !== undefined) out = { ...out, ...keyed };
+  }
+  return out;
+}
+
+function rekeyV1Entry(v: unknown): Record<string, unknown> | undefined {
+  if (!isObj(v) || Array.isArray(v)) return undefined;
+  if (typeof v.traceId === 'string' && typeof v.spanId === 'string') return { pipeline: v };
+  if (typeof v.capture === 'string') return { capture: v };
+  return undefined;
 }

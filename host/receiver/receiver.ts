@@ -12,9 +12,9 @@ import { fromPlainValues, toPlainValues } from './plain-value.js';
 import { LINK_FIELD, PROTOCOL_VERSION, Tag, type CallsiteData, type TracingEvent, type Values } from '../../shared/records.js';
 import { hostNowNs } from '../clock.js';
 import { assignValues } from '../../shared/values.js';
-import type { Collector, ForcedClose } from '../collectors/collector.js';
+import type { Collector, EventInfo, ForcedClose } from '../collectors/collector.js';
 import { defaultCallsiteRegistry, type CallsiteMeta, type CallsiteRegistry, type Interest } from './callsite-registry.js';
-import { describeRefusal, validatePersisted, type PersistedMetadata, type PersistedSpan, type PersistedSpans } from './persisted-state.js';
+import { describeRefusal, firstSpanId, PERSISTED_SPANS_VERSION, upgradePersistedSpans, validatePersisted, type PersistedMetadata, type PersistedSpan, type PersistedSpans } from './persisted-state.js';
 import { ReceiveError, type ReceiveErrorCode } from './receive-error.js';
 import { describeCause, type TerminationCause } from './termination.js';
 import { parseTraceParent, type TraceParent } from '../traceparent.js';
@@ -102,6 +102,11 @@ export interface ReceiverStats {
   /** Records the guest reported it dropped itself (dropped records). */
   guestDropped: number;
   /**
+   * Effects on carried spans that an execution ending without a commit took back (closes, and
+   * events under them): the persisted state still holds the spans, and a retried step redoes them.
+   */
+  uncommitted: number;
+  /**
    * Guest field and metric attribute names in the host's `sandtrace.*` namespace, renamed to
    * `guest.sandtrace.*` (see reserved-names.ts): one per declared field of each callsite
    * announcement (or carried-over callsite), one per attribute of each metric record.
@@ -109,7 +114,7 @@ export interface ReceiverStats {
   reservedRenamed: number;
 }
 
-export type ReceiverState = 'open' | 'persisted' | 'rolledBack' | 'terminated';
+export type ReceiverState = 'open' | 'persisted' | 'ended' | 'rolledBack' | 'terminated';
 
 interface CallsiteSlot {
   meta: CallsiteMeta;
@@ -163,7 +168,7 @@ export class TracingEventReceiver {
   readonly executionId: string | undefined;
   readonly maxValues: number;
   readonly limits: Readonly<ReceiverLimits>;
-  private readonly rootParent: number | undefined;
+  private rootParent: number | undefined;
   private readonly registry: CallsiteRegistry;
   /** Records seen (applied or rejected), against maxRecords (copied out of `limits` for the hot path). */
   private seen = 0;
@@ -187,7 +192,17 @@ export class TracingEventReceiver {
   /** Latest guest-monotonic ns seen, or -1. */
   private lastMono = -1;
   private _state: ReceiverState = 'open';
-  readonly stats: ReceiverStats = { applied: 0, rejected: 0, rejectedByCode: {}, truncatedFrames: 0, refusedFrames: 0, refusedBytes: 0, guestDropped: 0, reservedRenamed: 0 };
+  readonly stats: ReceiverStats = { applied: 0, rejected: 0, rejectedByCode: {}, truncatedFrames: 0, refusedFrames: 0, refusedBytes: 0, guestDropped: 0, uncommitted: 0, reservedRenamed: 0 };
+  /** Guest span ids below this were allocated by earlier executions of the workflow. */
+  readonly firstSpanId: number;
+  /** One above the largest span id seen: where the next execution's ids start. */
+  private nextSpanId: number;
+  /** Host ids of the carried spans this execution restored (their effects wait for a commit). */
+  private readonly carriedHosts = new Set<number>();
+  /** Events under carried spans, applied at the commit (see persist()). */
+  private pendingEvents: EventInfo[] = [];
+  /** Carried spans the guest closed: closed on the collector at the commit. */
+  private pendingCloses: Array<{ entry: SpanEntry; time: bigint }> = [];
   /** The field names the guest declared, per callsite whose fields were renamed (names in the object API). */
   private readonly declaredFields = new WeakMap<CallsiteMeta, readonly string[]>();
   /** What the guest said of itself in its hello record. */
@@ -205,19 +220,21 @@ export class TracingEventReceiver {
     this.reader.maxStringBytes = this.limits.maxStringBytes;
     this.rootParent = options.rootParent;
     const validateSnapshot = this.collector.validateSnapshot?.bind(this.collector);
-    const problems = validatePersisted(options.metadata, options.spans, { ...this.limits, maxValues: this.maxValues, ...(validateSnapshot && { validateSnapshot }) });
+    const carried = options.spans === undefined ? undefined : upgradePersistedSpans(options.spans);
+    const problems = validatePersisted(options.metadata, carried, { ...this.limits, maxValues: this.maxValues, ...(validateSnapshot && { validateSnapshot }) });
     if (problems.length > 0) throw new ReceiveError('MALFORMED', describeRefusal(problems));
     this.registry = options.registry ?? defaultCallsiteRegistry;
     this.clockOrigin = options.clockOrigin ?? hostNowNs();
     for (const cs of options.metadata?.callsites ?? []) this.callsites.set(cs.id, this.slotFor(cs));
-    for (const p of options.spans?.spans ?? []) {
+    this.firstSpanId = this.nextSpanId = firstSpanId(carried);
+    for (const p of carried?.spans ?? []) {
       const entry = new SpanEntry(p.id, this.internGuest(p.callsite), p.parent, false);
       entry.refs = p.refs;
       entry.entered = entry.carried = p.entered ?? 0;
       entry.persisted = p;
       this.spans.set(p.id, entry);
     }
-    for (const id of options.spans?.stack ?? []) {
+    for (const id of carried?.stack ?? []) {
       const entry = this.spans.get(id);
       if (entry !== undefined) this.pushStack(entry);
     }
@@ -334,8 +351,11 @@ export class TracingEventReceiver {
   }
 
   /**
-   * Commits the execution: entered spans are exited (they stay open) and every open span is
-   * returned as plain data for the next execution. The receiver accepts nothing afterwards.
+   * Commits the execution. What the guest did to carried spans takes effect now, and only now:
+   * events under them are handed on, and the ones it closed are closed (and so exported) once.
+   * Entered spans are exited (they stay open), and every open span is returned as plain data for
+   * the next execution; the collector lets go of each (see Collector.persistSpan). The receiver
+   * accepts nothing afterwards.
    */
   persist(): PersistedSpans {
     this.assertOpen();
@@ -348,17 +368,59 @@ export class TracingEventReceiver {
       entered.set(e, e.entered);
     }
     this.exitAll(time);
+    this.commitCarried();
     const spans: PersistedSpan[] = [];
-    for (const entry of this.spans.values()) {
-      const n = entered.get(entry) ?? 0;
-      if (entry.host === PENDING_RESTORE) {
-        const p: PersistedSpan = { ...entry.persisted!, refs: entry.refs };
-        if (n > 0) p.entered = n;
-        else delete p.entered;
-        spans.push(p);
-        continue;
-      }
-      const p: PersistedSpan = {
+    for (const entry of this.spans.values()) spans.push(this.persistEntry(entry, entered.get(entry) ?? 0));
+    this._state = 'persisted';
+    const state: PersistedSpans = { version: PERSISTED_SPANS_VERSION, spans, nextSpanId: this.nextSpanId };
+    if (stack.length > 0) state.stack = stack;
+    return state;
+  }
+
+  /**
+   * Ends an execution that finished normally but carries no state forward (a workflow's last
+   * step run without `persist`): what the guest did to carried spans is committed, and every span
+   * still open, carried ones included, is closed with cause `rollback`, so none is lost unexported.
+   * Returns how many spans were closed.
+   */
+  end(): number {
+    this.assertOpen();
+    const time = this.lastTime();
+    this.exitAll(time);
+    this.commitCarried();
+    const forced: ForcedClose = { cause: 'rollback', message: 'execution ended without persist()' };
+    const open = [...this.spans.values()];
+    this.spans.clear();
+    let closed = 0;
+    for (let i = open.length - 1; i >= 0; i--) {
+      const entry = open[i]!;
+      const host = this.hostOf(entry);
+      if (host <= 0) continue;
+      this.collector.tryClose(host, time < entry.start ? entry.start : time, forced);
+      closed++;
+    }
+    this.carriedHosts.clear();
+    this._state = 'ended';
+    return closed;
+  }
+
+  /** The commit of carried spans: events under them handed on, the ones the guest closed closed. */
+  private commitCarried(): void {
+    for (const event of this.pendingEvents) this.collector.event(event);
+    for (const { entry, time } of this.pendingCloses) this.collector.tryClose(entry.host, time < entry.start ? entry.start : time);
+    this.pendingEvents = [];
+    this.pendingCloses = [];
+  }
+
+  /** One open span as plain data; the collector hands over its own entry. */
+  private persistEntry(entry: SpanEntry, entered: number): PersistedSpan {
+    const before = entry.persisted;
+    let p: PersistedSpan;
+    if (entry.host === PENDING_RESTORE || (entry.host === DISABLED && before !== undefined)) {
+      // Untouched, or disabled for this execution's collector: as it was, with the guest's new counts.
+      p = { ...before!, refs: entry.refs, values: entry.host === DISABLED ? toPlainValues(entry.values) : before!.values, follows: entry.follows?.slice() ?? before!.follows };
+    } else {
+      p = {
         id: entry.id,
         callsite: callsiteData(entry.meta),
         refs: entry.refs,
@@ -367,25 +429,23 @@ export class TracingEventReceiver {
         follows: entry.follows?.slice() ?? [],
       };
       if (entry.guestParent !== undefined) p.parent = entry.guestParent;
-      if (n > 0) p.entered = n;
-      const execId = entry.persisted?.executionId ?? this.executionId;
+      const execId = before?.executionId ?? this.executionId;
       if (execId !== undefined) p.executionId = execId;
-      if (entry.host > 0) {
-        const snapshot = this.collector.persistSpan?.(entry.host);
-        if (snapshot !== undefined) p.collector = snapshot;
-      }
-      spans.push(p);
+      // Entries of collectors absent from this execution are kept for the next one.
+      const fresh = entry.host > 0 ? this.collector.persistSpan?.(entry.host) : undefined;
+      const collector = before?.collector === undefined ? fresh : fresh === undefined ? before.collector : { ...before.collector, ...fresh };
+      if (collector !== undefined) p.collector = collector;
     }
-    this._state = 'persisted';
-    const state: PersistedSpans = { version: 1, spans };
-    if (stack.length > 0) state.stack = stack;
-    return state;
+    if (entered > 0) p.entered = entered;
+    else delete p.entered;
+    return p;
   }
 
   /**
    * Ends the execution without a commit: spans created in it are closed with an error status
-   * (cause `rollback`); spans carried over stay as they were persisted. Returns how many spans
-   * were closed. Does nothing after persist(), rollback() or terminate().
+   * (cause `rollback`); spans carried over stay as they were persisted, and what the guest did to
+   * them is taken back (counted in `stats.uncommitted`). Returns how many spans were closed. Does
+   * nothing after persist(), rollback() or terminate().
    */
   rollback(): number {
     if (this._state !== 'open') return 0;
@@ -396,14 +456,44 @@ export class TracingEventReceiver {
 
   /**
    * The guest died: every span this execution created is force-closed with a status naming the
-   * cause, at the last time observed from the guest. Carried-over spans are exited and stay as
-   * persisted, so a retried step can resume them. Returns how many spans were closed.
+   * cause, at the last time observed from the guest. Carried-over spans stay as persisted (what
+   * the guest did to them is taken back), so a retried step can resume them. Returns how many
+   * spans were closed.
    */
   terminate(cause: TerminationCause): number {
     if (this._state !== 'open') return 0;
     const n = this.closeLocal({ cause: cause.kind, message: describeCause(cause) });
     this._state = 'terminated';
     return n;
+  }
+
+  /**
+   * The carried span a resumed execution continues: the innermost span the guest had entered at
+   * the last commit, else the first carried span without a carried parent (the workflow's span).
+   * Restored on the collector now (a runner parents its execution span to it); undefined when
+   * nothing is carried or the collector does not want the span.
+   */
+  resumeTarget(): number | undefined {
+    this.assertOpen();
+    let target: SpanEntry | undefined;
+    for (let i = this.stack.length - 1; i >= 0 && target === undefined; i--) target = this.stack[i] ?? undefined;
+    if (target === undefined) {
+      for (const entry of this.spans.values()) {
+        if (entry.local) continue;
+        if (typeof entry.guestParent !== 'number' || !this.spans.has(entry.guestParent)) {
+          target = entry;
+          break;
+        }
+      }
+    }
+    if (target === undefined) return undefined;
+    const host = this.hostOf(target);
+    return host > 0 ? host : undefined;
+  }
+
+  /** Sets the host span that guest spans with a contextual parent get (see ReceiverOptions.rootParent). */
+  setRootParent(host: number | undefined): void {
+    this.rootParent = host;
   }
 
   [Symbol.dispose](): void {
@@ -468,6 +558,7 @@ export class TracingEventReceiver {
     if (meta.kind !== 'span') throw new ReceiveError('KIND_MISMATCH', `callsite ${rec.callsite} '${meta.name}' is an event callsite, used for span ${rec.id}`);
     this.checkValueCount(rec.pending + rec.count, meta);
     if (this.spans.has(rec.id)) throw new ReceiveError('DUPLICATE_SPAN_ID', `span ${rec.id} already exists`);
+    if (rec.id < this.firstSpanId) throw new ReceiveError('DUPLICATE_SPAN_ID', `span id ${rec.id} was allocated by an earlier execution of this workflow; this execution's ids start at ${this.firstSpanId}`);
     const parentEntry = typeof rec.parent === 'number' ? this.span(rec.parent) : undefined;
     if (this.spans.size >= this.maxOpenSpans) throw new ReceiveError('LIMIT_EXCEEDED', `span ${rec.id} exceeds maxOpenSpans (${this.maxOpenSpans})`);
     const depth = rec.parent === null ? 0 : (parentEntry ?? this.stack[this.stack.length - 1])?.depth ?? 0; // the top is never a hole
@@ -480,6 +571,7 @@ export class TracingEventReceiver {
     // Validated: from here on, state changes.
     const time = this.timeOf(rec.time);
     const entry = new SpanEntry(rec.id, meta, rec.parent, true);
+    if (rec.id >= this.nextSpanId) this.nextSpanId = rec.id + 1;
     entry.start = time;
     entry.depth = depth + 1;
     const hostParent = this.resolveParent(rec.parent, parentEntry);
@@ -488,7 +580,7 @@ export class TracingEventReceiver {
       entry.values = values;
       // One object shape for every span (no conditional spread): keeps the collector call monomorphic.
       const links = slot.linkIndex >= 0 ? takeLink(values, slot.linkIndex) : undefined;
-      entry.host = this.collector.newSpan({ meta, parent: hostParent, values, time, executionId: this.executionId, links });
+      entry.host = this.collector.newSpan({ meta, parent: hostParent, values, time, executionId: this.executionId, links, guestSpanId: rec.id });
     } else {
       entry.host = DISABLED;
       entry.hostParent = hostParent;
@@ -510,7 +602,10 @@ export class TracingEventReceiver {
     this.observe(rec.time);
     if (!enabled) return;
     const parent = this.resolveParent(rec.parent, parentEntry);
-    this.collector.event({ meta, parent, values: pairs(meta, rec), time: this.unixTime(rec.time), executionId: this.executionId });
+    const event: EventInfo = { meta, parent, values: pairs(meta, rec), time: this.unixTime(rec.time), executionId: this.executionId };
+    // Under a carried span, an event belongs to the step's commit: a failed step's never shows.
+    if (this.carriedHosts.size > 0 && typeof parent === 'number' && this.carriedHosts.has(parent)) this.pendingEvents.push(event);
+    else this.collector.event(event);
   }
 
   private onEnter(rec: RawRecord): void {
@@ -553,7 +648,9 @@ export class TracingEventReceiver {
       else if (host > 0) this.collector.exit(host, time);
     }
     this.spans.delete(rec.id);
-    if (host > 0) this.collector.tryClose(host, time < entry.start ? entry.start : time); // never ends before it started
+    if (host <= 0) return;
+    if (!entry.local) this.pendingCloses.push({ entry, time }); // a carried span closes when the step commits
+    else this.collector.tryClose(host, time < entry.start ? entry.start : time); // never ends before it started
   }
 
   private onRecord(rec: RawRecord, reader: FrameReader | undefined): void {
@@ -680,19 +777,22 @@ export class TracingEventReceiver {
       const pe = this.spans.get(p.parent);
       parent = pe === undefined || pe.host === RESTORING ? undefined : this.resolveParent(p.parent, pe);
     }
+    // Start, values and follows come back whether or not the collector wants the span now: a
+    // span this execution's collector filters out is persisted again as it was, never from zero.
+    const values = renameToFields(fromPlainValues(p.values), p.callsite.fields, entry.meta.fields);
+    const time = BigInt(p.start);
+    entry.values = values;
+    entry.start = time;
+    entry.follows = p.follows.slice();
     const interest = this.registry.interest(this.collector, entry.meta);
     if (interest === 'never' || (interest === 'sometimes' && !this.collector.enabled(entry.meta))) {
       entry.host = DISABLED;
       entry.hostParent = parent;
       return;
     }
-    const values = renameToFields(fromPlainValues(p.values), p.callsite.fields, entry.meta.fields);
-    const time = BigInt(p.start);
-    entry.values = values;
-    entry.start = time;
-    entry.follows = p.follows.slice();
-    const info = { meta: entry.meta, parent, values, time, executionId: p.executionId, snapshot: p.collector };
+    const info = { meta: entry.meta, parent, values, time, executionId: p.executionId, guestSpanId: p.id, snapshot: p.collector };
     entry.host = this.collector.restoreSpan !== undefined ? this.collector.restoreSpan(info) : this.collector.newSpan(info);
+    if (entry.host > 0) this.carriedHosts.add(entry.host);
   }
 
   private pushStack(entry: SpanEntry): void {
@@ -758,7 +858,18 @@ export class TracingEventReceiver {
         closed++;
       }
     }
+    this.discardCarried();
     return closed;
+  }
+
+  /** No commit: the collector forgets every carried span it restored, and their pending effects go. */
+  private discardCarried(): void {
+    this.stats.uncommitted += this.pendingEvents.length + this.pendingCloses.length;
+    this.pendingEvents = [];
+    this.pendingCloses = [];
+    if (this.carriedHosts.size === 0) return;
+    for (const host of this.carriedHosts) this.collector.discardSpan?.(host);
+    this.carriedHosts.clear();
   }
 
   /** Unix ns for a guest-monotonic time; a record without one takes the last time seen. */

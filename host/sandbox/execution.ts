@@ -8,7 +8,7 @@ import type { Collector } from '../collectors/collector.js';
 import { NullCollector } from '../collectors/null-collector.js';
 import type { ExecutionSummary } from '../collectors/execution-summary.js';
 import type { CallsiteRegistry } from '../receiver/callsite-registry.js';
-import type { PersistedMetadata, PersistedSpans } from '../receiver/persisted-state.js';
+import { firstSpanId, type PersistedMetadata, type PersistedSpans } from '../receiver/persisted-state.js';
 import { TracingEventReceiver, type ReceiverLimits } from '../receiver/receiver.js';
 import { describeCause, type TerminationCause } from '../receiver/termination.js';
 import { levelNumber, type Level, type Values } from '../../shared/records.js';
@@ -42,6 +42,15 @@ export interface RunOptions {
   state?: PersistedExecution;
   /** Commit open spans at a normal end and return them as `result.state` (default false: roll back). */
   persist?: boolean;
+  /**
+   * Which trace a resumed step's execution span joins (without `traceparent`, which always wins):
+   * - `workflow` (default): the workflow's trace, as a child of the carried span the step resumes
+   *   (the span the guest had entered at the last commit, else the workflow's first span), so every
+   *   step of a workflow is one connected trace;
+   * - `step`: a trace of its own, with a span link to that carried span, for workflows that run for
+   *   days and would make one unwieldy trace.
+   */
+  traceMode?: 'workflow' | 'step';
   /** Per-execution limits against hostile guests. */
   limits?: Partial<ReceiverLimits>;
   /** A name for the guest in traces and errors (default `guest.js` / `guest.wasm`). */
@@ -87,9 +96,15 @@ const EXECUTION_FIELDS = ['execution.id', 'guest.kind', 'guest.source', 'sandtra
 
 let executionCounter = 0;
 
-/** Creates an execution id unique within this process (and very likely beyond). */
+const idRandom = new Uint32Array(1);
+
+/**
+ * Creates an execution id unique within this process, and beyond it by 32 random bits: span and
+ * trace ids derive from execution ids (see span-ids.ts), and containers all run as pid 1.
+ */
 export function newExecutionId(): string {
-  return `${Date.now().toString(36)}-${process.pid.toString(36)}-${(++executionCounter).toString(36)}`;
+  crypto.getRandomValues(idRandom);
+  return `${Date.now().toString(36)}-${process.pid.toString(36)}-${(++executionCounter).toString(36)}-${idRandom[0]!.toString(36)}`;
 }
 
 export class Execution {
@@ -116,26 +131,17 @@ export class Execution {
     this.onProgress = options.onProgress;
     this.nextProgress = this.started + 1000;
     const registry = options.registry ?? registryFor(options.tenant);
-    this.rootSpan = this.openExecutionSpan(collector, registry, options.traceparent);
-    try {
-      this.receiver = this.createReceiver(collector, registry, options, clockOrigin);
-    } catch (e) {
-      // Refused state (say): close the execution span we opened, then report.
-      if (this.rootSpan !== undefined) collector.tryClose(this.rootSpan, hostNowNs(), { cause: 'exception', message: (e as Error).message });
-      throw e;
-    }
-  }
-
-  private createReceiver(collector: Collector, registry: CallsiteRegistry, options: RunOptions, clockOrigin: bigint | undefined): TracingEventReceiver {
-    return new TracingEventReceiver({
+    // The receiver first: refused state throws before anything reaches the collector.
+    this.receiver = new TracingEventReceiver({
       collector,
       registry,
       executionId: this.executionId,
       ...(options.state && { metadata: options.state.metadata, spans: options.state.spans }),
       ...(options.limits && { limits: options.limits }),
-      ...(this.rootSpan !== undefined && { rootParent: this.rootSpan }),
       ...(clockOrigin !== undefined && { clockOrigin }),
     });
+    this.rootSpan = this.openExecutionSpan(collector, registry, options);
+    this.receiver.setRootParent(this.rootSpan);
   }
 
   /** The most verbose level guests should emit (trace 0 … error 4). */
@@ -146,6 +152,14 @@ export class Execution {
   /** Spans carried over from the persisted state, as the guest SDKs announce them. */
   static carried(options: RunOptions): Array<{ id: number; name: string; target: string; fields: string[] }> {
     return (options.state?.spans.spans ?? []).map((s) => ({ id: s.id, name: s.callsite.name, target: s.callsite.target, fields: s.callsite.fields }));
+  }
+
+  /**
+   * The first span id the guest may allocate: the host owns span ids across a workflow's
+   * executions, so a resumed step's own spans never take a carried (or earlier) span's id.
+   */
+  static firstSpanId(options: RunOptions): number {
+    return firstSpanId(options.state?.spans);
   }
 
   /** Reports progress if a second has passed since the last report (cheap to call often). */
@@ -173,7 +187,7 @@ export class Execution {
     let state: PersistedExecution | undefined;
     if (termination !== undefined) forceClosed = r.terminate(termination);
     else if (this.persistRequested) state = { metadata: r.persistMetadata(), spans: r.persist() };
-    else forceClosed = r.rollback();
+    else forceClosed = r.end();
     const stats = r.stats;
     const summary: ExecutionSummary = {
       executionId: this.executionId,
@@ -190,6 +204,7 @@ export class Execution {
       refusedBytes: stats.refusedBytes,
       reservedRenamed: stats.reservedRenamed,
       forceClosed,
+      uncommitted: stats.uncommitted,
       persistedSpans: state?.spans.spans.length ?? 0,
       durationMs: performance.now() - this.started,
     };
@@ -202,7 +217,11 @@ export class Execution {
     return state === undefined ? { summary } : { summary, state };
   }
 
-  private openExecutionSpan(collector: Collector, registry: CallsiteRegistry, traceparent: string | undefined): number | undefined {
+  /**
+   * The host span every guest root span hangs under. Its parent: the host's traceparent, else
+   * (resuming a workflow) the carried span the step continues, or a link to it (traceMode `step`).
+   */
+  private openExecutionSpan(collector: Collector, registry: CallsiteRegistry, options: RunOptions): number | undefined {
     const meta = registry.intern({ kind: 'span', name: 'sandtrace.execution', target: 'sandtrace', level: 'info', fields: EXECUTION_FIELDS });
     const interest = registry.interest(collector, meta);
     if (interest === 'never' || (interest === 'sometimes' && !collector.enabled(meta))) return undefined;
@@ -211,8 +230,13 @@ export class Execution {
       ['guest.kind', this.guestKind],
       ['guest.source', this.source],
     ];
-    const remote: TraceParent | undefined = traceparent === undefined ? undefined : parseTraceParent(traceparent);
-    return collector.newSpan({ meta, parent: undefined, values, time: hostNowNs(), executionId: this.executionId, ...(remote && { remoteParent: remote }) });
+    const remote: TraceParent | undefined = options.traceparent === undefined ? undefined : parseTraceParent(options.traceparent);
+    const resumed = remote === undefined && options.state !== undefined ? this.receiver.resumeTarget() : undefined;
+    const linked = options.traceMode === 'step';
+    const parent = resumed !== undefined && !linked ? resumed : undefined;
+    const span = collector.newSpan({ meta, parent, values, time: hostNowNs(), executionId: this.executionId, guestSpanId: 0, ...(remote && { remoteParent: remote }) });
+    if (resumed !== undefined && linked) collector.recordFollowsFrom(span, resumed);
+    return span;
   }
 
   private closeExecutionSpan(summary: ExecutionSummary): void {

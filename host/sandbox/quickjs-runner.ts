@@ -54,6 +54,7 @@ export async function runQuickJS(source: string, options: QuickJSRunOptions = {}
       executionId: exec.executionId,
       ...(traceparent !== undefined && { traceparent }),
       carried: Execution.carried(options),
+      firstSpanId: Execution.firstSpanId(options),
       ...(options.tenant !== undefined && { cacheScope: options.tenant }),
     },
     deadlineMs: options.deadlineMs ?? DEFAULTS.deadlineMs,

@@ -161,7 +161,7 @@ export class SandboxPool {
       source: '',
       filename: 'warm-up.js',
       module: false,
-      settings: { minLevel: 4, flushBytes: 1 << 15, executionId: 'warm-up', carried: [] },
+      settings: { minLevel: 4, flushBytes: 1 << 15, executionId: 'warm-up', carried: [], firstSpanId: 1 },
       deadlineMs: 60_000,
       memoryLimitBytes: options.memoryLimitBytes ?? DEFAULT_QUICKJS_MEMORY,
       stackLimitBytes: 256 << 10,

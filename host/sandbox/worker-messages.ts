@@ -49,6 +49,8 @@ export interface GuestSettings {
   executionId: string;
   traceparent?: string;
   carried: Array<{ id: number; name: string; target: string; fields: string[] }>;
+  /** The first span id the guest may allocate (the host owns span ids across a workflow's executions). */
+  firstSpanId: number;
   /** Runs share the SDK's caches of encoded strings only within one scope (the run's `tenant`). */
   cacheScope?: string;
 }

@@ -27,7 +27,7 @@ export function carriedSpan(id: number, extra: Partial<PersistedSpan> = {}): Per
 }
 
 function state(spans: PersistedSpan[], stack?: number[]): PersistedExecution {
-  return { metadata: { version: 1, callsites: [] }, spans: stack === undefined ? { version: 1, spans } : { version: 1, spans, stack } };
+  return { metadata: { version: 1, callsites: [] }, spans: stack === undefined ? { version: 2, spans } : { version: 2, spans, stack } };
 }
 
 /** A chain of `n` spans, each the parent of the next. */
@@ -55,7 +55,7 @@ export const hostileStates: HostileState[] = [
   { name: 'a stack longer than maxEntered', state: state([carriedSpan(1, { entered: 20_000 })], new Array<number>(20_000).fill(1)), problem: /20000 entries; at most 10000/ },
   { name: 'absurd refs', state: state([carriedSpan(1, { refs: Number.MAX_SAFE_INTEGER })]), problem: /refs must be an integer from 1 to/ },
   { name: 'duplicate span ids', state: state([carriedSpan(1), carriedSpan(1)]), problem: /duplicate id 1/ },
-  { name: 'a collector snapshot nested 10,000 deep', state: state([carriedSpan(1, { collector: nested(10_000) })]), problem: /collector: nested deeper than 32/ },
+  { name: 'a collector snapshot nested 10,000 deep', state: state([carriedSpan(1, { collector: { deep: nested(10_000) } })]), problem: /collector: nested deeper than 32/ },
   { name: 'follows that are not span ids', state: state([carriedSpan(1, { follows: ['x'] as never })]), problem: /follows must be span ids/ },
   { name: 'more carried spans than maxOpenSpans', state: state(Array.from({ length: 10_001 }, (_, i) => carriedSpan(i + 1))), problem: /10001 spans; at most 10000/ },
   {

@@ -190,6 +190,7 @@ export class QuickJSEngine {
     if (last?.flushBytes !== settings.flushBytes) set('flushBytes', sdk.newNumber(settings.flushBytes));
     set('executionId', sdk.newString(settings.executionId));
     if (last === undefined || last.traceparent !== settings.traceparent) set('traceparent', settings.traceparent === undefined ? sdk.undefined : sdk.newString(settings.traceparent));
+    if (last?.firstSpanId !== settings.firstSpanId) set('firstSpanId', sdk.newNumber(settings.firstSpanId));
     if (last === undefined || last.carried.length > 0 || settings.carried.length > 0) set('carried', settings.carried.length === 0 ? sdk.undefined : this.toSdkValue(settings.carried));
     if (last === undefined || last.cacheScope !== settings.cacheScope) set('cacheScope', settings.cacheScope === undefined ? sdk.undefined : sdk.newString(settings.cacheScope));
     this.lastSettings = settings;
