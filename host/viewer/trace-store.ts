@@ -314,10 +314,11 @@ export async function loadStore(folder: string, options: { now?: bigint } = {}):
   const metrics = await readLines(folder, 'metrics.jsonl', readMetrics);
 
   // The first record of a span is kept, whatever the later ones say. A replayed step re-emits the
-  // ids of the spans its first run already exported, by construction the same work; the store is
-  // append-only, so keeping the first means a replay never changes a trace already shown, and the
-  // tree never mixes records of two runs. Choosing by content (say, not force-closed over
-  // force-closed) would let whatever a replay did rewrite history; the count says a replay happened.
+  // ids of the spans an earlier run already exported: the same span, written again. The store is
+  // append-only, so keeping the first means a later write never changes a trace already shown, and
+  // a rule on content (say, not force-closed over force-closed) would make the view depend on what
+  // each attempt happened to do. The cost: when the first attempt died and the replay finished,
+  // the force-closed record is the one shown; the count (×N on the span) says there were others.
   const spans: ViewSpan[] = [];
   const byId = new Map<string, ViewSpan>();
   let duplicateSpans = 0;
