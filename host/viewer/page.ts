@@ -17,6 +17,8 @@ export const PAGE = `<!doctype html>
   .badge { display: inline-block; padding: 0 6px; border-radius: 8px; font-size: 11px; margin-left: 4px; }
   .badge.error { background: #fde2e1; color: #a3211b; }
   .badge.forced { background: #fff0d5; color: #8a5300; }
+  .badge.running { background: #dcf5e7; color: #1f6f49; }
+  .badge.dup { background: #eceff3; color: #4a5360; }
   main { overflow: auto; padding: 12px 16px; }
   .row { display: grid; grid-template-columns: 320px 1fr 80px; align-items: center; height: 24px; cursor: pointer; }
   .row:hover { background: #f1f4f8; }
@@ -24,6 +26,8 @@ export const PAGE = `<!doctype html>
   .lane { position: relative; height: 12px; }
   .bar { position: absolute; height: 12px; min-width: 2px; border-radius: 3px; background: #4a7fd6; }
   .bar.error { background: #d8473f; }
+  /* Still open: drawn from its start to when the store was read, hatched, with no right edge. */
+  .bar.running { background: repeating-linear-gradient(135deg, #2e9d6a 0 4px, #8fd1ae 4px 8px); border-radius: 3px 0 0 3px; }
   .dur { text-align: right; color: #5b6470; }
   .details { margin: 12px 0; padding: 10px; border: 1px solid #d8dde3; border-radius: 6px; background: #fbfcfd; white-space: pre-wrap; font-family: ui-monospace, monospace; font-size: 12px; }
   h2 { font-size: 15px; margin: 4px 0 10px; }
@@ -39,6 +43,7 @@ export const PAGE = `<!doctype html>
       <option value="all">all statuses</option>
       <option value="error">with errors</option>
       <option value="forced">force-closed</option>
+      <option value="running">in progress</option>
       <option value="ok">without errors</option>
     </select>
   </header>
@@ -70,14 +75,20 @@ function renderList() {
   const status = $('#filter-status').value;
   const shown = traces.filter((t) =>
     (!exec || t.executionIds.some((id) => id.includes(exec))) &&
-    (status === 'all' || (status === 'error' && t.errors > 0) || (status === 'forced' && t.forced.length > 0) || (status === 'ok' && t.errors === 0)));
+    (status === 'all' || (status === 'error' && t.errors > 0) || (status === 'forced' && t.forced.length > 0) || (status === 'running' && t.running > 0) || (status === 'ok' && t.errors === 0)));
   $('#traces').innerHTML = shown.map((t) =>
     '<div class="trace" data-trace="' + esc(t.traceId) + '">' +
     '<div>' + esc(t.root) + (t.errors ? '<span class="badge error">' + esc(t.errors) + ' error' + (t.errors > 1 ? 's' : '') + '</span>' : '') +
-    t.forced.map((c) => '<span class="badge forced">✖ ' + esc(c) + '</span>').join('') + '</div>' +
-    '<div class="meta">' + esc(t.spans) + ' spans · ' + esc(ms(t.durationMs)) + ' · ' + esc(t.executionIds.join(', ')) + '</div></div>').join('')
+    t.forced.map((c) => '<span class="badge forced">✖ ' + esc(c) + '</span>').join('') + traceBadges(t) + '</div>' +
+    '<div class="meta">' + esc(t.spans) + ' spans · ' + (t.running ? '≥ ' : '') + esc(ms(t.durationMs)) + ' · ' + esc(t.executionIds.join(', ')) + '</div></div>').join('')
     || '<div class="empty">No traces match.</div>';
   for (const el of document.querySelectorAll('.trace')) el.onclick = () => show(el.dataset.trace);
+}
+
+// A trace in progress has running spans; duplicates are span records written again by a replayed step.
+function traceBadges(t) {
+  return (t.running ? '<span class="badge running">in progress</span>' : '') +
+    (t.duplicateSpans ? '<span class="badge dup" title="span records dropped: a span with the same ids was already written (a replayed step)">' + esc(t.duplicateSpans) + ' duplicate' + (t.duplicateSpans > 1 ? 's' : '') + '</span>' : '');
 }
 
 async function show(traceId) {
@@ -101,22 +112,27 @@ async function show(traceId) {
       const left = (Number(BigInt(s.start) - t0) / total) * 100;
       const width = Math.max((Number(BigInt(s.end) - BigInt(s.start)) / total) * 100, 0.3);
       const err = s.status.code === 2;
-      rows.push('<div class="row span' + (err ? ' error' : '') + '" data-span="' + esc(s.spanId) + '">' +
+      const state = s.running ? ' running' : err ? ' error' : '';
+      rows.push('<div class="row span' + state + '" data-span="' + esc(s.spanId) + '">' +
         '<div class="name" style="padding-left:' + esc(depth * 16) + 'px" title="' + esc(s.name) + '">' + esc(s.name) +
-        (s.forcedCause ? ' <span class="badge forced" title="' + esc(s.status.message || '') + '">✖ ' + esc(s.forcedCause) + '</span>' : err ? ' <span class="badge error">error</span>' : '') + '</div>' +
-        '<div class="lane"><div class="bar' + (err ? ' error' : '') + '" style="left:' + esc(left) + '%;width:' + esc(width) + '%"></div></div>' +
-        '<div class="dur">' + esc(ms(s.durationMs)) + '</div></div>');
+        (s.running ? ' <span class="badge running">running</span>' : s.forcedCause ? ' <span class="badge forced" title="' + esc(s.status.message || '') + '">✖ ' + esc(s.forcedCause) + '</span>' : err ? ' <span class="badge error">error</span>' : '') +
+        (s.duplicates && !s.running ? ' <span class="badge dup" title="written again by a replayed step">×' + esc(s.duplicates + 1) + '</span>' : '') + '</div>' +
+        '<div class="lane"><div class="bar' + state + '" style="left:' + esc(left) + '%;width:' + esc(width) + '%"></div></div>' +
+        '<div class="dur">' + (s.running ? '≥ ' : '') + esc(ms(s.durationMs)) + '</div></div>');
       walk(s.spanId, depth + 1);
     }
   };
   walk('', 0);
-  $('#main').innerHTML = '<h2>' + esc(spans.find((s) => !s.parentSpanId || !ids.has(s.parentSpanId)).name) + '</h2>' + rows.join('') +
+  const summary = traces.find((t) => t.traceId === traceId);
+  $('#main').innerHTML = '<h2>' + esc(spans.find((s) => !s.parentSpanId || !ids.has(s.parentSpanId)).name) + (summary ? traceBadges(summary) : '') + '</h2>' + rows.join('') +
     '<div class="details" id="details">Click a span for its fields and events.</div>' +
     (metrics.length ? '<h2>Metrics</h2><div class="details" id="metrics">' + metrics.map((m) => esc(m.kind + ' ' + m.name + ' = ' + m.value + ' ' + JSON.stringify(m.attributes))).join('\\n') + '</div>' : '');
   for (const el of document.querySelectorAll('.row')) el.onclick = () => {
     const s = spans.find((x) => x.spanId === el.dataset.span);
     const spanLogs = logs.filter((l) => l.spanId === s.spanId);
     $('#details').textContent = s.name + (s.status.message ? '  — ' + s.status.message : '') +
+      (s.running ? '  — running: started, not ended when the store was read (' + ms(s.durationMs) + ' so far)' : '') +
+      (s.duplicates ? '\\n' + s.duplicates + (s.running ? ' identical "span started" record' : ' more record') + (s.duplicates > 1 ? 's' : '') + ' of this span dropped' + (s.running ? '' : ' (a replayed step; the first written is shown)') : '') +
       '\\n\\nfields\\n' + Object.entries(s.attributes).map(([k, v]) => '  ' + k + ' = ' + JSON.stringify(v)).join('\\n') +
       '\\n\\nevents\\n' + (s.events.map((e) => '  ' + e.name + ' ' + JSON.stringify(e.attributes)).join('\\n') || '  (none)') +
       (spanLogs.length ? '\\n\\nlogs\\n' + spanLogs.map((l) => '  ' + l.severity + ' ' + l.body).join('\\n') : '');

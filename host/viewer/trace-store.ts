@@ -1,6 +1,12 @@
 /**
  * Reads a local store (OTLP JSON lines: traces.jsonl, logs.jsonl, metrics.jsonl) into traces for
  * the viewer. The store is re-read on every request, so a running viewer sees new runs.
+ *
+ * Durable workflows add two things to a store. A step that commits with spans still open leaves
+ * a `span started` log record per open span (see {@link SPAN_STARTED}): until the span itself is
+ * written, the reader shows it as a running span, from its start to the time the store was read.
+ * A step that is replayed re-emits the same span ids: the reader keeps one span per
+ * (trace id, span id) and counts the others.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -21,6 +27,18 @@ export interface ViewSpan {
   executionId?: string;
   /** The termination cause when the host force-closed the span. */
   forcedCause?: string;
+  /**
+   * Set when the store holds only `span started` records for this span: it is still open (its
+   * workflow is between steps, or running). Its `end` and `durationMs` are the time the store was
+   * read, its status unset, and it has no events.
+   */
+  running?: true;
+  /**
+   * How many further records of this same span the reader dropped, when there were any: span
+   * records with the same trace and span id (a replayed step), or for a running span identical
+   * `span started` records (one per step commit, or a replay).
+   */
+  duplicates?: number;
 }
 
 export interface ViewLog {
@@ -49,7 +67,18 @@ export interface TraceSummary {
   errors: number;
   forced: string[];
   executionIds: string[];
+  /** Spans of the trace still running (only a `span started` record): the trace is in progress. */
+  running: number;
+  /** Span records dropped because a span with the same ids was already written (replayed steps). */
+  duplicateSpans: number;
 }
+
+/** The body of the log record the pipeline collector writes for a span still open at a step commit. */
+export const SPAN_STARTED = 'span started';
+/** Attributes of a `span started` record that describe the span rather than being its fields. */
+const STARTED_NAME = 'sandtrace.span.name';
+const STARTED_PARENT = 'sandtrace.span.parent_span_id';
+const STARTED_TIME = 'sandtrace.span.start_time_unix_nano';
 
 type Json = Record<string, any>;
 
@@ -186,10 +215,40 @@ function readSpans(req: Json, out: ViewSpan[]): void {
   }
 }
 
-function readLogs(req: Json, out: ViewLog[]): void {
+/** A line of logs.jsonl yields ordinary logs and `span started` records, told apart on reading. */
+type LogLine = { log: ViewLog } | { started: ViewSpan; identity: string };
+
+/**
+ * The running span a `span started` record describes, or undefined when the record is not one:
+ * its body is `span started`, it names its span's trace and span ids, and `sandtrace.span.name`
+ * is a string (guests cannot write `sandtrace.*` keys: the receiver renames them `guest.sandtrace.*`,
+ * so a guest's own log with that body stays an ordinary log). A record that claims to be one but
+ * has a malformed parent id or start time also stays an ordinary log, shown rather than guessed at.
+ */
+function spanStarted(log: ViewLog, scope: string): ViewSpan | undefined {
+  const a = log.attributes;
+  const name = a[STARTED_NAME];
+  if (log.body !== SPAN_STARTED || log.traceId === undefined || log.spanId === undefined || typeof name !== 'string') return undefined;
+  const parent = a[STARTED_PARENT];
+  if (parent !== undefined && (typeof parent !== 'string' || !SPAN_ID.test(parent))) return undefined;
+  const start = a[STARTED_TIME] ?? log.time;
+  if (typeof start !== 'string' || !UNIX_NANO.test(start)) return undefined;
+  const attributes: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(a)) {
+    if (k !== STARTED_NAME && k !== STARTED_PARENT && k !== STARTED_TIME) Object.defineProperty(attributes, k, { value: v, enumerable: true, writable: true, configurable: true });
+  }
+  const span: ViewSpan = { traceId: log.traceId, spanId: log.spanId, name, scope, start, end: start, durationMs: 0, status: { code: 0 }, attributes, events: [], running: true };
+  if (parent !== undefined) span.parentSpanId = parent;
+  if (typeof attributes['sandtrace.execution.id'] === 'string') span.executionId = attributes['sandtrace.execution.id'];
+  return span;
+}
+
+function readLogs(req: Json, out: LogLine[]): void {
   for (const rl of list(req.resourceLogs, 'resourceLogs')) {
-    for (const sl of list(object(rl, 'a resource').scopeLogs, 'scopeLogs')) {
-      for (const item of list(object(sl, 'a scope').logRecords, 'logRecords')) {
+    for (const slItem of list(object(rl, 'a resource').scopeLogs, 'scopeLogs')) {
+      const sl = object(slItem, 'a scope');
+      const scope = sl.scope === undefined ? '' : String(object(sl.scope, 'a scope').name ?? '');
+      for (const item of list(sl.logRecords, 'logRecords')) {
         const l = object(item, 'a log record');
         const log: ViewLog = {
           time: matching(l.timeUnixNano, UNIX_NANO, 'a log time'),
@@ -201,7 +260,10 @@ function readLogs(req: Json, out: ViewLog[]): void {
         const spanId = optionalId(l.spanId, SPAN_ID, 'a span id');
         if (traceId !== undefined) log.traceId = traceId;
         if (spanId !== undefined) log.spanId = spanId;
-        out.push(log);
+        const started = spanStarted(log, scope);
+        // Identical records of one open span (a replayed step, or a commit that changed none of its fields) are one.
+        if (started !== undefined) out.push({ started, identity: JSON.stringify([scope, log.time, log.severity, log.attributes]) });
+        else out.push({ log });
       }
     }
   }
@@ -226,22 +288,87 @@ function readMetrics(req: Json, out: ViewMetric[]): void {
 }
 
 export interface Store {
+  /** One per (trace id, span id): the spans written, then the running ones (only `span started` records). */
   spans: ViewSpan[];
+  /** Ordinary logs: `span started` records are not among them, they become running spans or nothing. */
   logs: ViewLog[];
   metrics: ViewMetric[];
   /** Lines of each file skipped because they were not JSON or not shaped as the exporter writes them. */
   skippedLines: { traces: number; logs: number; metrics: number };
+  /**
+   * Records dropped as duplicates: span records whose ids were already written (a replayed step),
+   * and `span started` records identical to one already read (including those of spans now closed).
+   */
+  duplicates: { spans: number; spanStarts: number };
+  /** The time the store was read (unix ns, decimal): where running spans end. */
+  readAt: string;
 }
 
-export async function loadStore(folder: string): Promise<Store> {
+/**
+ * @param options.now the time the store is read, unix ns (by default the clock's): running spans end there.
+ */
+export async function loadStore(folder: string, options: { now?: bigint } = {}): Promise<Store> {
+  const now = options.now ?? BigInt(Date.now()) * 1_000_000n;
   const traces = await readLines(folder, 'traces.jsonl', readSpans);
   const logs = await readLines(folder, 'logs.jsonl', readLogs);
   const metrics = await readLines(folder, 'metrics.jsonl', readMetrics);
+
+  // The first record of a span is kept, whatever the later ones say. A replayed step re-emits the
+  // ids of the spans an earlier run already exported: the same span, written again. The store is
+  // append-only, so keeping the first means a later write never changes a trace already shown, and
+  // a rule on content (say, not force-closed over force-closed) would make the view depend on what
+  // each attempt happened to do. The cost: when the first attempt died and the replay finished,
+  // the force-closed record is the one shown; the count (×N on the span) says there were others.
+  const spans: ViewSpan[] = [];
+  const byId = new Map<string, ViewSpan>();
+  let duplicateSpans = 0;
+  for (const s of traces.records) {
+    const kept = byId.get(s.traceId + s.spanId);
+    if (kept !== undefined) {
+      kept.duplicates = (kept.duplicates ?? 0) + 1;
+      duplicateSpans++;
+      continue;
+    }
+    byId.set(s.traceId + s.spanId, s);
+    spans.push(s);
+  }
+
+  const ordinary: ViewLog[] = [];
+  const started = new Map<string, { span: ViewSpan; identities: Set<string>; duplicates: number }>();
+  let duplicateStarts = 0;
+  for (const r of logs.records) {
+    if ('log' in r) {
+      ordinary.push(r.log);
+      continue;
+    }
+    const key = r.started.traceId + r.started.spanId;
+    const seen = started.get(key);
+    if (seen === undefined) {
+      started.set(key, { span: r.started, identities: new Set([r.identity]), duplicates: 0 });
+    } else if (seen.identities.has(r.identity)) {
+      seen.duplicates++;
+      duplicateStarts++;
+    } else {
+      // A later commit of the same open span: its fields as they are now replace the earlier ones.
+      seen.identities.add(r.identity);
+      seen.span = r.started;
+    }
+  }
+  for (const [key, { span, duplicates }] of started) {
+    if (byId.has(key)) continue; // the span closed: the span record wins
+    span.end = now > BigInt(span.start) ? now.toString() : span.start;
+    span.durationMs = Number(BigInt(span.end) - BigInt(span.start)) / 1e6;
+    if (duplicates > 0) span.duplicates = duplicates;
+    spans.push(span);
+  }
+
   return {
-    spans: traces.records,
-    logs: logs.records,
+    spans,
+    logs: ordinary,
     metrics: metrics.records,
     skippedLines: { traces: traces.skipped, logs: logs.skipped, metrics: metrics.skipped },
+    duplicates: { spans: duplicateSpans, spanStarts: duplicateStarts },
+    readAt: now.toString(),
   };
 }
 
@@ -267,6 +394,8 @@ export function summarize(spans: readonly ViewSpan[]): TraceSummary[] {
       errors: group.filter((s) => s.status.code === 2).length,
       forced: [...new Set(group.flatMap((s) => (s.forcedCause ? [s.forcedCause] : [])))],
       executionIds: [...new Set(group.flatMap((s) => (s.executionId ? [s.executionId] : [])))],
+      running: group.filter((s) => s.running).length,
+      duplicateSpans: group.reduce((n, s) => n + (s.running ? 0 : (s.duplicates ?? 0)), 0),
     });
   }
   return out.sort((a, b) => (BigInt(a.start) > BigInt(b.start) ? -1 : 1));
