@@ -21,6 +21,30 @@ export { formatValue, formatFields } from './collectors/format-value.js';
 export { runQuickJS, type QuickJSRunOptions } from './sandbox/quickjs-runner.js';
 export { SandboxPool, defaultSandboxPool, PoolClosedError, type SandboxPoolOptions, type SandboxPoolStats, type HostFunction } from './sandbox/sandbox-pool.js';
 export { newExecutionId, type RunOptions, type RunResult, type ExecutionSummary, type PersistedExecution } from './sandbox/execution.js';
+/**
+ * Workflow state on disk: a locked, versioned state file committed atomically.
+ *
+ * @example
+ * import { StateFile, StateFileLockedError, runQuickJS } from 'sandtrace';
+ * const file = await StateFile.open('order-1001.json'); // StateFileLockedError while another process has it
+ * try {
+ *   const state = await file.read(); // undefined before the first commit
+ *   const result = await runQuickJS(step, { persist: true, ...(state && { state }) });
+ *   if (result.state !== undefined) await file.commit(result.state); // a crash leaves the old state or the new one
+ * } finally {
+ *   await file.release(); // or `await using file = …`
+ * }
+ */
+export {
+  StateFile,
+  StateFileError,
+  StateFileLockedError,
+  StateFileCorruptError,
+  StateFileVersionError,
+  STATE_FORMAT,
+  READABLE_STATE_FORMATS,
+  type StateEnvelope,
+} from './state/state-file.js';
 export { parseTraceParent, formatTraceParent, type TraceParent } from './traceparent.js';
 export { DEFAULT_LIMITS, type ReceiverLimits } from './receiver/receiver.js';
 export { runWasm, MemoryLimitError, type WasmRunOptions } from './sandbox/wasm-runner.js';

@@ -80,7 +80,7 @@ describe('sandtrace run', () => {
     const state = join(dir, 'workflow.json');
     const first = await sandtrace(['run', guest('guests/workflow-step.js'), '--out', out, '--state', state, '--quiet']);
     assert.equal(first.code, 0);
-    assert.match(first.stdout, /state: 1 open span\(s\) committed/);
+    assert.match(first.stdout, /state: started fresh; 1 open span\(s\) committed/);
     assert.equal((await storedSpans(out)).filter((s) => s.name === 'order workflow').length, 0, 'still open after step 1');
     const second = await sandtrace(['run', guest('guests/workflow-step.js'), '--out', out, '--state', state, '--quiet']);
     assert.equal(second.code, 0);

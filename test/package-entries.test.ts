@@ -77,7 +77,7 @@ const PROMISED: Record<string, string[]> = {
   '.': [
     'runQuickJS', 'runWasm', 'compileAssemblyScript', 'CompileError', 'MemoryLimitError', 'TracingEventReceiver', 'ReceiveError',
     'CaptureCollector', 'FmtCollector', 'NullCollector', 'PipelineCollector', 'BatchingManager', 'OtlpHttpExporter',
-    'parseTraceParent', 'formatTraceParent', 'FrameWriter', 'FrameReader',
+    'parseTraceParent', 'formatTraceParent', 'FrameWriter', 'FrameReader', 'StateFile', 'StateFileLockedError', 'StateFileCorruptError', 'StateFileVersionError',
   ],
   './protocol': ['FrameWriter', 'FrameReader', 'FrameDecoder', 'EventEncoder'],
   './opentelemetry': ['OpenTelemetryCollector'],

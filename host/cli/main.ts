@@ -27,6 +27,9 @@ Usage:
                          to the local store
       --out DIR          the local store: OTLP JSON lines (default .sandtrace)
       --state FILE       persisted state: resume from it if it exists, commit to it at the end
+                         (atomically: a crash leaves the old state or the new one). FILE.lock
+                         keeps other runs off the file until this one ends; a stale lock, left
+                         by a process that is gone, is taken over
       --entry NAME       WebAssembly: the export to call (default run)
       --arg VALUE        WebAssembly: an argument for the export (repeatable; numbers stay numbers)
       --quiet            no span tree, only the summary

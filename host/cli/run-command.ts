@@ -2,8 +2,7 @@
  * `sandtrace run <guest>`: runs one guest in the right sandbox, prints its span tree as it is
  * rebuilt, exports its telemetry (to an OTLP endpoint, or else to the local store), and sums up.
  */
-import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { BatchingManager } from '../batching/batching-manager.js';
 import { FmtCollector } from '../collectors/fmt-collector.js';
@@ -15,9 +14,10 @@ import { OtlpHttpExporter } from '../export/otlp-http-exporter.js';
 import { FileExporter } from '../export/otlp-json.js';
 import { PipelineCollector } from '../pipeline/pipeline-collector.js';
 import { compileAssemblyScript } from '../sandbox/compile-assemblyscript.js';
-import type { PersistedExecution, RunOptions, RunResult } from '../sandbox/execution.js';
+import type { RunOptions, RunResult } from '../sandbox/execution.js';
 import { runQuickJS } from '../sandbox/quickjs-runner.js';
 import { runWasm } from '../sandbox/wasm-runner.js';
+import { StateFile } from '../state/state-file.js';
 import { LEVELS, type Level } from '../../shared/records.js';
 
 export interface RunCommandOptions {
@@ -34,8 +34,23 @@ export interface RunCommandOptions {
   quiet: boolean;
 }
 
-/** Exit codes: 0 the guest completed, 1 it failed (its telemetry was exported first), 3 export failed. */
+/**
+ * Exit codes: 0 the guest completed, 1 it failed (its telemetry was exported first), 3 export
+ * failed. With `--state`, the state file is locked for the whole run: a second run on it, or a
+ * file this sandtrace cannot read, is refused (thrown) before anything starts.
+ */
 export async function runCommand(o: RunCommandOptions, print: (line: string) => void): Promise<number> {
+  if (o.state === undefined) return runWith(o, undefined, print);
+  const stateFile = await StateFile.open(o.state);
+  try {
+    return await runWith(o, stateFile, print);
+  } finally {
+    await stateFile.release();
+  }
+}
+
+async function runWith(o: RunCommandOptions, stateFile: StateFile | undefined, print: (line: string) => void): Promise<number> {
+  const state = await stateFile?.read(); // before anything starts: a bad state file is refused first
   const file = resolve(o.file);
   const ext = extname(file);
   // With an endpoint (flag or OTEL_EXPORTER_OTLP_*), telemetry goes there; else to the local store.
@@ -55,8 +70,6 @@ export async function runCommand(o: RunCommandOptions, print: (line: string) => 
   });
   const collector = o.quiet ? pipeline : new TeeCollector([new FmtCollector({ level: o.level, write: print }), pipeline]);
 
-  let state: PersistedExecution | undefined;
-  if (o.state !== undefined && existsSync(o.state)) state = JSON.parse(await readFile(o.state, 'utf8')) as PersistedExecution;
   const options: RunOptions = {
     collector,
     level: o.level,
@@ -65,7 +78,7 @@ export async function runCommand(o: RunCommandOptions, print: (line: string) => 
     ...(o.memoryMb !== undefined && { memoryLimitBytes: o.memoryMb * 1024 * 1024 }),
     ...(o.executionId !== undefined && { executionId: o.executionId }),
     ...(state && { state }),
-    ...(o.state !== undefined && { persist: true }),
+    ...(stateFile !== undefined && { persist: true }),
     onProgress: (p) => process.stderr.write(`… ${(p.elapsedMs / 1000).toFixed(1)} s, ${p.records} records in ${p.frames} frame(s)\n`),
   };
 
@@ -76,7 +89,7 @@ export async function runCommand(o: RunCommandOptions, print: (line: string) => 
     result = await runWasm(wasm, { ...options, entry: o.entry, args: o.args.map((a) => (/^-?\d+(\.\d+)?$/.test(a) ? Number(a) : a)) });
   } else throw new Error(`cannot run '${o.file}': expected a .js, .mjs, .wasm or AssemblyScript .ts file`);
 
-  if (o.state !== undefined && result.state !== undefined) await writeFile(o.state, JSON.stringify(result.state));
+  if (stateFile !== undefined && result.state !== undefined) await stateFile.commit(result.state);
   await batching.shutdown();
   const stats = batching.getStats();
   const s = result.summary;
@@ -88,7 +101,10 @@ export async function runCommand(o: RunCommandOptions, print: (line: string) => 
   print(`  ${counts.spans} spans, ${counts.events} events, ${counts.metrics} metric points; ${s.records} records in ${s.frames} frame(s) in ${s.durationMs.toFixed(1)} ms`);
   print(`  dropped: ${s.rejected} rejected by the host (${s.limitDropped} over limits), ${s.guestDropped} by the guest, ${s.truncated} truncated frame(s)`);
   print(`  export: ${stats.exported.spans} spans, ${stats.exported.logs} logs, ${stats.exported.metrics} metric series to ${destination}${exportFailed ? ` — ${lost('spans')} spans, ${lost('logs')} logs, ${lost('metrics')} series lost` : ''}`);
-  if (o.state !== undefined) print(`  state: ${result.state !== undefined ? `${s.persistedSpans} open span(s) committed to ${o.state}` : `not committed (${o.state} unchanged)`}`);
+  if (o.state !== undefined) {
+    const resumed = state === undefined ? 'started fresh' : `resumed ${state.spans.spans.length} span(s)`;
+    print(`  state: ${resumed}; ${result.state !== undefined ? `${s.persistedSpans} open span(s) committed to ${o.state}` : `not committed (${o.state} unchanged)`}`);
+  }
   if (!result.ok) return 1;
   return exportFailed ? 3 : 0;
 }
