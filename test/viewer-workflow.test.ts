@@ -165,7 +165,7 @@ describe('sandtrace view: durable workflows', () => {
     assert.equal(byName(early.spans, 'nightly import').durationMs, 0);
   });
 
-  test('a replayed span is kept once, the first written, and counted; a closed span replaces its running placeholder', async () => {
+  test('a replayed span is kept once (the first written, unless a later record ended normally where it was force-closed), and counted; a closed span replaces its running placeholder', async () => {
     const store = await loadStore(folder, { now: T0 + 20n * SEC });
     const c = store.spans.filter((s) => s.traceId === C);
     assert.deepEqual(c.map((s) => s.name).sort(), ['billing', 'invoice'], 'billing is written: no running placeholder');
@@ -179,6 +179,21 @@ describe('sandtrace view: durable workflows', () => {
     assert.equal(summary.duplicateSpans, 1);
     assert.equal(summary.running, 0);
     assert.deepEqual(summary.forced, [], 'the dropped replay does not mark the trace');
+
+    // The other order: the attempt that died was written first, the replay that finished later.
+    const replay = await mkdtemp(join(tmpdir(), 'sandtrace-view-wf-replay-'));
+    try {
+      const out = new FileExporter(replay);
+      await out.exportSpans([span(C, ids.invoice, ids.billing, 'invoice', T0 + SEC, T0 + 9n * SEC, [['lines', 3], ['sandtrace.force_closed', true], ['sandtrace.termination.cause', 'deadline']], 'wf-3')]);
+      await out.exportSpans([span(C, ids.invoice, ids.billing, 'invoice', T0 + SEC, T0 + 2n * SEC, [['lines', 3]], 'wf-3')]);
+      await out.shutdown();
+      const kept = byName((await loadStore(replay, { now: T0 + 20n * SEC })).spans, 'invoice');
+      assert.equal(kept.forcedCause, undefined, 'the replay that finished replaces the attempt that died');
+      assert.equal(kept.end, (T0 + 2n * SEC).toString());
+      assert.equal(kept.duplicates, 1);
+    } finally {
+      await rm(replay, { recursive: true });
+    }
 
     // Workflow A finishes: the real spans win, the trace is no longer in progress.
     const later = await mkdtemp(join(tmpdir(), 'sandtrace-view-wf-done-'));

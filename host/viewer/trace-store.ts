@@ -313,24 +313,27 @@ export async function loadStore(folder: string, options: { now?: bigint } = {}):
   const logs = await readLines(folder, 'logs.jsonl', readLogs);
   const metrics = await readLines(folder, 'metrics.jsonl', readMetrics);
 
-  // The first record of a span is kept, whatever the later ones say. A replayed step re-emits the
-  // ids of the spans an earlier run already exported: the same span, written again. The store is
-  // append-only, so keeping the first means a later write never changes a trace already shown, and
-  // a rule on content (say, not force-closed over force-closed) would make the view depend on what
-  // each attempt happened to do. The cost: when the first attempt died and the replay finished,
-  // the force-closed record is the one shown; the count (×N on the span) says there were others.
+  // One record per span id. A replayed step re-emits the ids of the spans an earlier run already
+  // exported: the same span, written again. The first record is kept, so a later write never
+  // changes a trace already shown, with one exception: a record the host force-closed (the attempt
+  // died, or did not commit) gives way to a later one that ended normally, since the replay that
+  // finished is what happened. The count (×N on the span) says there were other records.
   const spans: ViewSpan[] = [];
-  const byId = new Map<string, ViewSpan>();
+  const byId = new Map<string, number>();
   let duplicateSpans = 0;
   for (const s of traces.records) {
-    const kept = byId.get(s.traceId + s.spanId);
-    if (kept !== undefined) {
-      kept.duplicates = (kept.duplicates ?? 0) + 1;
-      duplicateSpans++;
+    const key = s.traceId + s.spanId;
+    const at = byId.get(key);
+    if (at === undefined) {
+      byId.set(key, spans.length);
+      spans.push(s);
       continue;
     }
-    byId.set(s.traceId + s.spanId, s);
-    spans.push(s);
+    const kept = spans[at]!;
+    duplicateSpans++;
+    const count = (kept.duplicates ?? 0) + 1;
+    if (kept.forcedCause !== undefined && s.forcedCause === undefined) spans[at] = s;
+    spans[at]!.duplicates = count;
   }
 
   const ordinary: ViewLog[] = [];
