@@ -4,13 +4,16 @@
  *   1. a QuickJS plugin (spans, events, a hot-path event site, a metric);
  *   2. an AssemblyScript plugin, compiled here with the project's own compiler;
  *   3. two plugins that die in the middle of a span: one stuck past its deadline, one trapping;
- *   4. a two-step workflow whose span is committed after step 1 (as JSON, as an engine would
- *      store it) and resumed and closed by step 2.
+ *   4. a three-step workflow whose span is committed after each step to a state file (as an
+ *      engine would keep it), with a step that fails once and is retried from the last commit:
+ *      one trace, the workflow span exported once.
  *
  * Everything also goes to the local store, .sandtrace/ (OTLP JSON lines), as `sandtrace run`
  * does when no collector is configured.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BatchingManager } from '../host/batching/batching-manager.js';
 import { FmtCollector } from '../host/collectors/fmt-collector.js';
@@ -19,9 +22,10 @@ import { resolveConfig } from '../host/export/exporter-config.js';
 import { FileExporter } from '../host/export/otlp-json.js';
 import { PipelineCollector } from '../host/pipeline/pipeline-collector.js';
 import { compileAssemblyScript } from '../host/sandbox/compile-assemblyscript.js';
-import type { PersistedExecution, RunResult } from '../host/sandbox/execution.js';
+import type { RunResult } from '../host/sandbox/execution.js';
 import { runQuickJS } from '../host/sandbox/quickjs-runner.js';
 import { runWasm } from '../host/sandbox/wasm-runner.js';
+import { runWorkflow } from './workflow-engine.js';
 
 const here = (path: string) => fileURLToPath(new URL(`../../examples/${path}`, import.meta.url));
 const source = (name: string) => readFile(here(`guests/${name}`), 'utf8');
@@ -50,14 +54,10 @@ section('3. plugins that die in the middle of a span');
 summary(await runQuickJS(await source('crashing-plugin.js'), { collector, filename: 'crashing-plugin.js', deadlineMs: 100, executionId: 'demo-deadline' }));
 summary(await runWasm(wasm, { entry: 'crash', collector, filename: 'plugin.wasm', executionId: 'demo-trap' }));
 
-section('4. a workflow whose span outlives one execution');
-const step = await source('workflow-step.js');
-const first = await runQuickJS(step, { collector, filename: 'workflow-step.js', persist: true, executionId: 'order-A-1001/step-1' });
-summary(first);
-const stored = JSON.stringify(first.state); // what a workflow engine would keep between steps
-console.log(`   committed ${first.summary.persistedSpans} open span(s) as ${stored.length} bytes of JSON`);
-const state = JSON.parse(stored) as PersistedExecution;
-summary(await runQuickJS(step, { collector, filename: 'workflow-step.js', state, persist: true, executionId: 'order-A-1001/step-2' }));
+section('4. a workflow whose span outlives its executions (one step fails and is retried)');
+const stateFile = join(tmpdir(), `sandtrace-demo-workflow-${process.pid}.json`);
+for (const line of await runWorkflow(stateFile, collector)) console.log(`   ${line}`);
+await rm(stateFile, { force: true });
 
 await batching.shutdown();
 const stats = batching.getStats();

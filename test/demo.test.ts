@@ -17,7 +17,8 @@ test('the npm start demo runs every guest, shows the crashes with their causes, 
     assert.match(stdout, /2\. an AssemblyScript plugin[\s\S]*┌ checksum bytes=100000/);
     assert.match(stdout, /force-closed: deadline exceeded/);
     assert.match(stdout, /force-closed: trap: unreachable/);
-    assert.match(stdout, /committed 1 open span\(s\)/);
+    assert.match(stdout, /step 2, attempt 1: uncaught exception: Error: stock service unavailable; retried from the last commit/);
+    assert.match(stdout, /step 3, attempt 1: ok, 0 span\(s\) carried over/);
     assert.match(stdout, /┆ order workflow \(resumed\)/);
     assert.match(stdout, /Written to the local store \.sandtrace\/: \d+ spans/);
     assert.deepEqual((await readdir(join(cwd, '.sandtrace'))).sort(), ['logs.jsonl', 'metrics.jsonl', 'traces.jsonl']);

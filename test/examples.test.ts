@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { hostPlugins } from '../examples/plugin-host.js';
 import { startHandler } from '../examples/serverless-handler.js';
-import { runWorkflow } from '../examples/workflow-engine.js';
+import { runWorkflowTo } from '../examples/workflow-engine.js';
 import { OtlpHttpExporter } from '../host/export/otlp-http-exporter.js';
 import { FileExporter } from '../host/export/otlp-json.js';
 import { OtlpTestServer } from './helpers/otlp-test-server.js';
@@ -30,11 +30,16 @@ describe('examples', () => {
     }
   });
 
-  test('workflow engine: the workflow span crosses three steps and is exported once, whole', async () => {
+  test('workflow engine: three steps, one retried; the workflow span is exported once, whole, and the workflow is one trace', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sandtrace-wf-example-'));
     try {
-      const outcomes = await runWorkflow(join(dir, 'state.json'), new FileExporter(dir));
-      assert.deepEqual(outcomes, ['step 1: ok, 1 span(s) carried over', 'step 2: ok, 1 span(s) carried over', 'step 3: ok, 0 span(s) carried over']);
+      const outcomes = await runWorkflowTo(join(dir, 'state.json'), new FileExporter(dir));
+      assert.deepEqual(outcomes, [
+        'step 1, attempt 1: ok, 1 span(s) carried over',
+        'step 2, attempt 1: uncaught exception: Error: stock service unavailable; retried from the last commit',
+        'step 2, attempt 2: ok, 1 span(s) carried over',
+        'step 3, attempt 1: ok, 0 span(s) carried over',
+      ]);
       const spans = (await readFile(join(dir, 'traces.jsonl'), 'utf8'))
         .trim()
         .split('\n')
@@ -42,11 +47,16 @@ describe('examples', () => {
       const wf = spans.filter((s) => s.name === 'order workflow');
       assert.equal(wf.length, 1);
       const charge = spans.find((s) => s.name === 'charge card');
-      const reserve = spans.find((s) => s.name === 'reserve stock');
-      assert.ok(BigInt(wf[0].startTimeUnixNano) < BigInt(reserve.startTimeUnixNano));
+      const reserve = spans.filter((s) => s.name === 'reserve stock');
+      assert.equal(reserve.length, 2, 'one per attempt');
+      assert.ok(BigInt(wf[0].startTimeUnixNano) < BigInt(reserve[0].startTimeUnixNano));
       assert.ok(BigInt(wf[0].endTimeUnixNano) >= BigInt(charge.endTimeUnixNano));
-      assert.equal(charge.parentSpanId, wf[0].spanId, 'a later step nests under the carried span');
-      assert.equal(wf[0].events[0].name, 'order received');
+      assert.ok(spans.every((s) => s.traceId === wf[0].traceId), 'one trace');
+      const ids = new Set(spans.map((s) => s.spanId));
+      assert.ok(spans.every((s) => !s.parentSpanId || ids.has(s.parentSpanId)), 'every parent exported');
+      assert.deepEqual(wf[0].events.map((e: any) => e.name), ['order received']);
+      assert.ok(!wf[0].attributes.some((a: any) => a.key === 'error'), "the failed attempt's error on the workflow span was taken back");
+      assert.deepEqual(reserve.map((r: any) => r.status?.code ?? 0), [2, 0], 'the failed attempt is an error, the retry is not');
     } finally {
       await rm(dir, { recursive: true });
     }
