@@ -91,6 +91,20 @@ describe('sandtrace run', () => {
     assert.deepEqual(wf[0]!.events.map((e: any) => e.name), ['stock reserved', 'card charged']);
   });
 
+  test('--quiet on for one step and off for the next reads the same state: nothing of the step is lost', async () => {
+    const out = join(dir, 'store-4q');
+    const state = join(dir, 'workflow-quiet.json');
+    const first = await sandtrace(['run', guest('guests/workflow-step.js'), '--out', out, '--state', state]); // a tee: terminal + pipeline
+    assert.equal(first.code, 0);
+    const second = await sandtrace(['run', guest('guests/workflow-step.js'), '--out', out, '--state', state, '--quiet']); // the pipeline alone
+    assert.equal(second.code, 0);
+    const wf = (await storedSpans(out)).filter((s) => s.name === 'order workflow');
+    assert.equal(wf.length, 1);
+    assert.deepEqual(wf[0]!.events.map((e: any) => e.name), ['stock reserved', 'card charged'], 'the span events of the step run with the terminal');
+    const ids = new Set((await storedSpans(out)).map((s) => s.spanId));
+    assert.ok((await storedSpans(out)).every((s) => !s.parentSpanId || ids.has(s.parentSpanId)), 'one connected trace');
+  });
+
   test('with --endpoint, telemetry goes to the OTLP endpoint instead of the store', async () => {
     const server = new OtlpTestServer();
     const url = await server.start();
