@@ -105,6 +105,20 @@ describe('sandtrace run', () => {
     assert.ok((await storedSpans(out)).every((s) => !s.parentSpanId || ids.has(s.parentSpanId)), 'one connected trace');
   });
 
+  test('--trace-per-step: the resumed step is a trace of its own, linked to the workflow span', async () => {
+    const out = join(dir, 'store-4t');
+    const state = join(dir, 'workflow-linked.json');
+    assert.equal((await sandtrace(['run', guest('guests/workflow-step.js'), '--out', out, '--state', state, '--quiet'])).code, 0);
+    assert.equal((await sandtrace(['run', guest('guests/workflow-step.js'), '--out', out, '--state', state, '--quiet', '--trace-per-step'])).code, 0);
+    const spans = await storedSpans(out);
+    const wf = spans.find((s) => s.name === 'order workflow')!;
+    const steps = spans.filter((s) => s.name === 'sandtrace.execution');
+    const second = steps.find((s) => s.traceId !== wf.traceId)!;
+    assert.ok(second, 'step 2 has a trace of its own');
+    assert.equal(second.parentSpanId ?? '', '');
+    assert.deepEqual(second.links.map((l: any) => [l.traceId, l.spanId]), [[wf.traceId, wf.spanId]]);
+  });
+
   test('with --endpoint, telemetry goes to the OTLP endpoint instead of the store', async () => {
     const server = new OtlpTestServer();
     const url = await server.start();

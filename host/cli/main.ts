@@ -30,6 +30,8 @@ Usage:
                          (atomically: a crash leaves the old state or the new one). FILE.lock
                          keeps other runs off the file until this one ends; a stale lock, left
                          by a process that is gone, is taken over
+      --trace-per-step   with --state: a resumed step starts a trace of its own, linked to the
+                         workflow span (default: every step joins the workflow's trace)
       --entry NAME       WebAssembly: the export to call (default run)
       --arg VALUE        WebAssembly: an argument for the export (repeatable; numbers stay numbers)
       --quiet            no span tree, only the summary
@@ -81,6 +83,7 @@ async function main(argv: string[]): Promise<number> {
       entry: { type: 'string', default: 'run' },
       arg: { type: 'string', multiple: true },
       quiet: { type: 'boolean', default: false },
+      'trace-per-step': { type: 'boolean', default: false },
       port: { type: 'string', default: '4380' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -123,6 +126,7 @@ async function main(argv: string[]): Promise<number> {
         entry: values.entry!,
         args: values.arg ?? [],
         quiet: values.quiet!,
+        tracePerStep: values['trace-per-step']!,
       },
       (line) => process.stdout.write(`${line}\n`),
     );

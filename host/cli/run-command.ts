@@ -32,6 +32,8 @@ export interface RunCommandOptions {
   entry: string;
   args: string[];
   quiet: boolean;
+  /** A resumed step starts its own trace, linked to the workflow span (RunOptions.traceMode 'step'). */
+  tracePerStep?: boolean;
 }
 
 /**
@@ -72,6 +74,7 @@ async function runWith(o: RunCommandOptions, stateFile: StateFile | undefined, p
 
   const options: RunOptions = {
     collector,
+    ...(o.tracePerStep === true && { traceMode: 'step' as const }),
     level: o.level,
     deadlineMs: o.timeoutMs,
     filename: o.file,
