@@ -124,6 +124,15 @@ describe('durable workflows: ids', () => {
     assert.equal(new Set(a.map((x) => x.split(":")[2])).size, 5, "distinct span ids");
   });
 
+  test('outside workflows ids stay random: two runs that reuse one execution id never share span or trace ids', async () => {
+    const p = pipeline();
+    await runQuickJS(`tracing.span('x').close(); 1`, { collector: p.collector, executionId: 'handler' });
+    await runQuickJS(`tracing.span('x').close(); 1`, { collector: p.collector, executionId: 'handler' });
+    assert.equal(p.spans.length, 4);
+    assert.equal(new Set(p.spans.map((s) => hex(s.spanId))).size, 4);
+    assert.equal(new Set(p.spans.map((s) => hex(s.traceId))).size, 2);
+  });
+
   test('a resumed step allocates span ids above every id of the workflow so far (never a carried or closed one)', async () => {
     const p = pipeline();
     const s1 = stored(await step(`tracing.span('other').close(); const wf = tracing.span('wf'); 1`, { collector: p.collector, executionId: 'ids/1' }));

@@ -27,9 +27,10 @@ export interface NewSpanInfo {
   /** Links to remote spans (for instance a trace context the guest supplied, which never becomes a parent). */
   links?: TraceParent[];
   /**
-   * The guest's id for the span (0 for the runner's execution span). With `executionId` it names
-   * the span uniquely within its trace, so a collector can derive the same span id every time the
-   * same execution runs again (a replayed workflow step): see `deriveSpanId`.
+   * The guest's id for the span (0 for the runner's execution span), given when the run asked for
+   * stable ids (workflow runs, by default). With `executionId` it names the span uniquely within
+   * its trace, so a collector can derive the same span id every time the same execution runs
+   * again (a replayed workflow step): see host/pipeline/span-ids.ts. Absent: use random ids.
    */
   guestSpanId?: number;
 }

@@ -101,7 +101,7 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
   newSpan(info: NewSpanInfo): number {
     const parent = typeof info.parent === 'number' ? this.live.get(info.parent)?.record : undefined;
     const remote = parent === undefined ? info.remoteParent : undefined;
-    const traceId = parent?.traceId ?? (remote !== undefined ? hexBytes(remote.traceId) : this.rootTraceId(info.executionId));
+    const traceId = parent?.traceId ?? (remote !== undefined ? hexBytes(remote.traceId) : this.rootTraceId(info.executionId, info.guestSpanId));
     const record: SpanRecord = {
       traceId,
       spanId: this.spanIdFor(traceId, info.executionId, info.guestSpanId),
@@ -268,9 +268,9 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
     });
   }
 
-  /** Trace id of a span that starts a trace: derived from its execution (see span-ids.ts), else random. */
-  private rootTraceId(executionId: string | undefined): Uint8Array {
-    return executionId === undefined ? this.randomId(16) : traceIdFor(executionId);
+  /** Trace id of a span that starts a trace: derived from its execution when ids are stable (see span-ids.ts), else random. */
+  private rootTraceId(executionId: string | undefined, guestSpanId: number | undefined): Uint8Array {
+    return executionId === undefined || guestSpanId === undefined ? this.randomId(16) : traceIdFor(executionId);
   }
 
   /** Span id derived from (trace, execution, guest span id) when all are known, else random. */

@@ -37,6 +37,12 @@ export interface ReceiverOptions {
   rootParent?: number;
   /** Carried on every span, event and metric this receiver produces. */
   executionId?: string;
+  /**
+   * Hand collectors each span's guest id (`NewSpanInfo.guestSpanId`), so they derive span ids
+   * from (trace, execution id, guest id) and a re-run of the same execution emits the same ids
+   * (default false: random ids). Only for execution ids that name one execution, or its re-runs.
+   */
+  stableIds?: boolean;
   /** Interning registry (default: the process-wide one). */
   registry?: CallsiteRegistry;
   /** Unix ns at which guest time 0 lies, until a hello record says otherwise (default: now). */
@@ -167,6 +173,7 @@ export class TracingEventReceiver {
   readonly collector: Collector;
   readonly executionId: string | undefined;
   readonly maxValues: number;
+  private readonly stableIds: boolean;
   readonly limits: Readonly<ReceiverLimits>;
   private rootParent: number | undefined;
   private readonly registry: CallsiteRegistry;
@@ -211,6 +218,7 @@ export class TracingEventReceiver {
   constructor(options: ReceiverOptions) {
     this.collector = options.collector;
     this.executionId = options.executionId;
+    this.stableIds = options.stableIds === true;
     this.maxValues = options.maxValues ?? 32;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.maxRecords = this.limits.maxRecords;
@@ -580,7 +588,7 @@ export class TracingEventReceiver {
       entry.values = values;
       // One object shape for every span (no conditional spread): keeps the collector call monomorphic.
       const links = slot.linkIndex >= 0 ? takeLink(values, slot.linkIndex) : undefined;
-      entry.host = this.collector.newSpan({ meta, parent: hostParent, values, time, executionId: this.executionId, links, guestSpanId: rec.id });
+      entry.host = this.collector.newSpan({ meta, parent: hostParent, values, time, executionId: this.executionId, links, guestSpanId: this.stableIds ? rec.id : undefined });
     } else {
       entry.host = DISABLED;
       entry.hostParent = hostParent;
@@ -790,7 +798,7 @@ export class TracingEventReceiver {
       entry.hostParent = parent;
       return;
     }
-    const info = { meta: entry.meta, parent, values, time, executionId: p.executionId, guestSpanId: p.id, snapshot: p.collector };
+    const info = { meta: entry.meta, parent, values, time, executionId: p.executionId, guestSpanId: this.stableIds ? p.id : undefined, snapshot: p.collector };
     entry.host = this.collector.restoreSpan !== undefined ? this.collector.restoreSpan(info) : this.collector.newSpan(info);
     if (entry.host > 0) this.carriedHosts.add(entry.host);
   }

@@ -36,8 +36,19 @@ export interface RunOptions {
   memoryLimitBytes?: number;
   /** Guest stack limit, in bytes (QuickJS only; default 256 KiB, at most 384 KiB). */
   stackLimitBytes?: number;
-  /** Carried on every span, event and metric of the run (default: a random id). */
+  /**
+   * Carried on every span, event and metric of the run (default: a random id). In a workflow run
+   * it also names the attempt: a re-run with the same id emits the same span ids (see stableIds),
+   * so give each retry its own id and reuse one only to re-run the same attempt.
+   */
   executionId?: string;
+  /**
+   * Derive span and trace ids from the execution id and the guest's span ids, so a re-run of the
+   * same execution emits the same ids and a backend can deduplicate (default: on for workflow
+   * runs, those with `persist` or `state`; off otherwise, where ids are random, so hosts that reuse
+   * an execution id for unrelated runs never merge them).
+   */
+  stableIds?: boolean;
   /** State from an earlier run's `result.state`, to resume its open spans. */
   state?: PersistedExecution;
   /** Commit open spans at a normal end and return them as `result.state` (default false: roll back). */
@@ -114,6 +125,7 @@ export class Execution {
   private readonly rootSpan: number | undefined;
   private readonly started = performance.now();
   private readonly persistRequested: boolean;
+  private readonly stableIds: boolean;
   private frames = 0;
   private readonly onProgress: RunOptions['onProgress'];
   private nextProgress = 0;
@@ -131,11 +143,13 @@ export class Execution {
     this.onProgress = options.onProgress;
     this.nextProgress = this.started + 1000;
     const registry = options.registry ?? registryFor(options.tenant);
+    this.stableIds = options.stableIds ?? (options.persist === true || options.state !== undefined);
     // The receiver first: refused state throws before anything reaches the collector.
     this.receiver = new TracingEventReceiver({
       collector,
       registry,
       executionId: this.executionId,
+      stableIds: this.stableIds,
       ...(options.state && { metadata: options.state.metadata, spans: options.state.spans }),
       ...(options.limits && { limits: options.limits }),
       ...(clockOrigin !== undefined && { clockOrigin }),
@@ -234,7 +248,7 @@ export class Execution {
     const resumed = remote === undefined && options.state !== undefined ? this.receiver.resumeTarget() : undefined;
     const linked = options.traceMode === 'step';
     const parent = resumed !== undefined && !linked ? resumed : undefined;
-    const span = collector.newSpan({ meta, parent, values, time: hostNowNs(), executionId: this.executionId, guestSpanId: 0, ...(remote && { remoteParent: remote }) });
+    const span = collector.newSpan({ meta, parent, values, time: hostNowNs(), executionId: this.executionId, guestSpanId: this.stableIds ? 0 : undefined, ...(remote && { remoteParent: remote }) });
     if (resumed !== undefined && linked) collector.recordFollowsFrom(span, resumed);
     return span;
   }
