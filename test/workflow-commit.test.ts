@@ -51,6 +51,20 @@ describe('durable workflows: effects on carried spans commit with the step', () 
     assert.deepEqual(p.logs.filter((l) => l.body === 'charged').map((l) => l.executionId), ['wf/2#2']);
   });
 
+  test('events held for the commit are bounded: past maxPendingEvents an event under a carried span is rejected and counted', async () => {
+    const p = pipeline();
+    const state = stored(await step(OPEN, { collector: p.collector, executionId: 'flood/1' }));
+    const r = await step(`const wf = tracing.resume('wf'); wf.enter(); for (let i = 0; i < 150; i++) tracing.info('tick', { i }); wf.exit(); 1`, {
+      collector: p.collector,
+      executionId: 'flood/2',
+      state,
+      limits: { maxPendingEvents: 100 },
+    });
+    assert.equal(r.ok, true);
+    assert.equal(r.summary.rejectedByCode.LIMIT_EXCEEDED, 50);
+    assert.equal(p.logs.filter((l) => l.body === 'tick').length, 100, 'the first 100 were committed');
+  });
+
   test('the collector lets go of committed spans: 50 steps leave nothing open in it', async () => {
     const p = pipeline();
     let state = stored(await step(OPEN, { collector: p.collector, executionId: 's0' }));

@@ -72,6 +72,11 @@ export interface ReceiverLimits {
   maxCallsites: number;
   /** Enters in effect at once, re-entries of one span included (default 10,000). */
   maxEntered: number;
+  /**
+   * Events under carried spans held until the commit (default 10,000): they are kept in host
+   * memory until then, so past this bound an event under a carried span is rejected.
+   */
+  maxPendingEvents: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<ReceiverLimits> = Object.freeze({
@@ -82,6 +87,7 @@ export const DEFAULT_LIMITS: Readonly<ReceiverLimits> = Object.freeze({
   maxDepth: 128,
   maxCallsites: 1_000,
   maxEntered: 10_000,
+  maxPendingEvents: 10_000,
 });
 
 /** Outcome of {@link TracingEventReceiver.receiveBatch}. */
@@ -612,8 +618,12 @@ export class TracingEventReceiver {
     const parent = this.resolveParent(rec.parent, parentEntry);
     const event: EventInfo = { meta, parent, values: pairs(meta, rec), time: this.unixTime(rec.time), executionId: this.executionId };
     // Under a carried span, an event belongs to the step's commit: a failed step's never shows.
-    if (this.carriedHosts.size > 0 && typeof parent === 'number' && this.carriedHosts.has(parent)) this.pendingEvents.push(event);
-    else this.collector.event(event);
+    if (this.carriedHosts.size > 0 && typeof parent === 'number' && this.carriedHosts.has(parent)) {
+      if (this.pendingEvents.length >= this.limits.maxPendingEvents) {
+        throw new ReceiveError('LIMIT_EXCEEDED', `event '${meta.name}' under a carried span exceeds maxPendingEvents (${this.limits.maxPendingEvents} held until the commit)`);
+      }
+      this.pendingEvents.push(event);
+    } else this.collector.event(event);
   }
 
   private onEnter(rec: RawRecord): void {
