@@ -432,7 +432,7 @@ export class TracingEventReceiver {
     let p: PersistedSpan;
     if (entry.host === PENDING_RESTORE || (entry.host === DISABLED && before !== undefined)) {
       // Untouched, or disabled for this execution's collector: as it was, with the guest's new counts.
-      p = { ...before!, refs: entry.refs, values: entry.host === DISABLED ? toPlainValues(entry.values) : before!.values, follows: entry.follows?.slice() ?? before!.follows };
+      p = entry.host === DISABLED ? { ...before!, callsite: callsiteData(entry.meta), refs: entry.refs, values: toPlainValues(entry.values), follows: entry.follows?.slice() ?? before!.follows } : { ...before!, refs: entry.refs };
     } else {
       p = {
         id: entry.id,
