@@ -80,7 +80,7 @@ const PROMISED: Record<string, string[]> = {
     'parseTraceParent', 'formatTraceParent', 'FrameWriter', 'FrameReader', 'StateFile', 'StateFileLockedError', 'StateFileCorruptError', 'StateFileVersionError',
   ],
   './protocol': ['FrameWriter', 'FrameReader', 'FrameDecoder', 'EventEncoder'],
-  './opentelemetry': ['OpenTelemetryCollector'],
+  './opentelemetry': ['OpenTelemetryCollector', 'SandtraceIdGenerator'],
   './quickjs': ['runQuickJS', 'CaptureCollector', 'FmtCollector', 'NullCollector', 'LevelFilter', 'parseTraceParent', 'formatTraceParent', 'describeCause', 'newExecutionId'],
   './wasm': ['runWasm', 'MemoryLimitError', 'CaptureCollector', 'FmtCollector', 'NullCollector', 'LevelFilter'],
   './compile': ['compileAssemblyScript', 'CompileError'],

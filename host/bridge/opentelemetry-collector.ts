@@ -3,25 +3,77 @@
  * a guest's root spans become children of the host span active when the guest runs, with the
  * guest's own start and end times, attributes, events, links and status. The host's SDK then
  * exports them like any other span.
+ *
+ * Workflows (spans carried between executions, maybe between processes): the OpenTelemetry API
+ * does not let a caller choose a span's id, so a carried span re-created in a later execution
+ * would get a new one, while its children exported earlier point at the old one. A host that runs
+ * workflows installs {@link SandtraceIdGenerator} on its tracer provider: the bridge then gives
+ * every guest span the id the pipeline collector would (derived from the trace, the execution id
+ * and the guest's span id, see span-ids.ts), and a carried span keeps its id across executions.
  */
-import { ROOT_CONTEXT, SpanStatusCode, context, trace, type Attributes, type AttributeValue, type Context, type HrTime, type Link, type Span, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanStatusCode, context, trace, type Attributes, type AttributeValue, type Context, type HrTime, type Link, type Span, type SpanOptions, type Tracer } from '@opentelemetry/api';
 import type { ErrorValue, Value, Values } from '../../shared/records.js';
-import type { Collector, EventInfo, ForcedClose, NewSpanInfo } from '../collectors/collector.js';
+import type { Collector, EventInfo, ForcedClose, NewSpanInfo, RestoreSpanInfo, SpanSnapshot } from '../collectors/collector.js';
 import { formatError, formatValue, splitMessage } from '../collectors/format-value.js';
 import { assignValues, isErrorValue } from '../../shared/values.js';
 import { LevelFilteredCollector } from '../collectors/level-filter.js';
 import type { Level } from '../../shared/records.js';
+import { SpanIdKey, traceIdFor } from '../pipeline/span-ids.js';
 
 export interface OpenTelemetryCollectorOptions {
   /** The tracer to create spans with (default: `trace.getTracer('sandtrace')` from the global provider). */
   tracer?: Tracer;
   /** Most verbose level forwarded (default: info). */
   level?: Level;
+  /**
+   * Events kept per span for the persisted state (default 128, OpenTelemetry's default event
+   * limit): a span carried to a later execution takes the events of the executions before with it.
+   * Events past this still reach the OpenTelemetry span; they are lost only if the span is
+   * carried over, and counted in `droppedCarriedEvents`.
+   */
+  maxEventsPerSpan?: number;
 }
+
+/** A span link as persisted (plain JSON). */
+interface SnapshotLink {
+  traceId: string;
+  spanId: string;
+  traceFlags: number;
+}
+
+/** A span event as persisted (plain JSON). */
+interface SnapshotEvent {
+  /** Unix ns, decimal. */
+  time: string;
+  name: string;
+  attributes: Array<[string, string | number | boolean]>;
+}
+
+/** This collector's entry in a carried span's snapshot (key `opentelemetry`). */
+export interface OpenTelemetrySnapshot {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  traceFlags: number;
+  /** Unix ns, decimal. */
+  start: string;
+  links: SnapshotLink[];
+  events: SnapshotEvent[];
+}
+
+/** This collector's key in a span snapshot. */
+const SNAPSHOT_KEY = 'opentelemetry';
 
 interface Live {
   span: Span;
   values: Values;
+  /** Parent span id the span was started with (OpenTelemetry's API does not expose it). */
+  parentSpanId: string | undefined;
+  start: bigint;
+  links: SnapshotLink[];
+  events: SnapshotEvent[];
+  /** Events past `maxEventsPerSpan`, not kept for a snapshot. */
+  droppedEvents: number;
 }
 
 /** Nanoseconds since the epoch as OpenTelemetry's [seconds, nanoseconds]. */
@@ -53,6 +105,77 @@ function attributes(values: Values): Attributes {
   return out;
 }
 
+/** An attribute as plain JSON (non-finite numbers as text). */
+function plainAttribute(v: AttributeValue): string | number | boolean {
+  if (typeof v === 'string' || typeof v === 'boolean') return v;
+  if (typeof v === 'number') return Number.isFinite(v) ? v : String(v);
+  return String(v);
+}
+
+// ── The id generator ──────────────────────────────────────────────────────────────────────────
+
+/** The ids the bridge asks for, for the one `startSpan` call it is about to make. */
+interface NextIds {
+  traceId: string | undefined;
+  spanId: string | undefined;
+}
+
+/**
+ * The one-shot slot, on the global object under a registered symbol so that a generator and a
+ * bridge loaded from different copies of this module (bundled and unbundled) still meet.
+ */
+const SLOT = Symbol.for('sandtrace.opentelemetry.next-ids');
+type SlotHolder = { [SLOT]?: NextIds };
+const slot = (): NextIds => ((globalThis as SlotHolder)[SLOT] ??= { traceId: undefined, spanId: undefined });
+
+const randomBytes = new Uint8Array(16);
+function randomHex(n: 8 | 16): string {
+  const bytes = randomBytes.subarray(0, n);
+  do crypto.getRandomValues(bytes);
+  while (bytes.every((b) => b === 0));
+  return hexOf(bytes);
+}
+
+/**
+ * An OpenTelemetry `IdGenerator` (the interface of @opentelemetry/sdk-trace-base, implemented
+ * structurally: this module does not depend on the SDK) that gives the {@link OpenTelemetryCollector}
+ * the span and trace ids it asks for, and random ids to every other span. Install it on the
+ * tracer provider the bridge's tracer comes from; without it, guest spans get random ids, a
+ * replayed step is not recognisable as a replay, and a span carried between executions is
+ * exported under a new id while its children exported by earlier executions point at the old
+ * one (counted in `OpenTelemetryCollector.idsNotHonoured`).
+ *
+ * @example
+ * import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+ * import { OpenTelemetryCollector, SandtraceIdGenerator } from 'sandtrace/opentelemetry';
+ *
+ * const provider = new BasicTracerProvider({ idGenerator: new SandtraceIdGenerator(), spanProcessors: [new BatchSpanProcessor(exporter)] });
+ * // NodeTracerProvider takes the same option; NodeSDK: new NodeSDK({ idGenerator: new SandtraceIdGenerator(), … })
+ * const collector = new OpenTelemetryCollector({ tracer: provider.getTracer('sandtrace') });
+ * const step = await runQuickJS(source, { collector, state, persist: true, executionId: 'order-42/step-2' });
+ */
+export class SandtraceIdGenerator {
+  /** A trace id of 32 lowercase hex characters: the one the bridge asked for, else random. */
+  generateTraceId(): string {
+    const next = slot();
+    const id = next.traceId;
+    if (id === undefined) return randomHex(16);
+    next.traceId = undefined;
+    return id;
+  }
+
+  /** A span id of 16 lowercase hex characters: the one the bridge asked for, else random. */
+  generateSpanId(): string {
+    const next = slot();
+    const id = next.spanId;
+    if (id === undefined) return randomHex(8);
+    next.spanId = undefined;
+    return id;
+  }
+}
+
+// ── The collector ─────────────────────────────────────────────────────────────────────────────
+
 /**
  * @example
  * // inside a request handler traced by the host's OpenTelemetry SDK:
@@ -62,13 +185,40 @@ function attributes(values: Values): Attributes {
 export class OpenTelemetryCollector extends LevelFilteredCollector implements Collector {
   private readonly tracer: Tracer;
   private readonly live = new Map<number, Live>();
+  private readonly maxEvents: number;
   private nextId = 1;
+  /** Id derivation key of the execution seen last (spans of one execution come together). */
+  private idKey: SpanIdKey | undefined;
+  private idKeyTrace = '';
   /** Guest events outside any span (OpenTelemetry traces have nowhere to put them). */
   unattachedEvents = 0;
+  /**
+   * Spans the tracer provider started with ids other than the ones asked for: the provider has no
+   * {@link SandtraceIdGenerator} (or is not an SDK provider at all). Such spans have random ids.
+   */
+  idsNotHonoured = 0;
+  /**
+   * Of `idsNotHonoured`, the carried spans re-created from a persisted state: each is exported
+   * under a new span id, and the spans earlier executions exported as its children point at its
+   * old id, which no exported span has.
+   */
+  carriedIdsNotHonoured = 0;
+  /** Events of carried spans that did not fit `maxEventsPerSpan` in the persisted state. */
+  droppedCarriedEvents = 0;
 
   constructor(options: OpenTelemetryCollectorOptions = {}) {
     super(options.level ?? 'info');
     this.tracer = options.tracer ?? trace.getTracer('sandtrace');
+    this.maxEvents = options.maxEventsPerSpan ?? 128;
+  }
+
+  /**
+   * OpenTelemetry spans this collector holds (started or restored, not yet ended, persisted or
+   * discarded). Between executions it is zero: a span carried to a later execution is held by the
+   * persisted state, not here.
+   */
+  get openSpans(): number {
+    return this.live.size;
   }
 
   newSpan(info: NewSpanInfo): number {
@@ -79,13 +229,17 @@ export class OpenTelemetryCollector extends LevelFilteredCollector implements Co
       parent = trace.setSpanContext(ROOT_CONTEXT, { traceId: info.remoteParent.traceId, spanId: info.remoteParent.spanId, traceFlags: info.remoteParent.traceFlags, isRemote: true });
     } else if (info.parent === null) parent = ROOT_CONTEXT;
     else parent = context.active(); // the host span the guest runs under
-    const links: Link[] = (info.links ?? []).map((l) => ({ context: { traceId: l.traceId, spanId: l.spanId, traceFlags: l.traceFlags, isRemote: true } }));
-    const attrs = attributes(info.values);
-    if (info.executionId !== undefined) attrs['sandtrace.execution.id'] = info.executionId;
-    const span = this.tracer.startSpan(info.meta.name, { startTime: hrTime(info.time), attributes: attrs, links }, parent);
-    const id = this.nextId++;
-    this.live.set(id, { span, values: info.values.slice() });
-    return id;
+    const links: SnapshotLink[] = (info.links ?? []).map((l) => ({ traceId: l.traceId, spanId: l.spanId, traceFlags: l.traceFlags }));
+    const parentContext = trace.getSpanContext(parent);
+    const validParent = parentContext !== undefined && trace.isSpanContextValid(parentContext) ? parentContext : undefined;
+    // The ids the pipeline collector would give this span (see span-ids.ts), when it has them.
+    let ids: NextIds | undefined;
+    if (info.executionId !== undefined && info.guestSpanId !== undefined) {
+      const traceId = validParent?.traceId ?? hexOf(traceIdFor(info.executionId));
+      ids = { traceId: validParent === undefined ? traceId : undefined, spanId: this.derivedSpanId(traceId, info.executionId, info.guestSpanId) };
+    }
+    const span = this.start(info.meta.name, { startTime: hrTime(info.time), attributes: this.spanAttributes(info), links: links.map(toLink) }, parent, ids, false);
+    return this.add({ span, values: info.values.slice(), parentSpanId: validParent?.spanId, start: info.time, links, events: [], droppedEvents: 0 });
   }
 
   record(id: number, values: Values): void {
@@ -96,19 +250,29 @@ export class OpenTelemetryCollector extends LevelFilteredCollector implements Co
   }
 
   recordFollowsFrom(id: number, follows: number): void {
-    const span = this.live.get(id)?.span;
+    const live = this.live.get(id);
     const from = this.live.get(follows)?.span;
-    if (span !== undefined && from !== undefined) span.addLink({ context: from.spanContext() });
+    if (live === undefined || from === undefined) return;
+    const c = from.spanContext();
+    live.span.addLink({ context: c });
+    live.links.push({ traceId: c.traceId, spanId: c.spanId, traceFlags: c.traceFlags });
   }
 
   event(info: EventInfo): void {
-    const span = typeof info.parent === 'number' ? this.live.get(info.parent)?.span : undefined;
-    if (span === undefined) {
+    const live = typeof info.parent === 'number' ? this.live.get(info.parent) : undefined;
+    if (live === undefined) {
       this.unattachedEvents++;
       return;
     }
     const { message, fields } = splitMessage(info.values);
-    span.addEvent(message ?? info.meta.name, { ...attributes(fields), 'log.severity': info.meta.level }, hrTime(info.time));
+    const attrs: Attributes = { ...attributes(fields), 'log.severity': info.meta.level };
+    const name = message ?? info.meta.name;
+    live.span.addEvent(name, attrs, hrTime(info.time));
+    if (live.events.length < this.maxEvents) {
+      const pairs: Array<[string, string | number | boolean]> = [];
+      for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) pairs.push([k, plainAttribute(v)]);
+      live.events.push({ time: info.time.toString(), name, attributes: pairs });
+    } else live.droppedEvents++; // counted if the span is ever persisted (see persistSpan)
   }
 
   enter(): void {}
@@ -134,4 +298,155 @@ export class OpenTelemetryCollector extends LevelFilteredCollector implements Co
   currentSpan(): number | undefined {
     return undefined;
   }
+
+  /**
+   * The execution commits with this span open: its ids, start, links and events go to the
+   * persisted state, and the OpenTelemetry span is let go of without being ended (so it is never
+   * exported from here; the SDK's span processors keep no reference to a span before it ends).
+   * A later execution's `restoreSpan` starts it again with the same ids and start.
+   */
+  persistSpan(id: number): SpanSnapshot | undefined {
+    const live = this.live.get(id);
+    if (live === undefined) return undefined;
+    this.live.delete(id);
+    const c = live.span.spanContext();
+    this.droppedCarriedEvents += live.droppedEvents;
+    const snap: OpenTelemetrySnapshot = {
+      traceId: c.traceId,
+      spanId: c.spanId,
+      traceFlags: c.traceFlags,
+      start: live.start.toString(),
+      links: live.links,
+      events: live.events,
+    };
+    if (live.parentSpanId !== undefined) snap.parentSpanId = live.parentSpanId;
+    return { [SNAPSHOT_KEY]: snap };
+  }
+
+  /**
+   * Starts a carried span again: with its persisted ids (through {@link SandtraceIdGenerator}),
+   * start time, parent, links and events, so it is exported once, whole, under the id its
+   * children already point at. A span persisted without this collector's entry starts as new.
+   */
+  restoreSpan(info: RestoreSpanInfo): number {
+    const snap = (info.snapshot?.[SNAPSHOT_KEY] ?? undefined) as OpenTelemetrySnapshot | undefined;
+    if (snap === undefined) return this.newSpan(info);
+    const hasParent = snap.parentSpanId !== undefined;
+    const parent = hasParent ? trace.setSpanContext(ROOT_CONTEXT, { traceId: snap.traceId, spanId: snap.parentSpanId!, traceFlags: snap.traceFlags, isRemote: false }) : ROOT_CONTEXT;
+    const start = BigInt(snap.start);
+    const links = snap.links.map((l) => ({ ...l }));
+    const options: SpanOptions = { startTime: hrTime(start), attributes: this.spanAttributes(info), links: links.map(toLink) };
+    if (!hasParent) options.root = true;
+    const span = this.start(info.meta.name, options, parent, { traceId: hasParent ? undefined : snap.traceId, spanId: snap.spanId }, true);
+    for (const e of snap.events) span.addEvent(e.name, Object.fromEntries(e.attributes), hrTime(BigInt(e.time)));
+    const events = snap.events.map((e) => ({ time: e.time, name: e.name, attributes: e.attributes.map(([k, v]): [string, string | number | boolean] => [k, v]) }));
+    return this.add({ span, values: info.values.slice(), parentSpanId: snap.parentSpanId, start, links, events, droppedEvents: 0 });
+  }
+
+  /** A restored span whose execution did not commit: let go of without ending it (the state still holds it). */
+  discardSpan(id: number): void {
+    this.live.delete(id);
+  }
+
+  /** What keeps this collector's entry from being one {@link persistSpan} wrote, or undefined when it is one. */
+  validateSnapshot(snapshot: SpanSnapshot): string | undefined {
+    const own = snapshot[SNAPSHOT_KEY];
+    return own === undefined || own === null ? undefined : snapshotProblem(own);
+  }
+
+  private add(live: Live): number {
+    const id = this.nextId++;
+    this.live.set(id, live);
+    return id;
+  }
+
+  private spanAttributes(info: NewSpanInfo): Attributes {
+    const attrs = attributes(info.values);
+    if (info.executionId !== undefined) attrs['sandtrace.execution.id'] = info.executionId;
+    return attrs;
+  }
+
+  /** Starts a span, asking the provider (through the id generator's slot) for the given ids. */
+  private start(name: string, options: SpanOptions, parent: Context, ids: NextIds | undefined, carried: boolean): Span {
+    if (ids === undefined) return this.tracer.startSpan(name, options, parent);
+    const next = slot();
+    next.traceId = ids.traceId;
+    next.spanId = ids.spanId;
+    let span: Span;
+    try {
+      span = this.tracer.startSpan(name, options, parent);
+    } finally {
+      next.traceId = undefined;
+      next.spanId = undefined;
+    }
+    if (span.spanContext().spanId !== ids.spanId) {
+      this.idsNotHonoured++;
+      if (carried) this.carriedIdsNotHonoured++;
+    }
+    return span;
+  }
+
+  /** Span id derived from (trace, execution, guest span id), as the pipeline collector derives it. */
+  private derivedSpanId(traceId: string, executionId: string, guestSpanId: number): string {
+    let key = this.idKey;
+    if (key === undefined || key.executionId !== executionId || this.idKeyTrace !== traceId) {
+      key = this.idKey = new SpanIdKey(bytesOf(traceId), executionId);
+      this.idKeyTrace = traceId;
+    }
+    return hexOf(key.spanId(guestSpanId));
+  }
+}
+
+function toLink(l: SnapshotLink): Link {
+  return { context: { traceId: l.traceId, spanId: l.spanId, traceFlags: l.traceFlags, isRemote: true } };
+}
+
+const HEX = '0123456789abcdef';
+function hexOf(bytes: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < bytes.length; i++) s += HEX[bytes[i]! >> 4]! + HEX[bytes[i]! & 15]!;
+  return s;
+}
+
+function bytesOf(hex: string): Uint8Array {
+  const out = new Uint8Array(hex.length >> 1);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}
+
+const TRACE_ID = /^[0-9a-f]{32}$/;
+const SPAN_ID = /^[0-9a-f]{16}$/;
+const DECIMAL_NS = /^\d{1,20}$/;
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isTraceFlags = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xff;
+const isNs = (v: unknown): boolean => typeof v === 'string' && DECIMAL_NS.test(v) && BigInt(v) <= 0xffff_ffff_ffff_ffffn;
+
+/** The shape check behind {@link OpenTelemetryCollector.validateSnapshot}: each field as persistSpan writes it. */
+function snapshotProblem(snap: unknown): string | undefined {
+  if (!isRecord(snap)) return 'must be an object';
+  if (typeof snap.traceId !== 'string' || !TRACE_ID.test(snap.traceId)) return 'traceId must be 32 lowercase hex characters';
+  if (typeof snap.spanId !== 'string' || !SPAN_ID.test(snap.spanId)) return 'spanId must be 16 lowercase hex characters';
+  if (snap.parentSpanId !== undefined && (typeof snap.parentSpanId !== 'string' || !SPAN_ID.test(snap.parentSpanId))) return 'parentSpanId must be 16 lowercase hex characters';
+  if (!isTraceFlags(snap.traceFlags)) return 'traceFlags must be an integer from 0 to 255';
+  if (!isNs(snap.start)) return 'start must be unix ns as a decimal string';
+  if (!Array.isArray(snap.links)) return 'links must be an array';
+  for (const [i, l] of snap.links.entries()) {
+    if (!isRecord(l)) return `links[${i}] must be an object`;
+    if (typeof l.traceId !== 'string' || !TRACE_ID.test(l.traceId)) return `links[${i}].traceId must be 32 lowercase hex characters`;
+    if (typeof l.spanId !== 'string' || !SPAN_ID.test(l.spanId)) return `links[${i}].spanId must be 16 lowercase hex characters`;
+    if (!isTraceFlags(l.traceFlags)) return `links[${i}].traceFlags must be an integer from 0 to 255`;
+  }
+  if (!Array.isArray(snap.events)) return 'events must be an array';
+  for (const [i, e] of snap.events.entries()) {
+    if (!isRecord(e)) return `events[${i}] must be an object`;
+    if (!isNs(e.time)) return `events[${i}].time must be unix ns as a decimal string`;
+    if (typeof e.name !== 'string') return `events[${i}].name must be a string`;
+    if (!Array.isArray(e.attributes)) return `events[${i}].attributes must be an array`;
+    for (const [j, a] of e.attributes.entries()) {
+      const ok = Array.isArray(a) && a.length === 2 && typeof a[0] === 'string' && (typeof a[1] === 'string' || typeof a[1] === 'boolean' || (typeof a[1] === 'number' && Number.isFinite(a[1])));
+      if (!ok) return `events[${i}].attributes[${j}] must be a [name, string | number | boolean] pair`;
+    }
+  }
+  return undefined;
 }
