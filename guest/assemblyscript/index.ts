@@ -14,13 +14,23 @@
 //     span.exit();
 //     span.close();
 //   }
+//
+// A step of a durable workflow resumes the span an earlier step left open by its callsite:
+//   const wf = WORKFLOW.resume();   // Span | null
+//   if (wf !== null) { wf.enter(); …; wf.exit(); wf.close(); }
 
+// `stateBytes` (the size of STATE) tells the host which fields the block has: modules built with
+// the library before it grew to 32 bytes pass three arguments, and the host writes nothing past +24.
 @external("sandtrace", "attach")
-declare function hostAttach(state: usize, buffer: usize, capacity: u32): void;
+declare function hostAttach(state: usize, buffer: usize, capacity: u32, stateBytes: u32): void;
 @external("sandtrace", "flush")
 declare function hostFlush(buffer: usize, length: u32): void;
 @external("sandtrace", "now")
 declare function hostNow(): f64;
+// The guest id of the span carried over from an earlier execution whose callsite has this name
+// and target (UTF-16LE, lengths in bytes), or 0 when none is carried.
+@external("sandtrace", "resume")
+declare function hostResume(name: usize, nameBytes: u32, target: usize, targetBytes: u32): u32;
 
 export namespace Level {
   export const TRACE: i32 = 0;
@@ -38,7 +48,13 @@ const BUF: usize = memory.data(<i32>CAPACITY, 16);
 //   +8  f64  time base of the current frame (guest-monotonic ns); the host zeroes it when it drains
 //   +16 u32  records the guest dropped (a record larger than the buffer)
 //   +20 u32  attached flag
-const STATE: usize = memory.data(24, 8);
+//   +24 u32  first span id this execution may allocate, written by the host at attach (0: none
+//            given). A resumed step of a workflow starts its span ids there, above every id an
+//            earlier execution allocated (the host owns span ids across executions).
+//   +28 u32  reserved (0)
+// The guest passes the block's size to `attach`; the host writes +24 only to a block that has it.
+const STATE_BYTES: u32 = 32;
+const STATE: usize = memory.data(<i32>STATE_BYTES, 8);
 
 const TAG_CALLSITE: u8 = 1;
 const TAG_SPAN: u8 = 2;
@@ -71,7 +87,10 @@ let nextSpan: u32 = 1;
 
 function attach(): void {
   store<u32>(STATE, 1, 20);
-  hostAttach(STATE, BUF, CAPACITY);
+  hostAttach(STATE, BUF, CAPACITY, STATE_BYTES);
+  // The host's first span id for this execution; never below an id already allocated.
+  const first = load<u32>(STATE, 24);
+  if (first > nextSpan) nextSpan = first;
 }
 
 /** True when the host wants records of this level (attaching to the host on first use). */
@@ -84,7 +103,21 @@ export function enabled(level: i32): bool {
   return true;
 }
 
-/** Starts the spans of a resumed execution above the ids the host carried over. */
+/**
+ * The next guest span id: never below the host's first id for this execution (read again here,
+ * not only at attach, for a module with its own memory that attached while it was instantiated,
+ * before the host could write to that memory).
+ */
+@inline function allocSpanId(): u32 {
+  const first = load<u32>(STATE, 24);
+  if (first > nextSpan) nextSpan = first;
+  return nextSpan++;
+}
+
+/**
+ * Starts the spans of a resumed execution above `id`. Not needed any more: the host gives the
+ * first span id through the state block at attach.
+ */
 export function resumeSpanIdsAfter(id: u32): void {
   if (id >= nextSpan) nextSpan = id + 1;
 }
@@ -586,7 +619,7 @@ export class SpanWriter extends ValueWriter {
     if (!cs.announced && !cs.announce()) return this;
     const n = cs.fields.length;
     if (!begin(32)) return this;
-    this.id = nextSpan++;
+    this.id = allocSpanId();
     this.fields = cs.fields;
     wArray(5 + n);
     w8(TAG_SPAN);
@@ -657,9 +690,26 @@ export class SpanCallsite extends Callsite {
   @inline root(): SpanWriter {
     return SPAN.start(this, null, true);
   }
+  /**
+   * The span of this callsite (same name and target) that an earlier, persisted execution left
+   * open, or null when none is carried over. Enter it, record to it, close it (once, in the step
+   * that finishes it); the host asks nothing of the guest but the name.
+   */
+  resume(): Span | null {
+    if (load<u32>(STATE, 20) == 0) attach();
+    const name = this.name;
+    const target = this.target;
+    const id = hostResume(changetype<usize>(name), <u32>name.length << 1, changetype<usize>(target), <u32>target.length << 1);
+    if (id == 0) return null;
+    if (id >= nextSpan) nextSpan = id + 1;
+    return new Span(id, this.fields);
+  }
 }
 
-/** A span carried over from an earlier, persisted execution (the host tells the guest its id). */
+/**
+ * A span carried over from an earlier, persisted execution, by its guest id (the host passes it).
+ * @deprecated Use `callsite.resume()`, which asks the host by the callsite's name.
+ */
 export function resumeSpan(id: u32, fields: string[]): Span {
   resumeSpanIdsAfter(id);
   return new Span(id, fields);

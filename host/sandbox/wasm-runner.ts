@@ -29,7 +29,7 @@ export interface WasmRunOptions extends RunOptions {
 const DEFAULTS = { deadlineMs: 5_000, entry: 'run', memoryLimitBytes: 64 << 20 };
 const PAGE = 65536;
 /** Imports sandtrace provides itself; a host function of the same name would never be called. */
-const OWN_IMPORTS = new Set(['env.abort', 'env.seed', 'sandtrace.attach', 'sandtrace.flush', 'sandtrace.now']);
+const OWN_IMPORTS = new Set(['env.abort', 'env.seed', 'sandtrace.attach', 'sandtrace.flush', 'sandtrace.now', 'sandtrace.resume']);
 
 /**
  * @example
@@ -69,6 +69,8 @@ export async function runWasm(module: Uint8Array | WebAssembly.Module, options: 
     deadlineMs,
     hostImports,
     clockOriginNs,
+    firstSpanId: Execution.firstSpanId(options),
+    carried: Execution.carried(options).map(({ id, name, target }) => ({ id, name, target })),
   };
   return runInPool(exec, job, options, hostFunctions);
 }

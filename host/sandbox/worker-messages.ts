@@ -85,6 +85,10 @@ export interface WasmJob {
   hostImports: Array<[string, string]>;
   /** Unix ns of the guest's time 0 (the guest's clock import counts from it). */
   clockOriginNs: bigint;
+  /** The first span id the guest may allocate, written into its state block at +24 (when it has that field). */
+  firstSpanId: number;
+  /** Spans carried over from the persisted state: what `sandtrace.resume(name, target)` looks up. */
+  carried: Array<{ id: number; name: string; target: string }>;
 }
 
 export type Job = QuickJSJob | WasmJob;

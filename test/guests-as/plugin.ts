@@ -6,6 +6,9 @@ const QUERY = new SpanCallsite("query", "plugin::db", Level.DEBUG, ["table"]);
 const LOG = new EventCallsite("log", "plugin", Level.INFO, ["message", "items", "ratio", "ok", "big"]);
 const WARN = new EventCallsite("warn", "plugin", Level.WARN, ["message", "error"]);
 const NOISE = new EventCallsite("noise", "plugin", Level.TRACE, ["message", "i"]);
+const STEP = new SpanCallsite("step", "plugin", Level.INFO, ["label"]);
+/** Same name as HANDLE, another target: never the carried span of HANDLE. */
+const HANDLE_ELSEWHERE = new SpanCallsite("handle", "elsewhere", Level.INFO, ["user", "attempt", "result"]);
 
 export function run(user: string, attempt: i32): i32 {
   const span = HANDLE.span().str(user).i64(attempt).empty().open();
@@ -73,14 +76,45 @@ export function stepOne(): u32 {
   return span.id;
 }
 
-/** Workflow step 2: resumes the carried-over span by id and finishes it. */
-export function stepTwo(id: u32): void {
+/** Workflow step 2: resumes the carried-over span by its callsite's name and finishes it. */
+export function stepTwo(): void {
+  const span = HANDLE.resume();
+  if (span === null) return;
+  span.enter();
+  LOG.event().str("charged card").i64(2).f64(0).bool(true).u64(0).emit();
+  span.recordStr("result", "paid");
+  span.exit();
+  span.close();
+}
+
+/**
+ * A middle (or last, with `finish`) workflow step: resumes the workflow span, opens and closes a
+ * span of its own inside it, and returns that span's id (0 when nothing was carried over).
+ */
+export function stepWithChild(label: string, finish: bool): u32 {
+  const wf = HANDLE.resume();
+  if (wf === null) return 0;
+  wf.enter();
+  const own = STEP.span().str(label).open();
+  own.close();
+  wf.exit();
+  if (finish) wf.close();
+  return own.id;
+}
+
+/** The old way: the host passes the carried span's id as an argument (resumeSpan is deprecated). */
+export function stepTwoById(id: u32): void {
   const span = resumeSpan(id, ["user", "attempt", "result"]);
   span.enter();
   LOG.event().str("charged card").i64(2).f64(0).bool(true).u64(0).emit();
   span.recordStr("result", "paid");
   span.exit();
   span.close();
+}
+
+/** What resume gives for callsites that are not carried over: 1 for HANDLE's span, 2 for STEP's, 4 for HANDLE_ELSEWHERE's. */
+export function resumeEach(): i32 {
+  return (HANDLE.resume() !== null ? 1 : 0) | (STEP.resume() !== null ? 2 : 0) | (HANDLE_ELSEWHERE.resume() !== null ? 4 : 0);
 }
 
 /** Declares `n` callsites with file names of every length and large line numbers, one event each. */

@@ -23,7 +23,9 @@ export const op = {
   call: (func: number) => [0x10, ...uleb(func)],
   drop: [0x1a],
   localGet: (i: number) => [0x20, ...uleb(i)],
+  i32Load: (offset = 0) => [0x28, 2, ...uleb(offset)],
   i32Store: (offset = 0) => [0x36, 2, ...uleb(offset)],
+  i32Add: [0x6a],
   i32Const: (n: number) => [0x41, ...sleb(n)],
   /** memory.copy (bulk memory): dest, source, length on the stack. */
   memoryCopy: [0xfc, 10, 0, 0],

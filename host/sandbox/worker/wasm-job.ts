@@ -2,9 +2,10 @@
  * Runs one export of a WebAssembly guest inside a worker, with the sandtrace imports.
  *
  * The guest library keeps a small state block in linear memory (committed length, level filter,
- * frame time base, drop count) whose address it gives the host on first use. The worker writes
- * the level before the call and, after the call — or after a trap or abort, when the instance
- * must never be called again — reads the buffered records straight from memory.
+ * frame time base, drop count, first span id) whose address it gives the host on first use. The
+ * worker writes the level and the first span id before the call and, after the call — or after a
+ * trap or abort, when the instance must never be called again — reads the buffered records
+ * straight from memory.
  *
  * The imports check the stop word at every crossing and throw to unwind the guest. A guest can
  * catch that (WebAssembly exception handling is on in Node 20), which is why this is only the
@@ -15,8 +16,22 @@ import { StopCode, type JobOutcome, type WasmJob } from '../worker-messages.js';
 import type { HostLink } from './host-link.js';
 
 const PAGE = 65536;
-/** Bytes of the guest's state block: committed u32, level i32, time base f64, dropped u32, pad. */
+/**
+ * The guest's state block (shared/PROTOCOL.md, 5b), little-endian:
+ *   +0  u32  committed bytes of records in the buffer      +4  i32  minimum level (host writes)
+ *   +8  f64  time base of the current frame (host zeroes)   +16 u32  records the guest dropped
+ *   +20 u32  attached flag (guest)
+ *   +24 u32  first span id the execution may allocate (host writes; only to a block the guest
+ *            declared at least 28 bytes long: the library's block is 32)
+ *   +28 u32  reserved
+ * Modules built before the block grew pass three arguments to `attach` and have 24 bytes: the
+ * host reads and writes nothing past +24 unless the guest says its block reaches that far.
+ */
 const STATE_BYTES = 24;
+/** Size of a block with the first span id (+24), as the guest declares it in `attach`. */
+const STATE_BYTES_WITH_FIRST_SPAN = 28;
+/** Longest name or target `sandtrace.resume` reads, in UTF-16 code units (longer: no match). */
+const MAX_RESUME_NAME_UNITS = 4096;
 
 /** Thrown inside an import to unwind the guest: the host stops it (deadline or cancel). */
 class HostStop extends Error {
@@ -36,6 +51,7 @@ export async function runWasmJob(job: WasmJob, link: HostLink): Promise<JobOutco
   const plan = job.memory;
   let memory: WebAssembly.Memory | undefined = plan.kind === 'import' ? new WebAssembly.Memory({ initial: plan.initial, maximum: plan.maximum }) : undefined;
   let state = 0; // address of the guest's state block, once attached
+  let stateBytes = STATE_BYTES; // its size, as the guest declared it (older guests: 24)
   let buffer = 0;
   let stop: TerminationCause | undefined;
 
@@ -48,6 +64,13 @@ export async function runWasmJob(job: WasmJob, link: HostLink): Promise<JobOutco
     if (stop !== undefined) throw new HostStop(stop);
   };
   const view = () => new DataView(memory!.buffer);
+  /** Writes what the host gives the guest into its state block: the level, and the first span id where the block has it. */
+  const writeSettings = (): void => {
+    if (state === 0 || memory === undefined || !inBounds(memory, state, stateBytes)) return;
+    const v = view();
+    v.setInt32(state + 4, job.minLevel, true);
+    if (stateBytes >= STATE_BYTES_WITH_FIRST_SPAN) v.setUint32(state + 24, Math.min(job.firstSpanId, 0xffff_ffff), true); // the guest's ids are u32
+  };
   /** Hands the committed records to the host with `done` and empties the buffer (the frame ends here). */
   const drain = (): void => {
     if (state === 0 || memory === undefined || !inBounds(memory, state, STATE_BYTES)) return;
@@ -66,11 +89,13 @@ export async function runWasmJob(job: WasmJob, link: HostLink): Promise<JobOutco
   const imports: Record<string, Record<string, unknown>> = {};
   for (const [module, name] of job.hostImports) (imports[module] ??= {})[name] = hostImport(link, `${module}.${name}`, deadlineAt, () => check(performance.now()));
   imports.sandtrace = {
-    attach(stateAddr: number, bufferAddr: number): void {
+    attach(stateAddr: number, bufferAddr: number, _capacity: number, declaredBytes?: number): void {
       // May run during instantiation, before the worker holds the memory: checked at each use.
       state = stateAddr;
       buffer = bufferAddr;
-      if (memory !== undefined && inBounds(memory, state, STATE_BYTES)) view().setInt32(state + 4, job.minLevel, true);
+      // Older guests pass three arguments (undefined here): a 24-byte block, nothing written past it.
+      stateBytes = typeof declaredBytes === 'number' && declaredBytes >= STATE_BYTES_WITH_FIRST_SPAN ? STATE_BYTES_WITH_FIRST_SPAN : STATE_BYTES;
+      writeSettings();
     },
     flush(ptr: number, length: number): void {
       check(performance.now());
@@ -81,6 +106,15 @@ export async function runWasmJob(job: WasmJob, link: HostLink): Promise<JobOutco
       const ms = performance.now();
       check(ms);
       return ms > zero ? Math.round((ms - zero) * 1e6) : 0;
+    },
+    resume(namePtr: number, nameBytes: number, targetPtr: number, targetBytes: number): number {
+      check(performance.now());
+      // Any pointer or length a guest passes: outside memory, or too long to be a name, is no match.
+      const name = readUtf16(memory, namePtr, nameBytes);
+      const target = readUtf16(memory, targetPtr, targetBytes);
+      if (name === undefined || target === undefined) return 0;
+      for (const c of job.carried) if (c.name === name && c.target === target) return c.id;
+      return 0;
     },
   };
   imports.env = {
@@ -105,7 +139,7 @@ export async function runWasmJob(job: WasmJob, link: HostLink): Promise<JobOutco
     memory = exports.memory ?? memory;
     const fn = exports[job.entry];
     if (typeof fn !== 'function') throw new TypeError(`the module has no function export '${job.entry}'`);
-    if (state !== 0 && inBounds(memory!, state, STATE_BYTES)) view().setInt32(state + 4, job.minLevel, true);
+    writeSettings(); // attached during instantiation, before the worker held the memory
     const pinned: number[] = [];
     const args = job.args.map((a) => (typeof a === 'string' ? pinString(exports, memory!, a, pinned) : a));
     // AssemblyScript exports with optional parameters read how many arguments were passed.
@@ -165,6 +199,21 @@ function readString(memory: WebAssembly.Memory | undefined, ptr: number): string
   const bytes = new DataView(memory.buffer).getUint32(ptr - 4, true);
   const len = Math.min(bytes >>> 1, 4096, (memory.buffer.byteLength - ptr) >>> 1);
   return String.fromCharCode(...new Uint16Array(memory.buffer, ptr, len));
+}
+
+/**
+ * Reads `bytes` bytes of UTF-16LE text at `ptr` (a guest's i32 arguments, so any value at all):
+ * undefined when the range is not inside memory or longer than MAX_RESUME_NAME_UNITS.
+ */
+function readUtf16(memory: WebAssembly.Memory | undefined, ptr: number, bytes: number): string | undefined {
+  if (memory === undefined || !Number.isInteger(ptr) || !Number.isInteger(bytes)) return undefined;
+  const start = ptr >>> 0;
+  const length = bytes >>> 0;
+  if (length % 2 !== 0 || length > MAX_RESUME_NAME_UNITS * 2 || start + length > memory.buffer.byteLength) return undefined;
+  const units = new Uint8Array(memory.buffer, start, length);
+  let s = '';
+  for (let i = 0; i < length; i += 2) s += String.fromCharCode(units[i]! | (units[i + 1]! << 8));
+  return s;
 }
 
 /** What the worker uses of a guest's exports (AssemblyScript's runtime ones with --exportRuntime). */
