@@ -208,7 +208,7 @@ describe('OpenTelemetry bridge: a three-step workflow, one provider per step', (
     const p = processFor(true);
     await assert.rejects(
       runQuickJS(STEP_3, { collector: p.collector, persist: true, state }),
-      (e: unknown) => e instanceof ReceiveError && e.code === 'MALFORMED' && /spanId must be 16 lowercase hex characters/.test(e.message),
+      (e: unknown) => e instanceof ReceiveError && e.code === 'MALFORMED' && /spanId must be 16 hex characters/.test(e.message),
     );
     assert.equal(p.exporter.getFinishedSpans().length, 0);
     await p.provider.shutdown();

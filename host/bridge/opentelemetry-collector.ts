@@ -15,6 +15,7 @@ import { ROOT_CONTEXT, SpanStatusCode, context, trace, type Attributes, type Att
 import type { ErrorValue, Value, Values } from '../../shared/records.js';
 import type { Collector, EventInfo, ForcedClose, NewSpanInfo, RestoreSpanInfo, SpanSnapshot } from '../collectors/collector.js';
 import { formatError, formatValue, splitMessage } from '../collectors/format-value.js';
+import { isSnapshotRecord, isUnixNs, linksProblem, spanContextProblem, spanEventsProblem } from '../collectors/snapshot-shape.js';
 import { assignValues, isErrorValue } from '../../shared/values.js';
 import { LevelFilteredCollector } from '../collectors/level-filter.js';
 import type { Level } from '../../shared/records.js';
@@ -414,39 +415,9 @@ function bytesOf(hex: string): Uint8Array {
   return out;
 }
 
-const TRACE_ID = /^[0-9a-f]{32}$/;
-const SPAN_ID = /^[0-9a-f]{16}$/;
-const DECIMAL_NS = /^\d{1,20}$/;
-
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isTraceFlags = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xff;
-const isNs = (v: unknown): boolean => typeof v === 'string' && DECIMAL_NS.test(v) && BigInt(v) <= 0xffff_ffff_ffff_ffffn;
-
 /** The shape check behind {@link OpenTelemetryCollector.validateSnapshot}: each field as persistSpan writes it. */
 function snapshotProblem(snap: unknown): string | undefined {
-  if (!isRecord(snap)) return 'must be an object';
-  if (typeof snap.traceId !== 'string' || !TRACE_ID.test(snap.traceId)) return 'traceId must be 32 lowercase hex characters';
-  if (typeof snap.spanId !== 'string' || !SPAN_ID.test(snap.spanId)) return 'spanId must be 16 lowercase hex characters';
-  if (snap.parentSpanId !== undefined && (typeof snap.parentSpanId !== 'string' || !SPAN_ID.test(snap.parentSpanId))) return 'parentSpanId must be 16 lowercase hex characters';
-  if (!isTraceFlags(snap.traceFlags)) return 'traceFlags must be an integer from 0 to 255';
-  if (!isNs(snap.start)) return 'start must be unix ns as a decimal string';
-  if (!Array.isArray(snap.links)) return 'links must be an array';
-  for (const [i, l] of snap.links.entries()) {
-    if (!isRecord(l)) return `links[${i}] must be an object`;
-    if (typeof l.traceId !== 'string' || !TRACE_ID.test(l.traceId)) return `links[${i}].traceId must be 32 lowercase hex characters`;
-    if (typeof l.spanId !== 'string' || !SPAN_ID.test(l.spanId)) return `links[${i}].spanId must be 16 lowercase hex characters`;
-    if (!isTraceFlags(l.traceFlags)) return `links[${i}].traceFlags must be an integer from 0 to 255`;
-  }
-  if (!Array.isArray(snap.events)) return 'events must be an array';
-  for (const [i, e] of snap.events.entries()) {
-    if (!isRecord(e)) return `events[${i}] must be an object`;
-    if (!isNs(e.time)) return `events[${i}].time must be unix ns as a decimal string`;
-    if (typeof e.name !== 'string') return `events[${i}].name must be a string`;
-    if (!Array.isArray(e.attributes)) return `events[${i}].attributes must be an array`;
-    for (const [j, a] of e.attributes.entries()) {
-      const ok = Array.isArray(a) && a.length === 2 && typeof a[0] === 'string' && (typeof a[1] === 'string' || typeof a[1] === 'boolean' || (typeof a[1] === 'number' && Number.isFinite(a[1])));
-      if (!ok) return `events[${i}].attributes[${j}] must be a [name, string | number | boolean] pair`;
-    }
-  }
-  return undefined;
+  if (!isSnapshotRecord(snap)) return 'must be an object';
+  if (!isUnixNs(snap.start)) return 'start must be unix ns as a decimal string';
+  return spanContextProblem(snap) ?? linksProblem(snap.links) ?? spanEventsProblem(snap.events);
 }

@@ -7,6 +7,7 @@
 import type { Value, Values } from '../../shared/records.js';
 import type { Collector, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo, SpanSnapshot } from '../collectors/collector.js';
 import { SpanIdKey, traceIdFor } from './span-ids.js';
+import { isSnapshotRecord, linksProblem, spanContextProblem, spanEventsProblem } from '../collectors/snapshot-shape.js';
 import type { ExecutionSummary } from '../collectors/execution-summary.js';
 import { formatError, formatValue, splitMessage } from '../collectors/format-value.js';
 import { assignValues, isEmptyValue, isErrorValue } from '../../shared/values.js';
@@ -298,39 +299,10 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
   }
 }
 
-const TRACE_ID = /^[0-9a-f]{32}$/i;
-const SPAN_ID = /^[0-9a-f]{16}$/i;
-const DECIMAL_NS = /^\d{1,20}$/;
-
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isTraceFlags = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xff;
-
 /** The shape check behind {@link PipelineCollector.validateSnapshot}: each field as persistSpan writes it. */
 function pipelineSnapshotProblem(snap: unknown): string | undefined {
-  if (!isRecord(snap)) return 'must be an object';
-  if (typeof snap.traceId !== 'string' || !TRACE_ID.test(snap.traceId)) return 'traceId must be 32 hex characters';
-  if (typeof snap.spanId !== 'string' || !SPAN_ID.test(snap.spanId)) return 'spanId must be 16 hex characters';
-  if (snap.parentSpanId !== undefined && (typeof snap.parentSpanId !== 'string' || !SPAN_ID.test(snap.parentSpanId))) return 'parentSpanId must be 16 hex characters';
-  if (!isTraceFlags(snap.traceFlags)) return 'traceFlags must be an integer from 0 to 255';
-  if (!Array.isArray(snap.links)) return 'links must be an array';
-  for (const [i, l] of snap.links.entries()) {
-    if (!isRecord(l)) return `links[${i}] must be an object`;
-    if (typeof l.traceId !== 'string' || !TRACE_ID.test(l.traceId)) return `links[${i}].traceId must be 32 hex characters`;
-    if (typeof l.spanId !== 'string' || !SPAN_ID.test(l.spanId)) return `links[${i}].spanId must be 16 hex characters`;
-    if (!isTraceFlags(l.traceFlags)) return `links[${i}].traceFlags must be an integer from 0 to 255`;
-  }
-  if (!Array.isArray(snap.events)) return 'events must be an array';
-  for (const [i, e] of snap.events.entries()) {
-    if (!isRecord(e)) return `events[${i}] must be an object`;
-    if (typeof e.time !== 'string' || !DECIMAL_NS.test(e.time)) return `events[${i}].time must be unix ns as a decimal string`;
-    if (typeof e.name !== 'string') return `events[${i}].name must be a string`;
-    if (!Array.isArray(e.attributes)) return `events[${i}].attributes must be an array`;
-    for (const [j, a] of e.attributes.entries()) {
-      const ok = Array.isArray(a) && a.length === 2 && typeof a[0] === 'string' && (typeof a[1] === 'string' || typeof a[1] === 'boolean' || (typeof a[1] === 'number' && Number.isFinite(a[1])));
-      if (!ok) return `events[${i}].attributes[${j}] must be a [name, string | number | boolean] pair`;
-    }
-  }
-  return undefined;
+  if (!isSnapshotRecord(snap)) return 'must be an object';
+  return spanContextProblem(snap) ?? linksProblem(snap.links) ?? spanEventsProblem(snap.events);
 }
 
 function plainAttribute(v: Value): string | number | boolean {
