@@ -156,6 +156,22 @@ describe('receiver: persist and restore', () => {
     assert.deepEqual(wf.events.map((e) => e.fields.message), ['started']);
   });
 
+  test('the host owns span ids across executions: persist() records the next free id, and a lower new id is refused', () => {
+    const collector = new CaptureCollector();
+    const first = receiver(collector);
+    applyAll(first, [...SITES, newSpan(1, 1, [['id', 'wf']]), newSpan(2, 2, [['n', 1]], 1), drop(2), newSpan(3, 2, [['n', 2]], 1), drop(3)]);
+    const spans = roundTrip(first.persist());
+    assert.equal(spans.nextSpanId, 4, 'above every id the execution used, closed ones included');
+    const second = receiver(collector, first.persistMetadata(), spans, 'exec-2');
+    assert.equal(second.firstSpanId, 4);
+    const reuse = second.receive(newSpan(2, 2, [['n', 9]], 1));
+    assert.equal(reuse?.code, 'DUPLICATE_SPAN_ID');
+    assert.match(reuse!.message, /span id 2 was allocated by an earlier execution of this workflow; this execution's ids start at 4/);
+    assert.equal(second.receive(newSpan(1, 1, [['id', 'again']]))?.code, 'DUPLICATE_SPAN_ID', 'nor a carried one');
+    assert.equal(second.receive(newSpan(4, 2, [['n', 4]], 1)), undefined);
+    assert.equal(second.persist().nextSpanId, 5);
+  });
+
   test('disposal without persist() rolls back; after persist() it does nothing', () => {
     const collector = new CaptureCollector();
     {
