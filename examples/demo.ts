@@ -15,16 +15,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BatchingManager } from '../host/batching/batching-manager.js';
-import { FmtCollector } from '../host/collectors/fmt-collector.js';
-import { TeeCollector } from '../host/collectors/tee-collector.js';
-import { resolveConfig } from '../host/export/exporter-config.js';
-import { FileExporter } from '../host/export/otlp-json.js';
-import { PipelineCollector } from '../host/pipeline/pipeline-collector.js';
-import { compileAssemblyScript } from '../host/sandbox/compile-assemblyscript.js';
-import type { RunResult } from '../host/sandbox/execution.js';
-import { runQuickJS } from '../host/sandbox/quickjs-runner.js';
-import { runWasm } from '../host/sandbox/wasm-runner.js';
+import { BatchingManager, FileExporter, FmtCollector, PipelineCollector, TeeCollector, compileAssemblyScript, resolveConfig, runQuickJS, runWasm, type RunResult } from 'sandtrace';
 import { runWorkflow } from './workflow-engine.js';
 
 const here = (path: string) => fileURLToPath(new URL(`../../examples/${path}`, import.meta.url));

@@ -7,12 +7,7 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BatchingManager } from '../host/batching/batching-manager.js';
-import type { Exporter } from '../host/export/exporter.js';
-import { OtlpHttpExporter } from '../host/export/otlp-http-exporter.js';
-import { FileExporter } from '../host/export/otlp-json.js';
-import { PipelineCollector } from '../host/pipeline/pipeline-collector.js';
-import { runQuickJS } from '../host/sandbox/quickjs-runner.js';
+import { BatchingManager, FileExporter, OtlpHttpExporter, PipelineCollector, runQuickJS, type Exporter } from 'sandtrace';
 
 export interface PluginReport {
   plugin: string;

@@ -10,9 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { BasicTracerProvider, ConsoleSpanExporter, SimpleSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { OpenTelemetryCollector } from '../host/opentelemetry.js';
-import { runQuickJS } from '../host/sandbox/quickjs-runner.js';
-import { SandboxPool } from '../host/sandbox/sandbox-pool.js';
+import { SandboxPool, runQuickJS } from 'sandtrace';
+import { OpenTelemetryCollector } from 'sandtrace/opentelemetry';
 
 /** The function each request runs: untrusted code, with its own spans. */
 export const FUNCTION = `

@@ -9,13 +9,7 @@
  */
 import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { BatchingManager } from '../host/batching/batching-manager.js';
-import type { Collector } from '../host/collectors/collector.js';
-import type { Exporter } from '../host/export/exporter.js';
-import { FileExporter } from '../host/export/otlp-json.js';
-import { PipelineCollector } from '../host/pipeline/pipeline-collector.js';
-import { runQuickJS } from '../host/sandbox/quickjs-runner.js';
-import { StateFile } from '../host/state/state-file.js';
+import { BatchingManager, FileExporter, PipelineCollector, StateFile, runQuickJS, type Collector, type Exporter } from 'sandtrace';
 
 /** The workflow's steps, as guest code. Step 1 opens the span; the last one closes it. */
 export const STEPS = [

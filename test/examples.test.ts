@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -13,6 +13,17 @@ import { FileExporter } from '../host/export/otlp-json.js';
 import { OtlpTestServer } from './helpers/otlp-test-server.js';
 
 describe('examples', () => {
+  test('every example imports sandtrace only through its package entries, so a user can copy it', async () => {
+    const folder = fileURLToPath(new URL('../../examples', import.meta.url));
+    for (const file of (await readdir(folder)).filter((f) => f.endsWith('.ts'))) {
+      const source = await readFile(join(folder, file), 'utf8');
+      const specifiers = [...source.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]!);
+      const internal = specifiers.filter((s) => s.startsWith('.') && !/^\.\/[\w-]+\.js$/.test(s));
+      assert.deepEqual(internal, [], `${file} imports internal paths`);
+      assert.ok(specifiers.some((s) => s === 'sandtrace' || s.startsWith('sandtrace/')), `${file} imports sandtrace`);
+    }
+  });
+
   test('plugin host: runs each plugin under a deadline and exports to the collector', async () => {
     const server = new OtlpTestServer();
     const url = await server.start();
