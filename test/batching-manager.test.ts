@@ -74,7 +74,7 @@ describe('batching manager', () => {
     assert.equal(b.addLog(log('error', 'error 0')), true, 'room is made for an error');
     assert.equal(b.addLog(log('debug', 'debug 0')), false, 'nothing less important to drop for a debug record');
     const stats = b.getStats();
-    assert.deepEqual(stats.dropped.logs, { overflow: 2, failed: 0, shutdown: 0 });
+    assert.equal(stats.dropped.logs.overflow, 2);
     assert.ok(stats.memoryBytes <= one * 5 + 50);
     await b.flushAll();
     const bodies = server.decoded(0).resourceLogs[0].scopeLogs[0].logRecords.map((l: any) => l.body.stringValue);
@@ -100,8 +100,9 @@ describe('batching manager', () => {
     b.addSpan(span(true));
     await b.flushAll();
     assert.deepEqual(flushes, ['spans:2:failure']);
-    assert.deepEqual(b.getStats().dropped.spans, { overflow: 0, failed: 2, shutdown: 0 });
+    assert.deepEqual(b.getStats().dropped.spans, { overflow: 0, tooLarge: 0, failed: 0, shutdown: 0, retriesExhausted: 0, nonRetryable: 2 });
     assert.equal(b.getStats().lastFlush?.code, 'failure');
+    assert.deepEqual(b.getStats().lastFailure && { ...b.getStats().lastFailure, at: 0 }, { at: 0, kind: 'spans', reason: 'nonRetryable', items: 2, status: 400, message: 'collector answered 400' });
     await b.shutdown();
   });
 
@@ -130,8 +131,8 @@ describe('batching manager', () => {
     const started = Date.now();
     await slow.shutdown(200);
     assert.ok(Date.now() - started < 5_000, 'shutdown returned at its deadline');
-    assert.equal(slow.getStats().dropped.logs.shutdown, 4, 'the batches that never left are counted');
-    assert.equal(slow.getStats().dropped.logs.failed, 2, 'the batch under way at the deadline was aborted, and counted');
+    assert.equal(slow.getStats().dropped.logs.shutdown, 6, 'the batches that never left, and the one under way at the deadline (aborted), are counted');
+    assert.equal(slow.getStats().inFlightItems.logs, 0);
   });
 
   test('a sustained flood into a collector that is down stays within maxMemoryBytes and accounts for every record', async () => {
@@ -153,7 +154,8 @@ describe('batching manager', () => {
     assert.ok(peak <= max, `peak ${peak} > ${max}`);
     assert.equal(s.accepted.logs, accepted);
     const d = s.dropped.logs;
-    assert.equal(s.exported.logs + d.failed + d.shutdown + d.overflow, total, 'every record exported or counted as dropped (overflow counts both evicted and refused records)');
+    assert.equal(s.produced.logs, total);
+    assert.equal(s.exported.logs + d.failed + d.shutdown + d.overflow + d.retriesExhausted + d.tooLarge + d.nonRetryable, total, 'every record exported or counted as dropped (overflow counts both evicted and refused records)');
   });
 
   test('end to end: a guest run through the pipeline collector reaches the server', async () => {

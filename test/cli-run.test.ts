@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { OtlpTestServer } from './helpers/otlp-test-server.js';
+import { OtlpTestServer, partialSuccess } from './helpers/otlp-test-server.js';
 
 const CLI = fileURLToPath(new URL('../host/cli/main.js', import.meta.url));
 const guest = (name: string) => fileURLToPath(new URL(`../../examples/${name}`, import.meta.url));
@@ -133,6 +133,32 @@ describe('sandtrace run', () => {
       assert.equal(server.requests.length, 6, 'OTEL_EXPORTER_OTLP_ENDPOINT works as well');
     } finally {
       await server.close();
+    }
+  });
+
+  test('a collector that refuses or rejects: exit 3 and the summary says what was lost and why', async () => {
+    const server = new OtlpTestServer();
+    const url = await server.start();
+    try {
+      server.script.push({ status: 400, body: Buffer.from('invalid resource') }, { status: 200, body: partialSuccess('logs', 2, 'log body too long') }, { status: 200 });
+      const r = await sandtrace(['run', guest('guests/plugin.js'), '--endpoint', url, '--quiet']);
+      assert.equal(r.code, 3);
+      assert.match(r.stdout, / lost\n  export lost: .*(rejected by the collector 2|nonRetryable \d+)/);
+      assert.match(r.stdout, /last failure: \w+ (nonRetryable \(HTTP 400\): collector answered 400: invalid resource|rejected: log body too long)/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('a bad --endpoint is refused before the guest runs', async () => {
+    for (const endpoint of ['not-a-url', 'ftp://collector:4318']) {
+      const started = Date.now();
+      const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
+        execFile(process.execPath, [CLI, 'run', guest('guests/plugin.js'), '--endpoint', endpoint], { env: { PATH: process.env.PATH }, timeout: 30_000 }, (error, _stdout, stderr) => resolve({ code: error === null ? 0 : ((error as { code?: number }).code ?? -1), stderr }));
+      });
+      assert.equal(r.code, 2, endpoint);
+      assert.match(r.stderr, /invalid OTLP traces endpoint/);
+      assert.ok(Date.now() - started < 5000);
     }
   });
 

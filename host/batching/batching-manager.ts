@@ -3,28 +3,43 @@
  * spans and logs, metric points aggregated per series, a memory bound, and explicit flushing.
  *
  * A batch is exported as soon as it is full, on the interval otherwise, and on shutdown within
- * a deadline; never more than `maxConcurrentExports` at once. Nothing is lost silently: records
- * dropped on overflow, in a failed export or at a shutdown deadline are counted per kind.
+ * a deadline; never more than `maxConcurrentExports` at once. Every item ends in exactly one of
+ * exported, rejected by the collector (OTLP partial success) or dropped (counted with why), and
+ * `produced = exported + rejected + dropped + queued + in flight` holds at all times.
+ *
+ * Admission and eviction are O(1) amortized: one queue per kind and priority, each a ring; a
+ * record that needs room evicts the newest records of lower priority from the tails.
  */
-import type { ExportResult, Exporter } from '../export/exporter.js';
-import { MetricAggregator, type AggregatorOptions } from '../export/metric-aggregation.js';
+import type { ExportFailureReason, ExportResult, Exporter } from '../export/exporter.js';
+import { MetricAggregator, type AggregatorOptions, type MetricSeries } from '../export/metric-aggregation.js';
 import type { TelemetryHandlers } from '../pipeline/pipeline-collector.js';
 import type { LogRecord, MetricPoint, SpanRecord } from '../pipeline/telemetry-records.js';
-import type { Values } from '../../shared/records.js';
+import type { Value, Values } from '../../shared/records.js';
 
 export interface BatchingConfig {
   /** Records per export (default 512). */
   maxBatchSize?: number;
   /** Export what is queued at least this often, in ms (default 5,000). */
   flushIntervalMs?: number;
-  /** Estimated memory held in queues at most (default 16 MiB). */
+  /**
+   * Memory held at most, in bytes (default 16 MiB): queued records, batches in flight and their
+   * encoded bodies (each record is charged its heap size plus twice its encoded size when it is
+   * admitted), and metric series.
+   */
   maxMemoryBytes?: number;
   /**
-   * When full: true (default) makes room by dropping the newest least important records
-   * (trace/debug/info logs, then ordinary spans and warnings) before anything that ended in
-   * error; false drops the incoming record.
+   * What a record that finds no room does:
+   * - `'drop'` (default): room is made by dropping the newest less important queued records
+   *   (trace/debug/info logs, then ordinary spans and warnings) before anything that ended in
+   *   error; if there is none, the incoming record is dropped. Counted as `overflow`.
+   * - `'block'`: nothing queued is evicted. A producer that must not lose records awaits
+   *   `whenRoom()` before producing; a record added while there is no room is refused (counted).
    */
+  whenFull?: 'drop' | 'block';
+  /** With `whenFull: 'drop'`: false drops the incoming record instead of evicting (default true). */
   dropOnOverflow?: boolean;
+  /** How long `whenRoom()` waits at most, in ms (default 10,000). */
+  blockTimeoutMs?: number;
   /** The interval exports a queue only when it holds at least this many records (default 1). */
   minBatchSize?: number;
   /** Exports in flight at most (default 2). */
@@ -37,21 +52,58 @@ export interface BatchingConfig {
 export type RecordKind = 'spans' | 'logs' | 'metrics';
 const KINDS: RecordKind[] = ['spans', 'logs', 'metrics'];
 
+/**
+ * Why items were lost: `overflow` (no room), `tooLarge` (one record larger than the whole bound,
+ * or than the exporter's request cap), `shutdown` (queued or in flight at the shutdown deadline),
+ * `retriesExhausted`, `nonRetryable` (a status such as 400), `failed` (an exporter that threw or
+ * rejected, or any other failure).
+ */
+export type DropReason = 'overflow' | 'tooLarge' | 'shutdown' | 'retriesExhausted' | 'nonRetryable' | 'failed';
+const DROP_REASONS: DropReason[] = ['overflow', 'tooLarge', 'shutdown', 'retriesExhausted', 'nonRetryable', 'failed'];
+
 export interface FlushEvent {
   kind: RecordKind;
   items: number;
   result: ExportResult;
 }
 
+export interface ExportFailure {
+  at: number;
+  kind: RecordKind;
+  /** `rejected`: the collector accepted the request but rejected items (OTLP partial success). */
+  reason: DropReason | 'rejected';
+  items: number;
+  /** HTTP status, when there was an answer. */
+  status?: number;
+  /** The collector's message, or the connection error. */
+  message: string;
+}
+
 export interface BatchingStats {
   queued: { spans: number; logs: number; metricSeries: number };
+  /** Spans and logs offered; for metrics, series intervals (a series with points since its last export). */
+  produced: Record<RecordKind, number>;
+  /** Records admitted (metrics: points). */
   accepted: Record<RecordKind, number>;
+  /** Accepted by the collector (metrics: series). */
   exported: Record<RecordKind, number>;
-  /** Why records were lost: no room, a failed export, or the shutdown deadline. */
-  dropped: Record<RecordKind, { overflow: number; failed: number; shutdown: number }>;
+  /** Rejected by the collector in a partial success (metrics: series, as the collector counted data points). */
+  rejected: Record<RecordKind, number>;
+  /** Lost, per kind and why (metrics: series). */
+  dropped: Record<RecordKind, Record<DropReason, number>>;
+  /** Metric points refused before they reached a series: no room for a new series, or after shutdown. */
+  droppedPoints: { overflow: number; shutdown: number };
+  /** Items in exports under way, per kind. */
+  inFlightItems: Record<RecordKind, number>;
   memoryBytes: number;
+  maxMemoryBytes: number;
+  /** Exports under way. */
   inFlight: number;
+  /** Errors thrown by the onFlush callback (caught). */
+  callbackErrors: number;
   lastFlush?: { at: number; kind: RecordKind; items: number; code: ExportResult['code'] };
+  /** The latest export that lost or had items rejected, with the reason. */
+  lastFailure?: ExportFailure;
 }
 
 /** Priority when making room: 0 is dropped first. */
@@ -62,28 +114,130 @@ function logPriority(l: LogRecord): number {
   return l.level === 'error' ? 2 : l.level === 'warn' ? 1 : 0;
 }
 
+/**
+ * What a value costs: its heap size, plus twice its encoded size (the protobuf body and its gzip
+ * copy, held while the batch is in flight). Strings are counted at two bytes per character.
+ */
+function valueBytes(v: Value): number {
+  switch (typeof v) {
+    case 'string':
+      return 32 + v.length * 4;
+    case 'object':
+      if (v instanceof Uint8Array) return 128 + v.byteLength * 3;
+      if ('debug' in v) return 64 + v.debug.length * 4;
+      if ('error' in v) {
+        let n = 32;
+        for (let e: typeof v.error | undefined = v.error; e !== undefined; e = e.source) n += 64 + e.message.length * 4;
+        return n;
+      }
+      return 32;
+    default:
+      return 32;
+  }
+}
+
 function valuesSize(values: Values): number {
   let n = 0;
-  for (const [k, v] of values) n += 48 + k.length * 2 + (typeof v === 'string' ? v.length * 2 : 16);
+  for (let i = 0; i < values.length; i++) {
+    const kv = values[i]!;
+    n += 48 + kv[0].length * 4 + valueBytes(kv[1]);
+  }
   return n;
 }
 
-/** Rough heap size of a record: enough to bound memory, cheap to compute. */
+/** What a span costs against the bound: heap size plus twice its encoded size. */
 export function estimateSpanBytes(s: SpanRecord): number {
-  let n = 320 + s.name.length * 2 + valuesSize(s.attributes) + s.links.length * 96;
-  for (const e of s.events) n += 96 + e.name.length * 2 + valuesSize(e.attributes);
+  let n = 520 + s.name.length * 4 + valuesSize(s.attributes) + s.links.length * 176;
+  if (s.status.message !== undefined) n += s.status.message.length * 4;
+  for (let i = 0; i < s.events.length; i++) {
+    const e = s.events[i]!;
+    n += 176 + e.name.length * 4 + valuesSize(e.attributes);
+  }
   return n;
 }
 export function estimateLogBytes(l: LogRecord): number {
-  return 200 + l.body.length * 2 + valuesSize(l.attributes);
+  return 400 + l.body.length * 4 + valuesSize(l.attributes);
 }
 const SERIES_BYTES = 512;
 
-interface Queued<T> {
-  record: T;
-  bytes: number;
-  priority: number;
+/** A FIFO of records with their sizes and arrival numbers: O(1) push, shift and pop. */
+class Ring<T> {
+  private items: Array<T | undefined> = new Array(16);
+  private sizes: number[] = new Array(16).fill(0);
+  private seqs: number[] = new Array(16).fill(0);
+  private head = 0;
+  length = 0;
+
+  push(item: T, bytes: number, seq: number): void {
+    if (this.length === this.items.length) this.grow();
+    const i = (this.head + this.length) & (this.items.length - 1);
+    this.items[i] = item;
+    this.sizes[i] = bytes;
+    this.seqs[i] = seq;
+    this.length++;
+  }
+  headSeq(): number {
+    return this.length === 0 ? Infinity : this.seqs[this.head]!;
+  }
+  headBytes(): number {
+    return this.sizes[this.head]!;
+  }
+  shift(): T {
+    const item = this.items[this.head]!;
+    this.items[this.head] = undefined;
+    this.head = (this.head + 1) & (this.items.length - 1);
+    this.length--;
+    return item;
+  }
+  tailBytes(): number {
+    return this.sizes[(this.head + this.length - 1) & (this.items.length - 1)]!;
+  }
+  pop(): void {
+    this.items[(this.head + this.length - 1) & (this.items.length - 1)] = undefined;
+    this.length--;
+  }
+  clear(): void {
+    this.items = new Array(16);
+    this.sizes = new Array(16).fill(0);
+    this.seqs = new Array(16).fill(0);
+    this.head = 0;
+    this.length = 0;
+  }
+  private grow(): void {
+    const n = this.items.length;
+    const items: Array<T | undefined> = new Array(n * 2);
+    const sizes: number[] = new Array(n * 2).fill(0);
+    const seqs: number[] = new Array(n * 2).fill(0);
+    for (let k = 0; k < this.length; k++) {
+      const i = (this.head + k) & (n - 1);
+      items[k] = this.items[i];
+      sizes[k] = this.sizes[i]!;
+      seqs[k] = this.seqs[i]!;
+    }
+    this.items = items;
+    this.sizes = sizes;
+    this.seqs = seqs;
+    this.head = 0;
+  }
 }
+
+/** One export under way. */
+interface Batch {
+  kind: RecordKind;
+  items: number;
+  bytes: number;
+  settled: boolean;
+}
+
+interface RoomWaiter {
+  bytes: number;
+  resolve: (room: boolean) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+type Counts = Record<DropReason, number>;
+const zeroCounts = (): Counts => ({ overflow: 0, tooLarge: 0, shutdown: 0, retriesExhausted: 0, nonRetryable: 0, failed: 0 });
+const GRACE_MS = 20;
 
 /**
  * @example
@@ -95,15 +249,23 @@ interface Queued<T> {
  */
 export class BatchingManager {
   private readonly cfg: Required<Omit<BatchingConfig, 'metrics'>>;
-  private readonly spans: Array<Queued<SpanRecord>> = [];
-  private readonly logs: Array<Queued<LogRecord>> = [];
+  /** Per kind, one ring per priority (0 dropped first). */
+  private readonly spans: Array<Ring<SpanRecord>> = [new Ring(), new Ring(), new Ring()];
+  private readonly logs: Array<Ring<LogRecord>> = [new Ring(), new Ring(), new Ring()];
+  private queuedSpans = 0;
+  private queuedLogs = 0;
+  private seq = 0;
   private readonly aggregator: MetricAggregator;
   private readonly timer: NodeJS.Timeout;
-  private readonly exports = new Set<Promise<void>>();
+  private readonly batches = new Set<Batch>();
   private readonly waiting: RecordKind[] = [];
-  /** Estimated bytes of queued spans and logs. */
+  private settleWaiters: Array<() => void> = [];
+  private roomWaiters: RoomWaiter[] = [];
+  /** Bytes charged for queued records and batches in flight. */
   private memory = 0;
   private closing: Promise<void> | undefined;
+  /** Set when shutdown gave up on what was left: nothing more is started. */
+  private stopped = false;
   private readonly stats: BatchingStats;
 
   constructor(
@@ -112,23 +274,31 @@ export class BatchingManager {
     private readonly onFlush?: (event: FlushEvent) => void,
   ) {
     this.cfg = {
-      maxBatchSize: config.maxBatchSize ?? 512,
+      maxBatchSize: Math.max(1, config.maxBatchSize ?? 512),
       flushIntervalMs: config.flushIntervalMs ?? 5000,
       maxMemoryBytes: config.maxMemoryBytes ?? 16 << 20,
+      whenFull: config.whenFull ?? 'drop',
       dropOnOverflow: config.dropOnOverflow ?? true,
+      blockTimeoutMs: config.blockTimeoutMs ?? 10_000,
       minBatchSize: config.minBatchSize ?? 1,
-      maxConcurrentExports: config.maxConcurrentExports ?? 2,
+      maxConcurrentExports: Math.max(1, config.maxConcurrentExports ?? 2),
       shutdownTimeoutMs: config.shutdownTimeoutMs ?? 10_000,
     };
     this.aggregator = new MetricAggregator(config.metrics);
-    const zero = () => ({ overflow: 0, failed: 0, shutdown: 0 });
+    const perKind = <T>(make: () => T): Record<RecordKind, T> => ({ spans: make(), logs: make(), metrics: make() });
     this.stats = {
       queued: { spans: 0, logs: 0, metricSeries: 0 },
-      accepted: { spans: 0, logs: 0, metrics: 0 },
-      exported: { spans: 0, logs: 0, metrics: 0 },
-      dropped: { spans: zero(), logs: zero(), metrics: zero() },
+      produced: perKind(() => 0),
+      accepted: perKind(() => 0),
+      exported: perKind(() => 0),
+      rejected: perKind(() => 0),
+      dropped: perKind(zeroCounts),
+      droppedPoints: { overflow: 0, shutdown: 0 },
+      inFlightItems: perKind(() => 0),
       memoryBytes: 0,
+      maxMemoryBytes: this.cfg.maxMemoryBytes,
       inFlight: 0,
+      callbackErrors: 0,
     };
     this.timer = setInterval(() => this.onInterval(), this.cfg.flushIntervalMs);
     this.timer.unref(); // a pending flush never keeps the process alive; shutdown() flushes
@@ -141,134 +311,299 @@ export class BatchingManager {
 
   /** Queues a span; false when it was dropped (counted). */
   addSpan(span: SpanRecord): boolean {
-    return this.add('spans', this.spans, { record: span, bytes: estimateSpanBytes(span), priority: spanPriority(span) });
+    this.stats.produced.spans++;
+    if (this.closing !== undefined) return this.drop('spans', 'shutdown');
+    const bytes = estimateSpanBytes(span);
+    const p = spanPriority(span);
+    if (!this.admit('spans', bytes, p)) return false;
+    this.spans[p]!.push(span, bytes, this.seq++);
+    this.memory += bytes;
+    this.stats.accepted.spans++;
+    if (++this.queuedSpans >= this.cfg.maxBatchSize) this.schedule('spans', false);
+    return true;
   }
 
   addLog(log: LogRecord): boolean {
-    return this.add('logs', this.logs, { record: log, bytes: estimateLogBytes(log), priority: logPriority(log) });
+    this.stats.produced.logs++;
+    if (this.closing !== undefined) return this.drop('logs', 'shutdown');
+    const bytes = estimateLogBytes(log);
+    const p = logPriority(log);
+    if (!this.admit('logs', bytes, p)) return false;
+    this.logs[p]!.push(log, bytes, this.seq++);
+    this.memory += bytes;
+    this.stats.accepted.logs++;
+    if (++this.queuedLogs >= this.cfg.maxBatchSize) this.schedule('logs', false);
+    return true;
   }
 
   /** Adds a point to its series; a new series needs room, a point of an existing one does not. */
   addMetric(point: MetricPoint): boolean {
-    if (this.closing !== undefined) return this.drop('metrics', 'shutdown');
+    if (this.closing !== undefined) {
+      this.stats.droppedPoints.shutdown++;
+      return false;
+    }
     const roomForSeries = this.memoryInUse() + SERIES_BYTES <= this.cfg.maxMemoryBytes;
-    if (!this.aggregator.add(point, roomForSeries)) return this.drop('metrics', 'overflow');
+    const pending = this.aggregator.pending;
+    if (!this.aggregator.add(point, roomForSeries)) {
+      this.stats.droppedPoints.overflow++;
+      return false;
+    }
+    if (this.aggregator.pending > pending) this.stats.produced.metrics++;
     this.stats.accepted.metrics++;
     return true;
+  }
+
+  /**
+   * Resolves true once `bytes` more fit under the memory bound (at once when they do now), false
+   * after `timeoutMs` or at shutdown. With `whenFull: 'block'`, a producer awaits it before
+   * producing so that nothing is dropped for lack of room.
+   */
+  whenRoom(bytes = 0, timeoutMs = this.cfg.blockTimeoutMs): Promise<boolean> {
+    if (this.closing !== undefined) return Promise.resolve(false);
+    if (this.hasRoom(bytes)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiter: RoomWaiter = { bytes, resolve, timer: undefined };
+      waiter.timer = setTimeout(() => {
+        this.roomWaiters = this.roomWaiters.filter((w) => w !== waiter);
+        resolve(false);
+      }, timeoutMs);
+      this.roomWaiters.push(waiter);
+    });
   }
 
   /** Exports everything queued now, batch by batch within the in-flight cap, and resolves when done. */
   async flushAll(): Promise<void> {
     for (;;) {
+      if (this.stopped) return;
       for (const kind of KINDS) if (this.size(kind) > 0) this.schedule(kind, true);
-      if (this.exports.size === 0) return;
-      await Promise.race([...this.exports]);
+      if (this.batches.size === 0) return;
+      await new Promise<void>((resolve) => this.settleWaiters.push(resolve));
     }
   }
 
   getStats(): BatchingStats {
-    this.stats.queued = { spans: this.spans.length, logs: this.logs.length, metricSeries: this.aggregator.pending };
+    this.stats.queued = { spans: this.queuedSpans, logs: this.queuedLogs, metricSeries: this.aggregator.pending };
     this.stats.memoryBytes = this.memoryInUse();
-    this.stats.inFlight = this.exports.size;
+    this.stats.inFlight = this.batches.size;
     return structuredClone(this.stats);
   }
 
   /**
    * Stops the interval, flushes what is queued, and waits for exports up to the deadline; what
-   * is still queued then is counted as dropped. Then shuts the exporter down. Idempotent.
+   * is still queued then is counted as dropped (shutdown). The exporter is shut down with what is
+   * left of the deadline; exports it has not settled by then are counted as dropped (shutdown)
+   * too, and whatever they report later is ignored. Returns within the deadline (+ ~20 ms).
+   * Idempotent.
    */
   shutdown(timeoutMs = this.cfg.shutdownTimeoutMs): Promise<void> {
     return (this.closing ??= this.close(timeoutMs));
   }
 
   private async close(timeoutMs: number): Promise<void> {
-    const started = Date.now();
+    const deadline = Date.now() + Math.max(0, timeoutMs);
     clearInterval(this.timer);
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
-    const outcome = await Promise.race([this.flushAll().then(() => 'done' as const), deadline]);
-    clearTimeout(timer);
-    if (outcome === 'timeout') {
-      this.stats.dropped.spans.shutdown += this.spans.length;
-      this.stats.dropped.logs.shutdown += this.logs.length;
-      this.stats.dropped.metrics.shutdown += this.aggregator.pending;
-      this.spans.length = 0;
-      this.logs.length = 0;
-      this.waiting.length = 0;
+    // Nothing is accepted any more: producers waiting for room stop waiting.
+    for (const w of this.roomWaiters.splice(0)) {
+      clearTimeout(w.timer);
+      w.resolve(false);
     }
-    // Exports still under way get what is left of the deadline, then are aborted (and counted).
-    await this.exporter.shutdown(Math.max(0, timeoutMs - (Date.now() - started)));
-    await Promise.allSettled([...this.exports]);
-  }
-
-  private add<T>(kind: 'spans' | 'logs', queue: Array<Queued<T>>, item: Queued<T>): boolean {
-    if (this.closing !== undefined) return this.drop(kind, 'shutdown');
-    if (this.memoryInUse() + item.bytes > this.cfg.maxMemoryBytes && !this.makeRoom(item)) return this.drop(kind, 'overflow');
-    queue.push(item);
-    this.memory += item.bytes;
-    this.stats.accepted[kind]++;
-    if (queue.length >= this.cfg.maxBatchSize) this.schedule(kind, false);
-    return true;
-  }
-
-  /** Drops the newest queued records of lower priority than `incoming` until it fits. */
-  private makeRoom(incoming: Queued<unknown>): boolean {
-    if (!this.cfg.dropOnOverflow) return false;
-    for (let p = 0; p < incoming.priority && this.memoryInUse() + incoming.bytes > this.cfg.maxMemoryBytes; p++) {
-      this.evict(this.logs, 'logs', p, incoming.bytes);
-      this.evict(this.spans, 'spans', p, incoming.bytes);
+    const flushed = await within(this.flushAll(), Math.max(0, timeoutMs));
+    this.stopped = true;
+    this.waiting.length = 0;
+    if (!flushed) {
+      for (const kind of ['spans', 'logs'] as const) {
+        const rings = kind === 'spans' ? this.spans : this.logs;
+        for (const ring of rings) {
+          while (ring.length > 0) {
+            this.memory -= ring.headBytes();
+            ring.shift();
+            this.stats.dropped[kind].shutdown++;
+          }
+          ring.clear();
+        }
+      }
+      this.queuedSpans = 0;
+      this.queuedLogs = 0;
     }
-    return this.memoryInUse() + incoming.bytes <= this.cfg.maxMemoryBytes;
+    // Series with points not yet exported are never exported now: counted here, once.
+    this.stats.dropped.metrics.shutdown += this.aggregator.discardPending();
+    const remaining = Math.max(0, deadline - Date.now());
+    let exporterDone: Promise<unknown>;
+    try {
+      exporterDone = Promise.resolve(this.exporter.shutdown(remaining));
+    } catch (e) {
+      exporterDone = Promise.reject(e);
+    }
+    await within(exporterDone, remaining + GRACE_MS);
+    // Exports the exporter did not settle in time are abandoned: counted now, their results ignored.
+    for (const batch of [...this.batches]) this.finish(batch, { code: 'failure', items: batch.items, attempts: 0, retryable: true, error: new Error('export did not settle by the shutdown deadline'), reason: 'shutdown' });
+    this.wakeSettled();
   }
 
-  private evict(queue: Array<Queued<unknown>>, kind: 'spans' | 'logs', priority: number, need: number): void {
-    for (let i = queue.length - 1; i >= 0 && this.memoryInUse() + need > this.cfg.maxMemoryBytes; i--) {
-      if (queue[i]!.priority !== priority) continue;
-      this.memory -= queue[i]!.bytes;
-      queue.splice(i, 1);
+  /** Whether a record of `bytes` at `priority` can be queued, making room if the policy allows. */
+  private admit(kind: 'spans' | 'logs', bytes: number, priority: number): boolean {
+    const max = this.cfg.maxMemoryBytes;
+    if (bytes > max) return this.drop(kind, 'tooLarge'); // refused alone: nobody is evicted for it
+    if (this.memoryInUse() + bytes <= max) return true;
+    if (this.cfg.whenFull === 'drop' && this.cfg.dropOnOverflow) {
+      // Newest first among lower priorities: logs of a priority, then spans of it.
+      for (let p = 0; p < priority; p++) {
+        if (this.evict(this.logs[p]!, 'logs', bytes) || this.evict(this.spans[p]!, 'spans', bytes)) return true;
+      }
+    }
+    return this.drop(kind, 'overflow');
+  }
+
+  /** Drops the newest records of `ring` until `need` fits; true when it does. */
+  private evict(ring: Ring<unknown>, kind: 'spans' | 'logs', need: number): boolean {
+    const max = this.cfg.maxMemoryBytes;
+    while (ring.length > 0) {
+      this.memory -= ring.tailBytes();
+      ring.pop();
+      if (kind === 'spans') this.queuedSpans--;
+      else this.queuedLogs--;
       this.stats.dropped[kind].overflow++;
+      if (this.memoryInUse() + need <= max) return true;
     }
+    return false;
   }
 
-  private drop(kind: RecordKind, why: 'overflow' | 'shutdown'): false {
+  private drop(kind: RecordKind, why: DropReason): false {
     this.stats.dropped[kind][why]++;
     return false;
   }
 
-  /** Queued records plus the metric series held (which go when they turn stale). */
+  private hasRoom(bytes: number): boolean {
+    return this.memoryInUse() + bytes <= this.cfg.maxMemoryBytes;
+  }
+
+  /** Queued records, batches in flight, and the metric series held (which go when they turn stale). */
   private memoryInUse(): number {
     return this.memory + this.aggregator.size * SERIES_BYTES;
   }
 
   private onInterval(): void {
-    if (this.spans.length >= this.cfg.minBatchSize) this.schedule('spans', true);
-    if (this.logs.length >= this.cfg.minBatchSize) this.schedule('logs', true);
+    if (this.queuedSpans >= this.cfg.minBatchSize) this.schedule('spans', true);
+    if (this.queuedLogs >= this.cfg.minBatchSize) this.schedule('logs', true);
     if (this.aggregator.pending > 0) this.schedule('metrics', true);
   }
 
   private size(kind: RecordKind): number {
-    return kind === 'spans' ? this.spans.length : kind === 'logs' ? this.logs.length : this.aggregator.pending;
+    return kind === 'spans' ? this.queuedSpans : kind === 'logs' ? this.queuedLogs : this.aggregator.pending;
   }
 
   /** Exports a batch of `kind` now if a slot is free, else when one frees up. `partial`: even if not full. */
   private schedule(kind: RecordKind, partial: boolean): void {
+    if (this.stopped) return;
     const size = this.size(kind);
     if (size === 0 || (!partial && size < this.cfg.maxBatchSize)) return;
-    if (this.exports.size < this.cfg.maxConcurrentExports) this.start(kind);
+    if (this.batches.size < this.cfg.maxConcurrentExports) this.start(kind);
     else if (!this.waiting.includes(kind)) this.waiting.push(kind);
   }
 
+  /** Takes up to maxBatchSize records of a kind, oldest first across its priority rings. */
+  private take<T>(rings: Array<Ring<T>>): { records: T[]; bytes: number } {
+    const records: T[] = [];
+    let bytes = 0;
+    const [a, b, c] = rings as [Ring<T>, Ring<T>, Ring<T>];
+    while (records.length < this.cfg.maxBatchSize) {
+      const sa = a.headSeq();
+      const sb = b.headSeq();
+      const sc = c.headSeq();
+      const ring = sa <= sb && sa <= sc ? a : sb <= sc ? b : c;
+      if (ring.length === 0) break;
+      bytes += ring.headBytes();
+      records.push(ring.shift());
+    }
+    return { records, bytes };
+  }
+
   private start(kind: RecordKind): void {
-    const run = this.exportBatch(kind).finally(() => {
-      this.exports.delete(run);
-      this.pump();
-    });
-    this.exports.add(run);
+    let items: number;
+    let bytes: number;
+    let run: () => Promise<ExportResult>;
+    if (kind === 'metrics') {
+      const series: MetricSeries[] = this.aggregator.collect();
+      items = series.length;
+      bytes = items * SERIES_BYTES * 2; // the copies handed over, and their encoded body
+      run = () => this.exporter.exportMetrics(series);
+    } else if (kind === 'spans') {
+      const t = this.take(this.spans);
+      this.queuedSpans -= t.records.length;
+      items = t.records.length;
+      bytes = t.bytes;
+      run = () => this.exporter.exportSpans(t.records);
+    } else {
+      const t = this.take(this.logs);
+      this.queuedLogs -= t.records.length;
+      items = t.records.length;
+      bytes = t.bytes;
+      run = () => this.exporter.exportLogs(t.records);
+    }
+    if (items === 0) return;
+    const batch: Batch = { kind, items, bytes, settled: false };
+    this.memory += kind === 'metrics' ? bytes : 0; // spans and logs stay charged as they were queued
+    this.batches.add(batch);
+    this.stats.inFlightItems[kind] += items;
+    let p: Promise<ExportResult>;
+    try {
+      p = Promise.resolve(run());
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    // Both outcomes are handled, and settle() never throws: no rejection is left unhandled.
+    p.then(
+      (result) => this.settle(batch, result),
+      (e: unknown) => this.settle(batch, { code: 'failure', items, attempts: 0, retryable: false, error: e instanceof Error ? e : new Error(String(e)), reason: 'failed' }),
+    );
+  }
+
+  private settle(batch: Batch, result: ExportResult): void {
+    if (batch.settled) return; // abandoned at the shutdown deadline, and counted then
+    this.finish(batch, result);
+    this.pump();
+    this.wakeSettled();
+    this.wakeRoom();
+  }
+
+  /** Counts what became of a batch: exported, rejected, or dropped per reason, adding up to its items. */
+  private finish(batch: Batch, result: ExportResult): void {
+    batch.settled = true;
+    this.batches.delete(batch);
+    this.memory -= batch.bytes;
+    const { kind, items } = batch;
+    this.stats.inFlightItems[kind] -= items;
+    const o = outcome(result, items);
+    this.stats.exported[kind] += o.exported;
+    this.stats.rejected[kind] += o.rejected;
+    const dropped = this.stats.dropped[kind];
+    let worst: DropReason | undefined;
+    for (const r of DROP_REASONS) {
+      if (o.dropped[r] === 0) continue;
+      dropped[r] += o.dropped[r];
+      if (worst === undefined || o.dropped[r] > o.dropped[worst]) worst = r;
+    }
+    const at = Date.now();
+    const code = (result as { code?: unknown } | null)?.code === 'success' && worst === undefined ? 'success' : 'failure';
+    this.stats.lastFlush = { at, kind, items, code };
+    if (worst !== undefined || o.rejected > 0) {
+      const failure: ExportFailure = { at, kind, reason: worst ?? 'rejected', items: worst !== undefined ? o.dropped[worst] : o.rejected, message: o.message };
+      if (o.status !== undefined) failure.status = o.status;
+      this.stats.lastFailure = failure;
+    }
+    if (this.onFlush !== undefined) {
+      try {
+        this.onFlush({ kind, items, result });
+      } catch {
+        this.stats.callbackErrors++;
+      }
+    }
   }
 
   /** Fills free export slots: requests that waited first, then batches that filled up meanwhile. */
   private pump(): void {
-    while (this.waiting.length > 0 && this.exports.size < this.cfg.maxConcurrentExports) {
+    if (this.stopped) return;
+    while (this.waiting.length > 0 && this.batches.size < this.cfg.maxConcurrentExports) {
       const kind = this.waiting.shift()!;
       if (this.size(kind) > 0) this.start(kind);
     }
@@ -276,23 +611,73 @@ export class BatchingManager {
     this.schedule('logs', false);
   }
 
-  private async exportBatch(kind: RecordKind): Promise<void> {
-    let items: number;
-    let result: ExportResult;
-    if (kind === 'metrics') {
-      const series = this.aggregator.collect();
-      items = series.length;
-      result = await this.exporter.exportMetrics(series);
-    } else {
-      const queue: Array<Queued<SpanRecord | LogRecord>> = kind === 'spans' ? this.spans : this.logs;
-      const batch = queue.splice(0, this.cfg.maxBatchSize);
-      for (const q of batch) this.memory -= q.bytes;
-      items = batch.length;
-      result = kind === 'spans' ? await this.exporter.exportSpans(batch.map((q) => q.record as SpanRecord)) : await this.exporter.exportLogs(batch.map((q) => q.record as LogRecord));
-    }
-    if (result.code === 'success') this.stats.exported[kind] += items - result.rejected;
-    else this.stats.dropped[kind].failed += items;
-    this.stats.lastFlush = { at: Date.now(), kind, items, code: result.code };
-    this.onFlush?.({ kind, items, result });
+  private wakeSettled(): void {
+    if (this.settleWaiters.length === 0) return;
+    const waiters = this.settleWaiters;
+    this.settleWaiters = [];
+    for (const w of waiters) w();
   }
+
+  private wakeRoom(): void {
+    if (this.roomWaiters.length === 0) return;
+    this.roomWaiters = this.roomWaiters.filter((w) => {
+      if (!this.hasRoom(w.bytes)) return true;
+      clearTimeout(w.timer);
+      w.resolve(true);
+      return false;
+    });
+  }
+}
+
+/** Resolves true when `p` settles within `ms`, false otherwise; never rejects. */
+function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    const done = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    p.then(done, done);
+  });
+}
+
+const FAILURE_REASONS: Record<ExportFailureReason, DropReason> = { shutdown: 'shutdown', retriesExhausted: 'retriesExhausted', nonRetryable: 'nonRetryable', tooLarge: 'tooLarge', failed: 'failed' };
+
+const count = (n: unknown, max: number): number => (typeof n === 'number' && Number.isFinite(n) ? Math.min(max, Math.max(0, Math.trunc(n))) : 0);
+
+/**
+ * Reads an export result against the number of items actually sent, whatever the exporter says:
+ * counts are clamped so that exported + rejected + dropped = items, never negative.
+ */
+export function outcome(result: ExportResult, items: number): { exported: number; rejected: number; dropped: Counts; message: string; status?: number } {
+  const dropped = zeroCounts();
+  const r = result as unknown as Omit<Partial<Extract<ExportResult, { code: 'failure' }>>, 'code'> & { code?: unknown; rejected?: unknown; message?: unknown };
+  if (r === null || typeof r !== 'object' || (r.code !== 'success' && r.code !== 'failure')) {
+    dropped.failed = items;
+    return { exported: 0, rejected: 0, dropped, message: 'the exporter returned no result' };
+  }
+  if (r.code === 'success') {
+    const rejected = count(r.rejected, items);
+    return { exported: items - rejected, rejected, dropped, message: typeof r.message === 'string' && r.message ? r.message : `${rejected} rejected by the collector` };
+  }
+  const exported = count(r.exported, items);
+  const rejected = count(r.rejected, items - exported);
+  let left = items - exported - rejected;
+  if (r.dropped !== undefined && r.dropped !== null && typeof r.dropped === 'object') {
+    for (const [k, n] of Object.entries(r.dropped)) {
+      const reason = FAILURE_REASONS[k as ExportFailureReason] ?? 'failed';
+      const c = count(n, left);
+      dropped[reason] += c;
+      left -= c;
+    }
+  }
+  dropped[FAILURE_REASONS[r.reason as ExportFailureReason] ?? 'failed'] += left;
+  const out: { exported: number; rejected: number; dropped: Counts; message: string; status?: number } = {
+    exported,
+    rejected,
+    dropped,
+    message: r.error instanceof Error ? r.error.message : typeof r.message === 'string' ? r.message : 'export failed',
+  };
+  if (typeof r.status === 'number') out.status = r.status;
+  return out;
 }

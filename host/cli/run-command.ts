@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
-import { BatchingManager } from '../batching/batching-manager.js';
+import { BatchingManager, type BatchingStats, type ExportFailure, type RecordKind } from '../batching/batching-manager.js';
 import { FmtCollector } from '../collectors/fmt-collector.js';
 import { escapeControls } from '../collectors/format-value.js';
 import { TeeCollector } from '../collectors/tee-collector.js';
@@ -96,7 +96,7 @@ async function runWith(o: RunCommandOptions, stateFile: StateFile | undefined, p
   await batching.shutdown();
   const stats = batching.getStats();
   const s = result.summary;
-  const lost = (k: 'spans' | 'logs' | 'metrics') => stats.dropped[k].failed + stats.dropped[k].overflow + stats.dropped[k].shutdown;
+  const lost = (k: RecordKind) => stats.rejected[k] + Object.values(stats.dropped[k]).reduce((a, b) => a + b, 0);
   const exportFailed = lost('spans') + lost('logs') + lost('metrics') > 0;
   print('');
   // The cause and the completion value carry guest text (error messages, strings): escaped.
@@ -104,12 +104,29 @@ async function runWith(o: RunCommandOptions, stateFile: StateFile | undefined, p
   print(`  ${counts.spans} spans, ${counts.events} events, ${counts.metrics} metric points; ${s.records} records in ${s.frames} frame(s) in ${s.durationMs.toFixed(1)} ms`);
   print(`  dropped: ${s.rejected} rejected by the host (${s.limitDropped} over limits), ${s.guestDropped} by the guest, ${s.truncated} truncated frame(s)`);
   print(`  export: ${stats.exported.spans} spans, ${stats.exported.logs} logs, ${stats.exported.metrics} metric series to ${destination}${exportFailed ? ` — ${lost('spans')} spans, ${lost('logs')} logs, ${lost('metrics')} series lost` : ''}`);
+  if (exportFailed) print(`  export lost: ${lossReasons(stats)}${stats.lastFailure ? `; last failure: ${describeFailure(stats.lastFailure)}` : ''}`);
   if (o.state !== undefined) {
     const resumed = state === undefined ? 'started fresh' : `resumed ${state.spans.spans.length} span(s)`;
     print(`  state: ${resumed}; ${result.state !== undefined ? `${s.persistedSpans} open span(s) committed to ${o.state}` : `not committed (${o.state} unchanged)`}`);
   }
   if (!result.ok) return 1;
   return exportFailed ? 3 : 0;
+}
+
+/** "rejected by the collector 2, retriesExhausted 4", over every kind. */
+function lossReasons(stats: BatchingStats): string {
+  const parts: string[] = [];
+  const rejected = stats.rejected.spans + stats.rejected.logs + stats.rejected.metrics;
+  if (rejected > 0) parts.push(`rejected by the collector ${rejected}`);
+  const why = new Map<string, number>();
+  for (const k of ['spans', 'logs', 'metrics'] as const) for (const [r, n] of Object.entries(stats.dropped[k])) if (n > 0) why.set(r, (why.get(r) ?? 0) + n);
+  for (const [r, n] of why) parts.push(`${r} ${n}`);
+  return parts.join(', ');
+}
+
+function describeFailure(f: ExportFailure): string {
+  // The collector's message is remote text: escaped like guest text.
+  return `${f.kind} ${f.reason}${f.status !== undefined ? ` (HTTP ${f.status})` : ''}: ${escapeControls(f.message)}`;
 }
 
 export function parseLevel(text: string): Level {

@@ -92,3 +92,33 @@ export function resolveConfig(options: ExporterOptions = {}, env: NodeJS.Process
     resource,
   };
 }
+
+/** An endpoint that cannot be exported to: not a URL, or not http(s). Thrown when the exporter is made. */
+export class InvalidEndpointError extends Error {
+  readonly code = 'INVALID_ENDPOINT';
+  constructor(
+    readonly signal: Signal,
+    readonly endpoint: string,
+    reason: string,
+  ) {
+    super(`invalid OTLP ${signal} endpoint '${endpoint}': ${reason}`);
+    this.name = 'InvalidEndpointError';
+  }
+}
+
+/** The endpoints parsed, each an http: or https: URL with a host; InvalidEndpointError otherwise. */
+export function parseEndpoints(urls: Record<Signal, string>): Record<Signal, URL> {
+  const out = {} as Record<Signal, URL>;
+  for (const s of SIGNALS) {
+    let url: URL;
+    try {
+      url = new URL(urls[s]);
+    } catch {
+      throw new InvalidEndpointError(s, urls[s], 'not a URL (expected http://host:port or https://host:port)');
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidEndpointError(s, urls[s], `unsupported scheme '${url.protocol}' (expected http: or https:)`);
+    if (url.hostname === '') throw new InvalidEndpointError(s, urls[s], 'no host');
+    out[s] = url;
+  }
+  return out;
+}

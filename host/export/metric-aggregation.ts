@@ -44,6 +44,8 @@ export class MetricAggregator {
   private readonly bounds: number[];
   /** Points refused because the series cap was reached. */
   dropped = 0;
+  /** Series with points since the last collect(). */
+  private fresh = 0;
 
   constructor(options: AggregatorOptions = {}) {
     this.maxSeries = options.maxSeries ?? 2000;
@@ -57,8 +59,18 @@ export class MetricAggregator {
 
   /** Series with points waiting for the next export. */
   get pending(): number {
-    let n = 0;
-    for (const s of this.slots.values()) if (s.fresh > 0) n++;
+    return this.fresh;
+  }
+
+  /** Forgets the points of every pending series (they will not be exported); returns how many series that was. */
+  discardPending(): number {
+    const n = this.fresh;
+    for (const slot of this.slots.values()) {
+      if (slot.fresh === 0) continue;
+      reset(slot.series);
+      slot.fresh = 0;
+    }
+    this.fresh = 0;
     return n;
   }
 
@@ -88,7 +100,7 @@ export class MetricAggregator {
       while (i < s.bounds.length && p.value > s.bounds[i]!) i++;
       s.buckets[i]!++;
     }
-    slot.fresh++;
+    if (slot.fresh++ === 0) this.fresh++;
     slot.lastUpdate = Date.now();
     return true;
   }
@@ -96,6 +108,7 @@ export class MetricAggregator {
   /** The series updated since the last call (copies), and a fresh interval for each; stale series are removed. */
   collect(now = Date.now()): MetricSeries[] {
     const out: MetricSeries[] = [];
+    this.fresh = 0;
     for (const [key, slot] of this.slots) {
       if (slot.fresh > 0) {
         out.push(structuredClone(slot.series));

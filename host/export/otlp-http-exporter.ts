@@ -8,8 +8,8 @@
  */
 import type { Agent, ClientRequest, IncomingHttpHeaders } from 'node:http';
 import type { LogRecord, SpanRecord } from '../pipeline/telemetry-records.js';
-import { resolveConfig, type ExporterOptions, type ResolvedConfig, type Signal } from './exporter-config.js';
-import type { ExportResult, Exporter } from './exporter.js';
+import { parseEndpoints, resolveConfig, type ExporterOptions, type ResolvedConfig, type Signal } from './exporter-config.js';
+import type { ExportFailureReason, ExportResult, Exporter } from './exporter.js';
 import type { MetricSeries } from './metric-aggregation.js';
 import { encodeLogs, encodeMetrics, encodeTraces } from './otlp-encoder.js';
 
@@ -43,12 +43,15 @@ function loadOtlpProto(): Promise<OtlpProto> {
 const RETRYABLE = new Set([429, 502, 503, 504]);
 const MAX_RESPONSE_BYTES = 1 << 20;
 
-/** A failed export attempt, with the HTTP status when there was one. */
+/** A failed export attempt, with the HTTP status or the connection error code when there was one. */
 export class ExportError extends Error {
   constructor(
     message: string,
     readonly retryable: boolean,
     readonly status?: number,
+    readonly reason: ExportFailureReason = retryable ? 'retriesExhausted' : 'nonRetryable',
+    /** The connection error's code (ECONNREFUSED, ECONNRESET, …). */
+    readonly errorCode?: string,
   ) {
     super(message);
     this.name = 'ExportError';
@@ -62,8 +65,10 @@ export interface ExporterStats {
   exported: Record<Signal, number>;
   /** Items rejected by the collector in a partial success. */
   rejected: Record<Signal, number>;
-  /** Items lost because an export failed. */
+  /** Items lost because an export failed (all reasons). */
   failed: Record<Signal, number>;
+  /** The latest failure or rejection: why, the HTTP status, and the collector's message or the connection error. */
+  lastFailure?: { at: number; signal: Signal; reason: ExportFailureReason | 'rejected'; status?: number; errorCode?: string; message: string };
 }
 
 interface Response {
@@ -90,59 +95,78 @@ export class OtlpHttpExporter implements Exporter {
     rejected: { traces: 0, logs: 0, metrics: 0 },
     failed: { traces: 0, logs: 0, metrics: 0 },
   };
+  private readonly targets: Record<Signal, URL>;
   /** Keep-alive agents, made with the first request. */
   private agents: { http: Agent; https: Agent } | undefined;
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly requests = new Set<ClientRequest>();
+  /** Exports asleep in a retry backoff: woken when shutdown starts. */
+  private readonly sleepers = new Set<() => void>();
   private closed = false;
-  /** Set at the shutdown deadline: retry loops stop. */
+  /** When shutdown() must be done: no retry is planned past it. */
+  private closeBy = Infinity;
+  /** Set at the shutdown deadline: requests are destroyed, retry loops stop. */
   private aborted = false;
 
+  /** Throws InvalidEndpointError for an endpoint that is not an http(s) URL. */
   constructor(options: ExporterOptions = {}, env: NodeJS.ProcessEnv = process.env) {
     this.config = resolveConfig(options, env);
+    this.targets = parseEndpoints(this.config.urls);
   }
 
   exportSpans(spans: readonly SpanRecord[]): Promise<ExportResult> {
-    return this.track(this.exportItems('traces', spans, (s) => encodeTraces(s, this.config.resource)));
+    return this.track('traces', spans, (s) => encodeTraces(s, this.config.resource));
   }
 
   exportLogs(logs: readonly LogRecord[]): Promise<ExportResult> {
-    return this.track(this.exportItems('logs', logs, (l) => encodeLogs(l, this.config.resource)));
+    return this.track('logs', logs, (l) => encodeLogs(l, this.config.resource));
   }
 
   exportMetrics(series: readonly MetricSeries[]): Promise<ExportResult> {
-    return this.track(this.exportItems('metrics', series, (m) => encodeMetrics(m, this.config.resource)));
+    return this.track('metrics', series, (m) => encodeMetrics(m, this.config.resource));
   }
 
+  /**
+   * Lets exports under way finish within `timeoutMs`: one asleep in a backoff that would retry
+   * after the deadline fails at once (reason `shutdown`); at the deadline, requests still open are
+   * destroyed and their exports fail (reason `shutdown`). Resolves once every export has settled.
+   */
   async shutdown(timeoutMs = Infinity): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    const wait = Number.isFinite(timeoutMs) ? Math.max(0, timeoutMs) : Infinity;
+    this.closeBy = Date.now() + wait;
+    for (const wake of [...this.sleepers]) wake();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => {
-      if (Number.isFinite(timeoutMs)) timer = setTimeout(resolve, Math.max(0, timeoutMs));
+      if (wait !== Infinity) timer = setTimeout(resolve, wait);
     });
     await Promise.race([Promise.allSettled([...this.inFlight]), deadline]);
     clearTimeout(timer);
     // Past the deadline: abort what is still under way (those exports fail and are counted).
     this.aborted = true;
+    for (const wake of [...this.sleepers]) wake();
     this.agents?.http.destroy();
     this.agents?.https.destroy();
     for (const req of this.requests) req.destroy(new Error('exporter shut down'));
     await Promise.allSettled([...this.inFlight]);
   }
 
-  private track<T>(p: Promise<T>): Promise<T> {
+  /** Runs one export, which never rejects: anything thrown becomes a failure (reason `failed`). */
+  private track<T>(signal: Signal, items: readonly T[], encode: (items: readonly T[]) => Uint8Array): Promise<ExportResult> {
+    const p = this.exportItems(signal, items, encode).catch((e: unknown) => this.fail(signal, items.length, 0, new ExportError(`export failed: ${(e as Error)?.message ?? String(e)}`, false, undefined, 'failed')));
     this.inFlight.add(p);
-    void p.finally(() => this.inFlight.delete(p));
+    const done = () => this.inFlight.delete(p);
+    p.then(done, done);
     return p;
   }
 
   private async exportItems<T>(signal: Signal, items: readonly T[], encode: (items: readonly T[]) => Uint8Array): Promise<ExportResult> {
     if (items.length === 0) return { code: 'success', items: 0, attempts: 0, rejected: 0 };
-    if (this.closed) return this.fail(signal, items.length, 0, new ExportError('exporter is shut down', false));
+    if (this.closed) return this.fail(signal, items.length, 0, new ExportError('exporter is shut down', false, undefined, 'shutdown'));
     const body = encode(items);
     if (body.length > this.config.maxRequestBytes) {
-      if (items.length === 1) return this.fail(signal, 1, 0, new ExportError(`one item encodes to ${body.length} bytes, over maxRequestBytes (${this.config.maxRequestBytes})`, false));
+      if (items.length === 1) return this.fail(signal, 1, 0, new ExportError(`one item encodes to ${body.length} bytes, over maxRequestBytes (${this.config.maxRequestBytes})`, false, undefined, 'tooLarge'));
       const half = items.length >> 1;
       const [a, b] = await Promise.all([this.exportItems(signal, items.slice(0, half), encode), this.exportItems(signal, items.slice(half), encode)]);
       return merge(a, b);
@@ -150,7 +174,7 @@ export class OtlpHttpExporter implements Exporter {
     return this.send(signal, body, items.length);
   }
 
-  /** One export: attempts until success, a final failure, or the deadline. */
+  /** One export: attempts until success, a final failure, or the deadline (the export's, or shutdown's). */
   private async send(signal: Signal, body: Uint8Array, items: number): Promise<ExportResult> {
     const cfg = this.config;
     const deadline = Date.now() + cfg.timeoutMs[signal];
@@ -161,28 +185,53 @@ export class OtlpHttpExporter implements Exporter {
       payload = await net.gzip(body);
       headers['Content-Encoding'] = 'gzip';
     }
+    body = payload; // the uncompressed body is not held during retries
+    let last: ExportError | undefined;
     for (let attempt = 1; ; attempt++) {
-      if (this.aborted) return this.fail(signal, items, attempt - 1, new ExportError('exporter shut down before the export completed', true));
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) return this.fail(signal, items, attempt - 1, new ExportError(`no success within ${cfg.timeoutMs[signal]} ms`, true));
+      if (this.aborted) return this.fail(signal, items, attempt - 1, shutdownError(last));
+      const remaining = Math.min(deadline, this.closeBy) - Date.now();
+      if (remaining <= 0) {
+        if (this.closeBy <= deadline) return this.fail(signal, items, attempt - 1, shutdownError(last));
+        return this.fail(signal, items, attempt - 1, new ExportError(`no success within ${cfg.timeoutMs[signal]} ms${last ? ` (last: ${last.message})` : ''}`, true, last?.status, 'retriesExhausted', last?.errorCode));
+      }
       this.stats.requests++;
       let res: Response | undefined;
       let error: ExportError;
       try {
-        res = await this.post(net, cfg.urls[signal], headers, payload, remaining);
+        res = await this.post(net, this.targets[signal], headers, payload, remaining);
       } catch (e) {
-        error = new ExportError(`request to ${cfg.urls[signal]} failed: ${(e as Error).message}`, true);
+        const code = (e as NodeJS.ErrnoException).code;
+        if (this.aborted) return this.fail(signal, items, attempt, shutdownError(last));
+        error = new ExportError(`request to ${cfg.urls[signal]} failed: ${(e as Error).message}`, true, undefined, 'retriesExhausted', code);
       }
       if (res !== undefined) {
         if (res.status >= 200 && res.status < 300) return await this.succeed(signal, items, attempt, res.body);
-        error = new ExportError(`collector answered ${res.status}${res.body.length ? `: ${res.body.toString('utf8', 0, 200)}` : ''}`, RETRYABLE.has(res.status), res.status);
+        const text = statusMessage(res.body);
+        error = new ExportError(`collector answered ${res.status}${text ? `: ${text}` : ''}`, RETRYABLE.has(res.status), res.status);
       }
+      last = error!;
       if (!error!.retryable) return this.fail(signal, items, attempt, error!);
-      const delay = retryAfterMs(res?.headers['retry-after']) ?? backoffMs(attempt, cfg.initialBackoffMs, cfg.maxBackoffMs);
-      if (Date.now() + delay >= deadline) return this.fail(signal, items, attempt, new ExportError(`${error!.message}; no time left to retry within ${cfg.timeoutMs[signal]} ms`, true, error!.status));
+      const wakeAt = Date.now() + (retryAfterMs(res?.headers['retry-after']) ?? backoffMs(attempt, cfg.initialBackoffMs, cfg.maxBackoffMs));
+      if (wakeAt >= deadline) return this.fail(signal, items, attempt, new ExportError(`${error!.message}; no time left to retry within ${cfg.timeoutMs[signal]} ms`, true, error!.status, 'retriesExhausted', error!.errorCode));
       this.stats.retries++;
-      await sleep(delay);
+      while (Date.now() < wakeAt) {
+        if (this.aborted || wakeAt >= this.closeBy) return this.fail(signal, items, attempt, shutdownError(last));
+        await this.sleep(wakeAt - Date.now());
+      }
     }
+  }
+
+  /** Sleeps `ms`, or less when shutdown wakes it. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.sleepers.add(wake);
+    });
   }
 
   private async succeed(signal: Signal, items: number, attempts: number, body: Buffer): Promise<ExportResult> {
@@ -199,25 +248,33 @@ export class OtlpHttpExporter implements Exporter {
         // a body that is not an OTLP response: the status said success
       }
     }
+    // A collector's count is clamped to what this export carried: never negative, never more.
+    rejected = Number.isFinite(rejected) ? Math.min(items, Math.max(0, Math.trunc(rejected))) : 0;
     this.stats.exported[signal] += items - rejected;
     this.stats.rejected[signal] += rejected;
     const result: ExportResult = { code: 'success', items, attempts, rejected };
     if (message) result.message = message;
+    if (rejected > 0) this.stats.lastFailure = { at: Date.now(), signal, reason: 'rejected', message: message || `${rejected} rejected by the collector` };
     return result;
   }
 
   private fail(signal: Signal, items: number, attempts: number, error: ExportError): ExportResult {
     this.stats.failed[signal] += items;
-    return { code: 'failure', items, attempts, retryable: error.retryable, error };
+    const last: NonNullable<ExporterStats['lastFailure']> = { at: Date.now(), signal, reason: error.reason, message: error.message };
+    if (error.status !== undefined) last.status = error.status;
+    if (error.errorCode !== undefined) last.errorCode = error.errorCode;
+    this.stats.lastFailure = last;
+    const result: ExportResult = { code: 'failure', items, attempts, retryable: error.retryable, error, reason: error.reason };
+    if (error.status !== undefined) result.status = error.status;
+    return result;
   }
 
-  private post(net: Transport, url: string, headers: Record<string, string>, body: Uint8Array, timeoutMs: number): Promise<Response> {
+  private post(net: Transport, target: URL, headers: Record<string, string>, body: Uint8Array, timeoutMs: number): Promise<Response> {
     return new Promise((resolve, reject) => {
-      const target = new URL(url);
       const secure = target.protocol === 'https:';
       const agents = (this.agents ??= { http: new net.http.Agent({ keepAlive: true, maxSockets: 4 }), https: new net.https.Agent({ keepAlive: true, maxSockets: 4 }) });
       const req = (secure ? net.https : net.http).request(target, { method: 'POST', headers: { ...headers, 'Content-Length': String(body.length) }, agent: secure ? agents.https : agents.http });
-      const timer = setTimeout(() => req.destroy(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(() => req.destroy(Object.assign(new Error(`timed out after ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
       timer.unref();
       this.requests.add(req);
       req.on('close', () => this.requests.delete(req));
@@ -246,6 +303,58 @@ export class OtlpHttpExporter implements Exporter {
   }
 }
 
+function shutdownError(last: ExportError | undefined): ExportError {
+  return new ExportError(`exporter shut down before the export completed${last ? ` (last: ${last.message})` : ''}`, true, last?.status, 'shutdown', last?.errorCode);
+}
+
+/**
+ * The collector's message in an error answer: OTLP says a google.rpc.Status (message = field 2);
+ * else the body as text when it is printable. At most 200 characters.
+ */
+export function statusMessage(body: Uint8Array): string | undefined {
+  if (body.length === 0) return undefined;
+  const fromStatus = rpcStatusMessage(body);
+  const text = fromStatus ?? new TextDecoder().decode(body.subarray(0, 400));
+  // eslint-disable-next-line no-control-regex
+  if (fromStatus === undefined && /[\u0000-\u0008\u000e-\u001f\ufffd]/.test(text)) return undefined;
+  const clean = text.replace(/\s+/g, ' ').trim();
+  return clean === '' ? undefined : clean.slice(0, 200);
+}
+
+/** Field 2 of a google.rpc.Status, or undefined when the body does not read as one. */
+function rpcStatusMessage(b: Uint8Array): string | undefined {
+  let i = 0;
+  let message: string | undefined;
+  const varint = (): number => {
+    let n = 0;
+    for (let shift = 0; shift < 35; shift += 7) {
+      if (i >= b.length) throw new Error('truncated');
+      const byte = b[i++]!;
+      n += (byte & 0x7f) * 2 ** shift;
+      if (byte < 0x80) return n;
+    }
+    throw new Error('varint too long');
+  };
+  try {
+    while (i < b.length) {
+      const tag = varint();
+      const field = Math.floor(tag / 8);
+      const wire = tag & 7;
+      if (field === 0) return undefined;
+      if (wire === 0) varint();
+      else if (wire === 2) {
+        const len = varint();
+        if (i + len > b.length) return undefined;
+        if (field === 2) message = new TextDecoder('utf-8', { fatal: true }).decode(b.subarray(i, i + len));
+        i += len;
+      } else return undefined;
+    }
+  } catch {
+    return undefined;
+  }
+  return message;
+}
+
 /** Retry-After in ms: delta-seconds or an HTTP date; undefined when absent or unreadable. */
 export function retryAfterMs(header: string | string[] | undefined, now = Date.now()): number | undefined {
   const value = Array.isArray(header) ? header[0] : header;
@@ -261,14 +370,30 @@ export function backoffMs(attempt: number, initial: number, max: number): number
   return Math.round(base * (0.8 + Math.random() * 0.4));
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 function merge(a: ExportResult, b: ExportResult): ExportResult {
   const items = a.items + b.items;
   const attempts = Math.max(a.attempts, b.attempts);
-  if (a.code === 'failure') return { ...a, items, attempts };
-  if (b.code === 'failure') return { ...b, items, attempts };
-  return { code: 'success', items, attempts, rejected: a.rejected + b.rejected };
+  if (a.code === 'success' && b.code === 'success') {
+    const r: ExportResult = { code: 'success', items, attempts, rejected: a.rejected + b.rejected };
+    const message = a.message ?? b.message;
+    if (message) r.message = message;
+    return r;
+  }
+  // One part failed: what the other parts delivered is kept, what they lost is counted per reason.
+  const failure = (a.code === 'failure' ? a : b) as Extract<ExportResult, { code: 'failure' }>;
+  const exported = (r: ExportResult) => (r.code === 'success' ? r.items - r.rejected : (r.exported ?? 0));
+  const rejected = (r: ExportResult) => r.rejected ?? 0;
+  const dropped: Partial<Record<ExportFailureReason, number>> = {};
+  for (const r of [a, b]) {
+    if (r.code === 'success') continue;
+    if (r.dropped) for (const [k, n] of Object.entries(r.dropped) as Array<[ExportFailureReason, number]>) dropped[k] = (dropped[k] ?? 0) + n;
+    else {
+      const k = r.reason ?? 'failed';
+      dropped[k] = (dropped[k] ?? 0) + r.items - (r.exported ?? 0) - (r.rejected ?? 0);
+    }
+  }
+  const out: ExportResult = { ...failure, items, attempts, exported: exported(a) + exported(b), rejected: rejected(a) + rejected(b), dropped };
+  const message = a.message ?? b.message;
+  if (message) out.message = message;
+  return out;
 }

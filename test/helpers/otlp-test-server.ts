@@ -9,6 +9,10 @@ export interface ScriptedResponse {
   headers?: Record<string, string>;
   body?: Uint8Array;
   delayMs?: number;
+  /** Destroy the connection instead of answering (the client sees ECONNRESET). */
+  reset?: boolean;
+  /** Never answer. */
+  hang?: boolean;
 }
 
 export interface ReceivedRequest {
@@ -25,6 +29,8 @@ export class OtlpTestServer {
   readonly requests: ReceivedRequest[] = [];
   /** Responses for the next requests, in order; when empty, 200 with an empty body. */
   readonly script: ScriptedResponse[] = [];
+  /** The response used for each request, in order (parallel to `requests`). */
+  readonly replies: ScriptedResponse[] = [];
   /** Requests being answered now, and the most there ever were at once. */
   open = 0;
   maxOpen = 0;
@@ -35,6 +41,16 @@ export class OtlpTestServer {
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this.url;
+  }
+
+  /** Items in the i-th request: spans, log records, or metric data points. */
+  items(i: number): number {
+    const d = this.decoded(i);
+    let n = 0;
+    for (const r of d.resourceSpans ?? []) for (const s of r.scopeSpans ?? []) n += (s.spans ?? []).length;
+    for (const r of d.resourceLogs ?? []) for (const s of r.scopeLogs ?? []) n += (s.logRecords ?? []).length;
+    for (const r of d.resourceMetrics ?? []) for (const s of r.scopeMetrics ?? []) for (const m of s.metrics ?? []) n += (m.sum ?? m.gauge ?? m.histogram).dataPoints.length;
+    return n;
   }
 
   async close(): Promise<void> {
@@ -60,6 +76,12 @@ export class OtlpTestServer {
       const body = req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw;
       this.requests.push({ path: req.url ?? '', headers: req.headers, body, at: Date.now() });
       const reply = this.script.shift() ?? { status: 200 };
+      this.replies.push(reply);
+      if (reply.reset) {
+        req.socket.destroy();
+        return;
+      }
+      if (reply.hang) return;
       const send = () => {
         if (res.destroyed) return;
         res.writeHead(reply.status, { 'Content-Type': 'application/x-protobuf', ...reply.headers });
