@@ -356,10 +356,12 @@ export class BatchingManager {
   /**
    * Resolves true once `bytes` more fit under the memory bound (at once when they do now), false
    * after `timeoutMs` or at shutdown. With `whenFull: 'block'`, a producer awaits it before
-   * producing so that nothing is dropped for lack of room.
+   * producing so that nothing is dropped for lack of room. A request for more than the whole
+   * bound waits for the queues to empty (it could never fit otherwise).
    */
   whenRoom(bytes = 0, timeoutMs = this.cfg.blockTimeoutMs): Promise<boolean> {
     if (this.closing !== undefined) return Promise.resolve(false);
+    bytes = Math.min(bytes, this.cfg.maxMemoryBytes);
     if (this.hasRoom(bytes)) return Promise.resolve(true);
     return new Promise((resolve) => {
       const waiter: RoomWaiter = { bytes, resolve, timer: undefined };

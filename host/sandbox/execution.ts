@@ -84,11 +84,27 @@ export interface RunOptions {
   tenant?: string;
   /** Interning registry (default: the tenant's, or the process-wide one without a tenant). */
   registry?: CallsiteRegistry;
+  /**
+   * Backpressure, for hosts that choose no loss over speed: before each frame the guest hands
+   * over, it waits (bounded by its deadline) until `whenRoom` resolves, which a BatchingManager
+   * with `whenFull: 'block'` does once its queues have room for what the frame is likely to become
+   * (see FRAME_EXPANSION). Pass the batching manager itself: `backpressure: batching`. A guest that
+   * waits is still stopped at its deadline; a frame whose records still find no room is refused
+   * by the batching manager and counted.
+   */
+  backpressure?: { whenRoom(bytes: number, timeoutMs?: number): Promise<boolean> };
   /** Called about once a second while the guest runs (from a host timer). */
   onProgress?: (progress: { elapsedMs: number; records: number; frames: number }) => void;
 }
 
 export type { ExecutionSummary };
+
+/**
+ * Host memory a frame byte is taken to become in the export queues, for backpressure: a span of
+ * about 60 bytes on the wire (create, enter, exit, close, an event) is held as a record of some
+ * 800 bytes and charged its encoded body twice; 32 leaves room to spare.
+ */
+export const FRAME_EXPANSION = 32;
 
 /** The result of `runQuickJS` / `runWasm`. */
 export interface RunResult {

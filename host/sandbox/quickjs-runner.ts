@@ -61,6 +61,7 @@ export async function runQuickJS(source: string, options: QuickJSRunOptions = {}
     memoryLimitBytes: options.memoryLimitBytes ?? DEFAULTS.memoryLimitBytes,
     stackLimitBytes: options.stackLimitBytes ?? DEFAULTS.stackLimitBytes,
     hostFunctions: Object.keys(hostFunctions),
+    waitForRoom: options.backpressure !== undefined,
   };
   return runInPool(exec, job, options, hostFunctions);
 }

@@ -3,14 +3,21 @@
  * frames the worker posts as they arrive, report progress from a host timer (the host thread
  * is free while the guest runs), and finish the execution with the worker's outcome.
  */
-import type { Execution, RunOptions, RunResult } from './execution.js';
+import { FRAME_EXPANSION, type Execution, type RunOptions, type RunResult } from './execution.js';
 import { defaultSandboxPool, type HostFunction } from './sandbox-pool.js';
-import type { Job, JobOutcome } from './worker-messages.js';
+import { ROOM_CALL, type Job, type JobOutcome } from './worker-messages.js';
 
 export async function runInPool(exec: Execution, job: Job, options: RunOptions, hostFunctions: Record<string, HostFunction> | undefined): Promise<RunResult> {
   const pool = options.pool ?? defaultSandboxPool();
   let hostError: unknown;
   const progress = options.onProgress === undefined ? undefined : setInterval(() => exec.tick(), 200);
+  const backpressure = options.backpressure;
+  if (backpressure !== undefined) {
+    const started = performance.now();
+    // The guest waits in this call; it never waits past its own deadline (the worker bounds the call too).
+    const room: HostFunction = (bytes) => backpressure.whenRoom(Number(bytes) * FRAME_EXPANSION, Math.max(0, job.deadlineMs - (performance.now() - started)));
+    hostFunctions = { ...hostFunctions, [ROOM_CALL]: room };
+  }
   let outcome: JobOutcome;
   try {
     outcome = await pool.execute(job, {

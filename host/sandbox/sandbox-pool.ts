@@ -166,6 +166,7 @@ export class SandboxPool {
       memoryLimitBytes: options.memoryLimitBytes ?? DEFAULT_QUICKJS_MEMORY,
       stackLimitBytes: 256 << 10,
       hostFunctions: [],
+      waitForRoom: false,
     };
     const runs = Array.from({ length: Math.min(count, this.size) }, () => this.execute(job, { onFrame: () => {}, deadlineMs: job.deadlineMs }));
     for (const run of runs) {

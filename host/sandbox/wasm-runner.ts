@@ -68,6 +68,7 @@ export async function runWasm(module: Uint8Array | WebAssembly.Module, options: 
     minLevel: Execution.minLevel(options),
     deadlineMs,
     hostImports,
+    waitForRoom: options.backpressure !== undefined,
     clockOriginNs,
     firstSpanId: Execution.firstSpanId(options),
     carried: Execution.carried(options).map(({ id, name, target }) => ({ id, name, target })),

@@ -66,7 +66,12 @@ export interface QuickJSJob {
   stackLimitBytes: number;
   /** Names of host functions to install as guest globals (they run on the host thread). */
   hostFunctions: string[];
+  /** Before each frame it hands over, the guest waits for room on the host (see RunOptions.backpressure). */
+  waitForRoom: boolean;
 }
+
+/** The host call a guest makes before a frame when the run has backpressure (args: the frame's bytes). */
+export const ROOM_CALL = 'sandtrace.room';
 
 /** How the worker provides the guest's memory: created here with this cap, or the module's own. */
 export type WasmMemoryPlan =
@@ -83,6 +88,8 @@ export interface WasmJob {
   deadlineMs: number;
   /** Imports answered by host functions: [module, name]. */
   hostImports: Array<[string, string]>;
+  /** Before each frame it hands over, the guest waits for room on the host (see RunOptions.backpressure). */
+  waitForRoom: boolean;
   /** Unix ns of the guest's time 0 (the guest's clock import counts from it). */
   clockOriginNs: bigint;
   /** The first span id the guest may allocate, written into its state block at +24 (when it has that field). */

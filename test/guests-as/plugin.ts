@@ -39,6 +39,17 @@ export function manyEvents(n: i32): void {
   for (let i = 0; i < n; i++) LOG.event().str("tick").i64(i).f64(1.5).bool(false).u64(7).emit();
 }
 
+/** `n` spans of STEP, each with one event inside (the backpressure test's load). */
+export function manySpans(n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const span = STEP.span().str("work").open();
+    span.enter();
+    LOG.event().str("step").i64(i).emit();
+    span.exit();
+    span.close();
+  }
+}
+
 export function openAndTrap(): void {
   const span = HANDLE.span().str("doomed").i64(1).empty().open();
   span.enter();

@@ -6,7 +6,7 @@
  */
 import type { QuickJSContext, QuickJSHandle, QuickJSRuntime } from 'quickjs-emscripten-core';
 import type { TerminationCause } from '../../receiver/termination.js';
-import { StopCode, type GuestError, type JobOutcome, type QuickJSJob } from '../worker-messages.js';
+import { ROOM_CALL, StopCode, type GuestError, type JobOutcome, type QuickJSJob } from '../worker-messages.js';
 import type { HostLink } from './host-link.js';
 import { QuickJSEngine } from './quickjs-engine.js';
 
@@ -58,7 +58,14 @@ export async function runQuickJSJob(job: QuickJSJob, link: HostLink): Promise<Jo
     else if (e.hitLimit) stop = 'out_of_memory';
     return stop !== undefined;
   };
-  const vm = e.newGuestContext(job.settings, (frame) => link.postFrame(frame));
+  // With backpressure the guest waits for room on the host before each frame; a stop ends the wait.
+  const flush = job.waitForRoom
+    ? (frame: Uint8Array) => {
+        link.call(ROOM_CALL, [frame.byteLength], deadlineAt);
+        link.postFrame(frame);
+      }
+    : (frame: Uint8Array) => link.postFrame(frame);
+  const vm = e.newGuestContext(job.settings, flush);
   let outcome: Outcome;
   try {
     installHostFunctions(vm, job.hostFunctions, link, deadlineAt, stopNow);
@@ -83,7 +90,11 @@ export async function runQuickJSJob(job: QuickJSJob, link: HostLink): Promise<Jo
     runtime.setInterruptHandler(() => performance.now() > drainEnd);
     const drained = e.drain();
     try {
-      if (drained.frame !== undefined) link.finalFrame(drained.frame);
+      if (drained.frame !== undefined) {
+        // The last frame waits for room too (a guest that was stopped does not wait: the call returns at once).
+        if (job.waitForRoom && stop === undefined) link.call(ROOM_CALL, [drained.frame.byteLength], deadlineAt);
+        link.finalFrame(drained.frame);
+      }
     } finally {
       drained.release();
     }

@@ -12,7 +12,7 @@
  * first line: the host terminates the worker when the guest does not return in time.
  */
 import type { TerminationCause } from '../../receiver/termination.js';
-import { StopCode, type JobOutcome, type WasmJob } from '../worker-messages.js';
+import { ROOM_CALL, StopCode, type JobOutcome, type WasmJob } from '../worker-messages.js';
 import type { HostLink } from './host-link.js';
 
 const PAGE = 65536;
@@ -78,6 +78,7 @@ export async function runWasmJob(job: WasmJob, link: HostLink): Promise<JobOutco
     const committed = v.getUint32(state, true);
     const dropped = v.getUint32(state + 16, true);
     const bytes = committed > 0 && inBounds(memory, buffer, committed) ? new Uint8Array(memory.buffer, buffer, committed) : new Uint8Array(0);
+    if (job.waitForRoom && bytes.length > 0 && stop === undefined) link.call(ROOM_CALL, [bytes.length], deadlineAt); // the last frame waits for room too
     link.finalFrame(bytes, dropped);
     v.setUint32(state, 0, true);
     v.setFloat64(state + 8, 0, true);
@@ -99,7 +100,13 @@ export async function runWasmJob(job: WasmJob, link: HostLink): Promise<JobOutco
     },
     flush(ptr: number, length: number): void {
       check(performance.now());
-      if (memory !== undefined && ptr === buffer && inBounds(memory, ptr, length)) link.postFrame(new Uint8Array(memory.buffer, ptr, length));
+      if (memory !== undefined && ptr === buffer && inBounds(memory, ptr, length)) {
+        if (job.waitForRoom) {
+          link.call(ROOM_CALL, [length], deadlineAt); // backpressure: wait for room on the host first
+          check(performance.now()); // a stop during the wait unwinds the guest
+        }
+        link.postFrame(new Uint8Array(memory.buffer, ptr, length));
+      }
       else invalidFrames++; // not the buffer it attached, or outside memory: counted, never read
     },
     now(): number {
