@@ -14,7 +14,7 @@
 import { ROOT_CONTEXT, SpanStatusCode, context, trace, type Attributes, type AttributeValue, type Context, type HrTime, type Link, type Span, type SpanOptions, type Tracer } from '@opentelemetry/api';
 import type { ErrorValue, Value, Values } from '../../shared/records.js';
 import type { Collector, EventInfo, ForcedClose, NewSpanInfo, RestoreSpanInfo, SpanSnapshot } from '../collectors/collector.js';
-import { formatError, formatValue, splitMessage } from '../collectors/format-value.js';
+import { describeException, formatError, formatValue, splitMessage } from '../collectors/format-value.js';
 import { isSnapshotRecord, isUnixNs, linksProblem, spanContextProblem, spanEventsProblem } from '../collectors/snapshot-shape.js';
 import { assignValues, isErrorValue } from '../../shared/values.js';
 import { LevelFilteredCollector } from '../collectors/level-filter.js';
@@ -100,6 +100,17 @@ function attributeValue(v: Value): AttributeValue | undefined {
 function attributes(values: Values): Attributes {
   const out: Attributes = {};
   for (const [k, v] of values) {
+    const a = attributeValue(v);
+    if (a !== undefined) out[k] = a;
+  }
+  return out;
+}
+
+/** A span's attributes: its `error` field is not one (it becomes an `exception` event at the end). */
+function spanAttributesOf(values: Values): Attributes {
+  const out: Attributes = {};
+  for (const [k, v] of values) {
+    if (k === 'error' && isErrorValue(v)) continue;
     const a = attributeValue(v);
     if (a !== undefined) out[k] = a;
   }
@@ -246,7 +257,7 @@ export class OpenTelemetryCollector extends LevelFilteredCollector implements Co
   record(id: number, values: Values): void {
     const live = this.live.get(id);
     if (live === undefined) return;
-    live.span.setAttributes(attributes(values));
+    live.span.setAttributes(spanAttributesOf(values));
     assignValues(live.values, values);
   }
 
@@ -292,6 +303,11 @@ export class OpenTelemetryCollector extends LevelFilteredCollector implements Co
       live.span.setAttributes({ 'sandtrace.force_closed': true, 'sandtrace.termination.cause': forced.cause });
       live.span.setStatus({ code: SpanStatusCode.ERROR, message: forced.message });
     } else if (error !== undefined) live.span.setStatus({ code: SpanStatusCode.ERROR, message: formatError(error) });
+    if (error !== undefined) {
+      // The semantic conventions' `exception` event (exception.type, .message, .stacktrace).
+      const { type, message, stacktrace } = describeException(error);
+      live.span.recordException({ name: type ?? 'Error', message, ...(stacktrace !== undefined && { stack: stacktrace }) }, hrTime(time));
+    }
     live.span.end(hrTime(time));
     return true;
   }
@@ -362,7 +378,7 @@ export class OpenTelemetryCollector extends LevelFilteredCollector implements Co
   }
 
   private spanAttributes(info: NewSpanInfo): Attributes {
-    const attrs = attributes(info.values);
+    const attrs = spanAttributesOf(info.values);
     if (info.executionId !== undefined) attrs['sandtrace.execution.id'] = info.executionId;
     return attrs;
   }

@@ -33,6 +33,23 @@ export function formatError(e: ErrorValue): string {
   return e.source === undefined ? e.message : `${e.message}: ${formatError(e.source)}`;
 }
 
+/**
+ * A guest error as the semantic conventions' exception attributes: `type` from a `Name: message`
+ * form (how the QuickJS SDK writes JavaScript errors), the message without it, and, when the error
+ * has causes, a stacktrace-like text of the chain (`Caused by: …` lines, as Java prints them).
+ * Guests send no stack frames, so the chain is all a stacktrace can hold.
+ */
+export function describeException(e: ErrorValue): { type: string | undefined; message: string; stacktrace: string | undefined } {
+  const m = /^([A-Za-z_$][\w$.]*): ([\s\S]*)$/.exec(e.message);
+  const type = m?.[1];
+  const message = m === null ? e.message : m[2]!;
+  if (e.source === undefined) return { type, message, stacktrace: undefined };
+  const lines = [e.message];
+  let depth = 0;
+  for (let c: ErrorValue | undefined = e.source; c !== undefined && depth < 32; c = c.source, depth++) lines.push(`Caused by: ${c.message}`);
+  return { type, message, stacktrace: lines.join('\n') };
+}
+
 export function formatValue(v: Value): string {
   switch (typeof v) {
     case 'string':

@@ -234,7 +234,7 @@ function span(w: ProtoWriter, s: SpanRecord): void {
     const la = w.begin(13);
     w.bytes(1, l.traceId);
     w.bytes(2, l.spanId);
-    w.fixed32(6, l.traceFlags | 0x100); // bit 8: the flags field is set
+    w.fixed32(6, l.traceFlags | (l.remote === true ? 0x300 : 0x100)); // bit 8: is-remote is known; bit 9: remote
     w.end(la);
   }
   if (s.status.code !== 'unset') {
@@ -243,7 +243,7 @@ function span(w: ProtoWriter, s: SpanRecord): void {
     w.uint(3, STATUS_CODE[s.status.code]);
     w.end(sa);
   }
-  w.fixed32(16, s.traceFlags | 0x100);
+  w.fixed32(16, s.traceFlags | (s.parentRemote === true ? 0x300 : 0x100)); // as OpenTelemetry JS writes them
   w.end(at);
 }
 

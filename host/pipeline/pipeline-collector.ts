@@ -4,12 +4,12 @@
  * the export pipeline (handlers → batching manager → OTLP exporter), and the API for hosts that
  * build their own.
  */
-import type { Value, Values } from '../../shared/records.js';
+import type { ErrorValue, Value, Values } from '../../shared/records.js';
 import type { Collector, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo, SpanSnapshot } from '../collectors/collector.js';
 import { SpanIdKey, traceIdFor } from './span-ids.js';
 import { isSnapshotRecord, linksProblem, spanContextProblem, spanEventsProblem } from '../collectors/snapshot-shape.js';
 import type { ExecutionSummary } from '../collectors/execution-summary.js';
-import { formatError, formatValue, splitMessage } from '../collectors/format-value.js';
+import { describeException, formatError, formatValue, splitMessage } from '../collectors/format-value.js';
 import { assignValues, isEmptyValue, isErrorValue } from '../../shared/values.js';
 import { LevelFilteredCollector } from '../collectors/level-filter.js';
 import type { Level } from '../../shared/records.js';
@@ -57,7 +57,8 @@ interface PipelineSnapshot {
   spanId: string;
   parentSpanId?: string;
   traceFlags: number;
-  links: Array<{ traceId: string; spanId: string; traceFlags: number }>;
+  links: Array<{ traceId: string; spanId: string; traceFlags: number; remote?: true }>;
+  parentRemote?: true;
   events: Array<{ time: string; name: string; attributes: Array<[string, string | number | boolean]> }>;
 }
 
@@ -107,6 +108,7 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
       traceId,
       spanId: this.spanIdFor(traceId, info.executionId, info.guestSpanId),
       parentSpanId: parent?.spanId ?? (remote !== undefined ? hexBytes(remote.spanId) : undefined),
+      parentRemote: parent === undefined && remote !== undefined,
       traceFlags: parent?.traceFlags ?? remote?.traceFlags ?? 1,
       name: info.meta.name,
       scope: info.meta.target,
@@ -114,7 +116,7 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
       end: info.time,
       attributes: [],
       events: [],
-      links: (info.links ?? []).map((l) => ({ traceId: hexBytes(l.traceId), spanId: hexBytes(l.spanId), traceFlags: l.traceFlags })),
+      links: (info.links ?? []).map((l) => ({ traceId: hexBytes(l.traceId), spanId: hexBytes(l.spanId), traceFlags: l.traceFlags, remote: true })),
       status: { code: 'unset' },
       executionId: info.executionId,
       forced: undefined,
@@ -180,7 +182,10 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
     for (const [key, value] of span.values) {
       if (isEmptyValue(value)) continue;
       if (key === 'error' && isErrorValue(value)) {
+        // Per the semantic conventions: an `exception` span event and the status description, not an attribute.
         record.status = { code: 'error', message: formatError(value.error) };
+        record.events.push(exceptionEvent(value.error, time));
+        continue;
       }
       attributes.push([key, value]);
     }
@@ -216,10 +221,11 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
       traceId: hex(r.traceId),
       spanId: hex(r.spanId),
       traceFlags: r.traceFlags,
-      links: r.links.map((l) => ({ traceId: hex(l.traceId), spanId: hex(l.spanId), traceFlags: l.traceFlags })),
+      links: r.links.map((l) => (l.remote === true ? { traceId: hex(l.traceId), spanId: hex(l.spanId), traceFlags: l.traceFlags, remote: true } : { traceId: hex(l.traceId), spanId: hex(l.spanId), traceFlags: l.traceFlags })),
       events: r.events.map((e) => ({ time: e.time.toString(), name: e.name, attributes: e.attributes.map(([k, v]) => [k, plainAttribute(v)]) })),
     };
     if (r.parentSpanId !== undefined) snap.parentSpanId = hex(r.parentSpanId);
+    if (r.parentRemote === true) snap.parentRemote = true;
     return { [SNAPSHOT_KEY]: snap };
   }
 
@@ -244,7 +250,8 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
     r.spanId = hexBytes(snap.spanId);
     r.parentSpanId = snap.parentSpanId === undefined ? undefined : hexBytes(snap.parentSpanId);
     r.traceFlags = snap.traceFlags;
-    r.links = snap.links.map((l) => ({ traceId: hexBytes(l.traceId), spanId: hexBytes(l.spanId), traceFlags: l.traceFlags }));
+    r.links = snap.links.map((l) => ({ traceId: hexBytes(l.traceId), spanId: hexBytes(l.spanId), traceFlags: l.traceFlags, remote: l.remote === true }));
+    r.parentRemote = snap.parentRemote === true;
     r.events = snap.events.map((e): SpanEventRecord => ({ time: BigInt(e.time), name: e.name, attributes: e.attributes }));
     return id;
   }
@@ -307,6 +314,16 @@ function pipelineSnapshotProblem(snap: unknown): string | undefined {
 
 function plainAttribute(v: Value): string | number | boolean {
   return typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)) ? v : formatValue(v);
+}
+
+/** The semantic conventions' `exception` span event for a guest error (at the span's end: guests do not say when they caught it). */
+function exceptionEvent(error: ErrorValue, time: bigint): SpanEventRecord {
+  const { type, message, stacktrace } = describeException(error);
+  const attributes: Values = [];
+  if (type !== undefined) attributes.push(['exception.type', type]);
+  attributes.push(['exception.message', message]);
+  if (stacktrace !== undefined) attributes.push(['exception.stacktrace', stacktrace]);
+  return { time, name: 'exception', attributes };
 }
 
 export function hex(bytes: Uint8Array): string {

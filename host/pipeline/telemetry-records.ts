@@ -9,6 +9,8 @@ export interface SpanLink {
   traceId: Uint8Array;
   spanId: Uint8Array;
   traceFlags: number;
+  /** The linked context came from outside this process (a traceparent the guest supplied). */
+  remote?: boolean;
 }
 
 export interface SpanEventRecord {
@@ -23,6 +25,8 @@ export interface SpanRecord {
   spanId: Uint8Array;
   parentSpanId: Uint8Array | undefined;
   traceFlags: number;
+  /** The parent came from outside this process (the host's traceparent): OTLP flags say so. */
+  parentRemote?: boolean;
   name: string;
   scope: string;
   start: bigint;
