@@ -58,7 +58,7 @@ export { OtlpHttpExporter, ExportError, type ExporterStats } from './export/otlp
 export type { Exporter, ExportResult, ExportFailureReason } from './export/exporter.js';
 export { FileExporter } from './export/otlp-json.js';
 export { startViewer, type Viewer } from './viewer/view-server.js';
-export { resolveConfig, InvalidEndpointError, type ExporterOptions, type Signal } from './export/exporter-config.js';
+export { resolveConfig, InvalidEndpointError, ConfigError, type ExporterOptions, type Signal } from './export/exporter-config.js';
 export { encodeTraces, encodeLogs, encodeMetrics, ProtoWriter } from './export/otlp-encoder.js';
 export { MetricAggregator, DEFAULT_BOUNDS, type MetricSeries, type AggregatorOptions } from './export/metric-aggregation.js';
 export * from '../shared/index.js';

@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { resolveConfig } from '../host/export/exporter-config.js';
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, resolveConfig } from '../host/export/exporter-config.js';
 import { MetricAggregator } from '../host/export/metric-aggregation.js';
 import { OtlpHttpExporter, retryAfterMs } from '../host/export/otlp-http-exporter.js';
 import { PipelineCollector } from '../host/pipeline/pipeline-collector.js';
@@ -179,11 +182,27 @@ describe('exporter configuration', () => {
     assert.equal(c.urls.logs, 'http://logs:9999/custom', 'a signal endpoint is used as it is');
     assert.equal(c.timeoutMs.traces, 2500);
     assert.equal(c.compression.traces, 'none');
-    assert.deepEqual(Object.fromEntries(c.resource), { 'service.name': 'from-env', 'telemetry.sdk.name': 'sandtrace', 'telemetry.sdk.language': 'nodejs', 'deployment.environment': 'prod', team: 'a,b' });
+    const version = (JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
+    assert.deepEqual(Object.fromEntries(c.resource), { 'service.name': 'from-env', 'telemetry.sdk.name': 'sandtrace', 'telemetry.sdk.language': 'nodejs', 'telemetry.sdk.version': version, 'deployment.environment': 'prod', team: 'a,b' });
     const code = resolveConfig({ endpoint: 'http://mine:1', serviceName: 'code', timeoutMs: 7 }, env);
     assert.equal(code.urls.logs, 'http://mine:1/v1/logs', 'an endpoint from code wins over signal endpoints from the environment');
     assert.equal(code.timeoutMs.metrics, 7);
     assert.equal(Object.fromEntries(code.resource)['service.name'], 'code');
+  });
+
+  test('without OTEL_SERVICE_NAME the service is unknown_service:<executable>, as the specification says; the SDK attributes cannot be overridden', () => {
+    const c = resolveConfig({}, { OTEL_RESOURCE_ATTRIBUTES: 'telemetry.sdk.name=other' });
+    const attrs = Object.fromEntries(c.resource);
+    assert.equal(attrs['service.name'], `unknown_service:${basename(process.argv0)}`);
+    assert.equal(attrs['telemetry.sdk.name'], 'sandtrace');
+  });
+
+  test('an unknown compression or protocol is refused with a ConfigError naming the variable, never guessed', () => {
+    assert.throws(() => resolveConfig({}, { OTEL_EXPORTER_OTLP_COMPRESSION: 'zstd' }), (e: unknown) => e instanceof ConfigError && /^OTEL_EXPORTER_OTLP_COMPRESSION='zstd' is not supported: supported: 'gzip', 'none'$/.test(e.message));
+    assert.throws(() => resolveConfig({}, { OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'br' }), /OTEL_EXPORTER_OTLP_TRACES_COMPRESSION='br'/);
+    assert.throws(() => resolveConfig({}, { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }), /OTEL_EXPORTER_OTLP_PROTOCOL='grpc' is not supported: sandtrace exports OTLP over 'http\/protobuf' only/);
+    assert.throws(() => resolveConfig({}, { OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: 'http/json' }), /OTEL_EXPORTER_OTLP_LOGS_PROTOCOL='http\/json'/);
+    assert.equal(resolveConfig({}, { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', OTEL_EXPORTER_OTLP_COMPRESSION: 'none' }).compression.logs, 'none');
   });
 
   test('Retry-After is read as seconds or as an HTTP date', () => {

@@ -2,7 +2,10 @@
  * OTLP exporter configuration: what the code says, then the standard OTEL_* environment
  * variables, then the defaults of the OTLP specification.
  */
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import type { Values } from '../../shared/records.js';
+import { packagePath } from '../package-root.js';
 
 export type Signal = 'traces' | 'logs' | 'metrics';
 
@@ -73,12 +76,18 @@ export function resolveConfig(options: ExporterOptions = {}, env: NodeJS.Process
     urls[s] = options.endpoints?.[s] ?? (options.endpoint === undefined ? env[`OTEL_EXPORTER_OTLP_${upper(s)}_ENDPOINT`] : undefined) ?? `${base}/v1/${s}`;
     headers[s] = { ...parseKeyValues(env.OTEL_EXPORTER_OTLP_HEADERS), ...parseKeyValues(env[`OTEL_EXPORTER_OTLP_${upper(s)}_HEADERS`]), ...options.headers };
     timeoutMs[s] = options.timeoutMs ?? positive(env[`OTEL_EXPORTER_OTLP_${upper(s)}_TIMEOUT`]) ?? positive(env.OTEL_EXPORTER_OTLP_TIMEOUT) ?? 10_000;
-    const c = options.compression ?? env[`OTEL_EXPORTER_OTLP_${upper(s)}_COMPRESSION`] ?? env.OTEL_EXPORTER_OTLP_COMPRESSION ?? 'gzip';
-    compression[s] = c === 'none' ? 'none' : 'gzip';
+    const compressionVar = env[`OTEL_EXPORTER_OTLP_${upper(s)}_COMPRESSION`] !== undefined ? `OTEL_EXPORTER_OTLP_${upper(s)}_COMPRESSION` : 'OTEL_EXPORTER_OTLP_COMPRESSION';
+    const c = options.compression ?? env[compressionVar] ?? 'gzip';
+    if (c !== 'gzip' && c !== 'none') throw new ConfigError(compressionVar, c, "supported: 'gzip', 'none'");
+    compression[s] = c;
+    const protocolVar = env[`OTEL_EXPORTER_OTLP_${upper(s)}_PROTOCOL`] !== undefined ? `OTEL_EXPORTER_OTLP_${upper(s)}_PROTOCOL` : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+    const protocol = env[protocolVar];
+    if (protocol !== undefined && protocol !== 'http/protobuf') throw new ConfigError(protocolVar, protocol, "sandtrace exports OTLP over 'http/protobuf' only (not grpc or http/json)");
   }
   const resourceAttrs: Record<string, string | number | boolean> = { ...parseKeyValues(env.OTEL_RESOURCE_ATTRIBUTES), ...options.resource };
-  const serviceName = options.serviceName ?? env.OTEL_SERVICE_NAME ?? (resourceAttrs['service.name'] as string | undefined) ?? 'sandtrace';
-  const resource: Values = [['service.name', serviceName], ['telemetry.sdk.name', 'sandtrace'], ['telemetry.sdk.language', 'nodejs']];
+  const serviceName = options.serviceName ?? env.OTEL_SERVICE_NAME ?? (resourceAttrs['service.name'] as string | undefined) ?? defaultServiceName();
+  const resource: Values = [['service.name', serviceName], ['telemetry.sdk.name', 'sandtrace'], ['telemetry.sdk.language', 'nodejs'], ['telemetry.sdk.version', sdkVersion()]];
+  for (const k of ['telemetry.sdk.name', 'telemetry.sdk.language', 'telemetry.sdk.version']) delete resourceAttrs[k]; // the SDK's own, not overridable
   for (const [k, v] of Object.entries(resourceAttrs)) if (k !== 'service.name') resource.push([k, v]);
   return {
     urls,
@@ -91,6 +100,31 @@ export function resolveConfig(options: ExporterOptions = {}, env: NodeJS.Process
     maxBackoffMs: options.maxBackoffMs ?? 5000,
     resource,
   };
+}
+
+/** A configuration value sandtrace cannot honour (say, an unknown compression): refused, never guessed. */
+export class ConfigError extends Error {
+  readonly code = 'INVALID_CONFIG';
+  constructor(
+    readonly variable: string,
+    readonly value: string,
+    reason: string,
+  ) {
+    super(`${variable}='${value}' is not supported: ${reason}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** The specification's default when OTEL_SERVICE_NAME is unset: `unknown_service:` and the executable's name. */
+export function defaultServiceName(): string {
+  return `unknown_service:${basename(process.argv0 || 'node')}`;
+}
+
+let version: string | undefined;
+
+/** This package's version (telemetry.sdk.version), read once from its package.json. */
+export function sdkVersion(): string {
+  return (version ??= (JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version);
 }
 
 /** An endpoint that cannot be exported to: not a URL, or not http(s). Thrown when the exporter is made. */
