@@ -112,7 +112,7 @@ describe('batching manager', () => {
     await b.flushAll();
     const points = server.decoded(0).resourceMetrics[0].scopeMetrics[0].metrics[0].sum.dataPoints;
     assert.equal(points.length, 1);
-    assert.equal(points[0].asDouble, 5050);
+    assert.equal(points[0].asInt, '5050', 'integer increments stay an integer sum');
     await b.shutdown();
   });
 

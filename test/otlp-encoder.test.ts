@@ -82,15 +82,41 @@ describe('OTLP protobuf encoder', () => {
     for (const p of points) agg.add(p);
     const req = decode('ExportMetricsServiceRequest', encodeMetrics(agg.collect(), RESOURCE));
     const metrics = Object.fromEntries(req.resourceMetrics[0].scopeMetrics[0].metrics.map((m: any) => [m.name, m]));
-    assert.equal(metrics.requests.sum.dataPoints[0].asDouble, 5);
+    assert.equal(metrics.requests.sum.dataPoints[0].asInt, '5');
     assert.equal(metrics.requests.sum.isMonotonic, true);
     assert.deepEqual(metrics.requests.sum.dataPoints[0].attributes, [{ key: 'route', value: { stringValue: '/a' } }]);
-    assert.equal(metrics.queue.gauge.dataPoints[0].asDouble, 4);
+    assert.equal(metrics.queue.gauge.dataPoints[0].asInt, '4');
     const h = metrics.latency.histogram.dataPoints[0];
     assert.deepEqual([h.count, h.sum, h.min, h.max], ['2', 67, 7, 60]);
     assert.equal(h.bucketCounts.length, h.explicitBounds.length + 1);
     assert.deepEqual(h.bucketCounts.slice(0, 6), ['0', '0', '1', '0', '0', '1']);
     assert.deepEqual(agg.collect(), [], 'delta temporality: nothing new, nothing exported');
+  });
+
+  test('metric conventions: integers stay exact (as_int beyond 2^53), a negative increment makes an up-down sum, attribute types keep series apart', async () => {
+    const points: MetricPoint[] = [];
+    const collector = new PipelineCollector({ handlers: { onMetric: (p) => points.push(p) } });
+    await runQuickJS(
+      `tracing.counter('bytes', 2n ** 60n + 1n);
+       tracing.counter('bytes', 1);
+       tracing.counter('queue.depth', 5); tracing.counter('queue.depth', -2);
+       tracing.counter('by.status', 1, { status: 200 }); tracing.counter('by.status', 1, { status: '200' });
+       tracing.counter('ratio', 1); tracing.counter('ratio', 0.5);
+       tracing.gauge('big', 2n ** 62n);`,
+      { collector },
+    );
+    const agg = new MetricAggregator();
+    for (const p of points) agg.add(p);
+    const req = decode('ExportMetricsServiceRequest', encodeMetrics(agg.collect(), RESOURCE));
+    const metrics = req.resourceMetrics[0].scopeMetrics[0].metrics as any[];
+    const one = (name: string) => metrics.filter((m) => m.name === name);
+    assert.equal(one('bytes')[0].sum.dataPoints[0].asInt, (2n ** 60n + 2n).toString(), 'exact: 2^60 + 1 + 1');
+    assert.equal(one('bytes')[0].sum.isMonotonic, true);
+    assert.equal(one('queue.depth')[0].sum.dataPoints[0].asInt, '3');
+    assert.equal(one('queue.depth')[0].sum.isMonotonic ?? false, false, 'a counter given a negative increment is not monotonic');
+    assert.equal(one('by.status')[0].sum.dataPoints.length + (one('by.status')[1]?.sum.dataPoints.length ?? 0), 2, 'status 200 and status "200" are two series');
+    assert.equal(one('ratio')[0].sum.dataPoints[0].asDouble, 1.5, 'a fraction makes the series a double');
+    assert.equal(one('big')[0].gauge.dataPoints[0].asInt, (2n ** 62n).toString());
   });
 
   test('the series cap drops and counts points of new series', () => {

@@ -14,9 +14,14 @@ interface SeriesBase {
   start: bigint;
   time: bigint;
 }
+/**
+ * Sums and gauges of integers stay integers (bigint, exported as OTLP `as_int`, exact beyond
+ * 2^53) until a point with a fraction arrives; from then on the series is a double. A counter that
+ * is ever given a negative increment is exported as a non-monotonic sum (an up-down counter).
+ */
 export type MetricSeries =
-  | (SeriesBase & { kind: 'sum'; sum: number })
-  | (SeriesBase & { kind: 'gauge'; last: number })
+  | (SeriesBase & { kind: 'sum'; sum: number | bigint; monotonic: boolean })
+  | (SeriesBase & { kind: 'gauge'; last: number | bigint })
   | (SeriesBase & { kind: 'histogram'; count: number; sum: number; min: number; max: number; bounds: number[]; buckets: number[] });
 
 /** OpenTelemetry's default explicit bucket boundaries. */
@@ -89,15 +94,18 @@ export class MetricAggregator {
     const s = slot.series;
     if (slot.fresh === 0) s.start = p.time;
     s.time = p.time;
-    if (s.kind === 'sum') s.sum += p.value;
-    else if (s.kind === 'gauge') s.last = p.value;
+    if (s.kind === 'sum') {
+      s.sum = addValues(s.sum, p.value);
+      if (p.value < 0) s.monotonic = false;
+    } else if (s.kind === 'gauge') s.last = integral(p.value) ?? Number(p.value);
     else {
+      const v = Number(p.value);
       s.count++;
-      s.sum += p.value;
-      if (p.value < s.min) s.min = p.value;
-      if (p.value > s.max) s.max = p.value;
+      s.sum += v;
+      if (v < s.min) s.min = v;
+      if (v > s.max) s.max = v;
       let i = 0;
-      while (i < s.bounds.length && p.value > s.bounds[i]!) i++;
+      while (i < s.bounds.length && v > s.bounds[i]!) i++;
       s.buckets[i]!++;
     }
     if (slot.fresh++ === 0) this.fresh++;
@@ -121,14 +129,30 @@ export class MetricAggregator {
 
   private newSeries(p: MetricPoint): MetricSeries {
     const base = { name: p.name, attributes: p.attributes, start: p.time, time: p.time };
-    if (p.instrument === 'counter') return { ...base, kind: 'sum', sum: 0 };
-    if (p.instrument === 'gauge') return { ...base, kind: 'gauge', last: 0 };
+    if (p.instrument === 'counter') return { ...base, kind: 'sum', sum: 0n, monotonic: true };
+    if (p.instrument === 'gauge') return { ...base, kind: 'gauge', last: 0n };
     return { ...base, kind: 'histogram', count: 0, sum: 0, min: Infinity, max: -Infinity, bounds: this.bounds, buckets: new Array(this.bounds.length + 1).fill(0) };
   }
 }
 
+/** An integral value as a bigint (a bigint, or a safe integer number), else undefined. */
+function integral(v: number | bigint): bigint | undefined {
+  if (typeof v === 'bigint') return v;
+  return Number.isSafeInteger(v) ? BigInt(v) : undefined;
+}
+
+/** A sum plus a point: exact while both are integral, a double from the first fraction on. */
+function addValues(sum: number | bigint, v: number | bigint): number | bigint {
+  if (typeof sum === 'bigint') {
+    const i = integral(v);
+    if (i !== undefined) return sum + i;
+    return Number(sum) + Number(v);
+  }
+  return sum + Number(v);
+}
+
 function reset(s: MetricSeries): void {
-  if (s.kind === 'sum') s.sum = 0;
+  if (s.kind === 'sum') s.sum = typeof s.sum === 'bigint' ? 0n : 0;
   else if (s.kind === 'histogram') {
     s.count = 0;
     s.sum = 0;
@@ -141,6 +165,7 @@ function reset(s: MetricSeries): void {
 function seriesKey(p: MetricPoint): string {
   let key = `${p.instrument}\0${p.name}`;
   const attrs = p.attributes.slice().sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  for (const [k, v] of attrs) key += `\0${k}=${formatValue(v)}`;
+  // The type is part of the key: `200` and `"200"` are different series, as in OpenTelemetry.
+  for (const [k, v] of attrs) key += `\0${k}=${typeof v}:${formatValue(v)}`;
   return key;
 }

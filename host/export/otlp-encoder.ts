@@ -296,13 +296,14 @@ export function encodeLogs(logs: readonly LogRecord[], res: ResourceAttributes, 
 
 const TEMPORALITY_DELTA = 1;
 
-/** A NumberDataPoint (field 1 of Sum and Gauge) with a double value. */
-function numberPoint(w: ProtoWriter, s: MetricSeries, value: number): void {
+/** A NumberDataPoint (field 1 of Sum and Gauge): `as_int` for an integer series, else `as_double`. */
+function numberPoint(w: ProtoWriter, s: MetricSeries, value: number | bigint): void {
   const p = w.begin(1);
   attributes(w, 7, s.attributes);
   w.fixed64(2, s.start);
   w.fixed64(3, s.time);
-  w.double(4, value);
+  if (typeof value === 'bigint') w.fixed64(6, BigInt.asUintN(64, value)); // sfixed64: two's complement
+  else w.double(4, value);
   w.end(p);
 }
 
@@ -319,7 +320,7 @@ export function encodeMetrics(series: readonly MetricSeries[], res: ResourceAttr
       const d = w.begin(7);
       numberPoint(w, s, s.sum);
       w.uint(2, TEMPORALITY_DELTA);
-      w.bool(3, true);
+      w.bool(3, s.monotonic);
       w.end(d);
     } else if (s.kind === 'gauge') {
       const d = w.begin(5);

@@ -112,8 +112,10 @@ export function metricsJson(series: readonly MetricSeries[], resource: Values): 
             scope: { name: 'sandtrace' },
             metrics: series.map((s) => {
               const point = { attributes: attributesJson(s.attributes), startTimeUnixNano: s.start.toString(), timeUnixNano: s.time.toString() };
-              if (s.kind === 'sum') return { name: s.name, sum: { dataPoints: [{ ...point, asDouble: s.sum }], aggregationTemporality: 1, isMonotonic: true } };
-              if (s.kind === 'gauge') return { name: s.name, gauge: { dataPoints: [{ ...point, asDouble: s.last }] } };
+              // OTLP JSON writes 64-bit integers as decimal strings.
+              const number = (v: number | bigint) => (typeof v === 'bigint' ? { asInt: v.toString() } : { asDouble: v });
+              if (s.kind === 'sum') return { name: s.name, sum: { dataPoints: [{ ...point, ...number(s.sum) }], aggregationTemporality: 1, isMonotonic: s.monotonic } };
+              if (s.kind === 'gauge') return { name: s.name, gauge: { dataPoints: [{ ...point, ...number(s.last) }] } };
               return {
                 name: s.name,
                 histogram: {

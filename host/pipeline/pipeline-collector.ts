@@ -163,7 +163,7 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
   }
 
   metric(m: MetricInfo): void {
-    this.handlers.onMetric?.({ name: m.name, instrument: m.instrument, value: Number(m.value), attributes: m.attributes, time: m.time, executionId: m.executionId });
+    this.handlers.onMetric?.({ name: m.name, instrument: m.instrument, value: m.value, attributes: m.attributes, time: m.time, executionId: m.executionId });
   }
 
   enter(): void {}

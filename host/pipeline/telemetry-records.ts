@@ -61,7 +61,8 @@ export interface LogRecord {
 export interface MetricPoint {
   name: string;
   instrument: 'counter' | 'histogram' | 'gauge';
-  value: number;
+  /** A bigint stays one (integers beyond 2^53 exactly, exported as OTLP `as_int`). */
+  value: number | bigint;
   attributes: Values;
   time: bigint;
   executionId: string | undefined;
