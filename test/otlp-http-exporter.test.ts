@@ -68,6 +68,7 @@ describe('OTLP/HTTP exporter', () => {
     await e.exportLogs(logs);
     const h = server.requests[0]!.headers;
     assert.deepEqual([h['x-from-code'], h['x-api-key'], h['x-team']], ['a', 's=cret', 'obs']);
+    assert.match(h['user-agent']!, /^sandtrace-otlp-exporter\/\d+\.\d+\.\d+/, 'a User-Agent naming the exporter and its version');
     await e.shutdown();
   });
 

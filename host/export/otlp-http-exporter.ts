@@ -8,9 +8,13 @@
  */
 import type { Agent, ClientRequest, IncomingHttpHeaders } from 'node:http';
 import type { LogRecord, SpanRecord } from '../pipeline/telemetry-records.js';
-import { parseEndpoints, resolveConfig, type ExporterOptions, type ResolvedConfig, type Signal } from './exporter-config.js';
+import { parseEndpoints, resolveConfig, sdkVersion, type ExporterOptions, type ResolvedConfig, type Signal } from './exporter-config.js';
 import type { ExportFailureReason, ExportResult, Exporter } from './exporter.js';
 import type { MetricSeries } from './metric-aggregation.js';
+
+let userAgent: string | undefined;
+/** `sandtrace-otlp-exporter/<version>`: which exporter, which version, for the collector's logs. */
+const USER_AGENT = (): string => (userAgent ??= `sandtrace-otlp-exporter/${sdkVersion()}`);
 import { encodeLogs, encodeMetrics, encodeTraces } from './otlp-encoder.js';
 
 /**
@@ -179,7 +183,8 @@ export class OtlpHttpExporter implements Exporter {
     const cfg = this.config;
     const deadline = Date.now() + cfg.timeoutMs[signal];
     const net = await loadTransport();
-    const headers: Record<string, string> = { ...cfg.headers[signal], 'Content-Type': 'application/x-protobuf' };
+    // A User-Agent naming the exporter, as OpenTelemetry's exporters send (configured headers may replace it).
+    const headers: Record<string, string> = { 'User-Agent': USER_AGENT(), ...cfg.headers[signal], 'Content-Type': 'application/x-protobuf' };
     let payload: Uint8Array = body;
     if (cfg.compression[signal] === 'gzip' && body.length > cfg.gzipThresholdBytes) {
       payload = await net.gzip(body);
