@@ -312,6 +312,12 @@ export class OpenTelemetryCollector extends LevelFilteredCollector implements Co
     return true;
   }
 
+  /** The active OpenTelemetry span's sampled flag: the runner's head sampling follows it. */
+  parentSampled(): boolean | undefined {
+    const active = trace.getSpanContext(context.active());
+    return active !== undefined && trace.isSpanContextValid(active) ? (active.traceFlags & 1) === 1 : undefined;
+  }
+
   currentSpan(): number | undefined {
     return undefined;
   }

@@ -131,6 +131,12 @@ export interface Collector {
    * with a snapshot this rejects (MALFORMED).
    */
   validateSnapshot?(snapshot: SpanSnapshot): string | undefined;
+  /**
+   * The sampled flag of the host context an execution starts under, when the collector knows one
+   * that the runner cannot see (the OpenTelemetry bridge: the active span); undefined for none.
+   * The runner's head sampling follows it (see RunOptions.sampler).
+   */
+  parentSampled?(): boolean | undefined;
   /** A runner's execution ended (after its spans were closed or committed). */
   executionFinished?(summary: ExecutionSummary): void;
 }

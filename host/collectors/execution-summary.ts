@@ -36,6 +36,8 @@ export interface ExecutionSummary {
    * under them): the persisted state still holds the spans, and the retried step redoes it.
    */
   uncommitted: number;
+  /** False when head sampling left the execution untraced (no spans or events; metrics still). */
+  sampled: boolean;
   /** Spans committed for the next execution (with `persist: true`). */
   persistedSpans: number;
   durationMs: number;

@@ -15,6 +15,7 @@ import { levelNumber, type Level, type Values } from '../../shared/records.js';
 import { parseTraceParent, type TraceParent } from '../traceparent.js';
 import type { SandboxPool } from './sandbox-pool.js';
 import { registryFor } from './tenant-registries.js';
+import { samplerFromEnv, type Sampler } from '../sampling/sampler.js';
 
 /** State a workflow engine keeps between executions: pass it back as `state` to resume. */
 export interface PersistedExecution {
@@ -93,6 +94,14 @@ export interface RunOptions {
    * by the batching manager and counted.
    */
   backpressure?: { whenRoom(bytes: number, timeoutMs?: number): Promise<boolean> };
+  /**
+   * Decides, once per execution, whether it is traced (default: `OTEL_TRACES_SAMPLER` and
+   * `OTEL_TRACES_SAMPLER_ARG`, else parent-based always-on: an execution under a traceparent or an
+   * active OpenTelemetry span that is not sampled is not traced). An execution that is not sampled
+   * runs with every level disabled in the guest (`tracing.enabled(…)` is false there), produces no
+   * spans or events and no execution span, and still reports its metrics (`summary.sampled`).
+   */
+  sampler?: Sampler;
   /** Called about once a second while the guest runs (from a host timer). */
   onProgress?: (progress: { elapsedMs: number; records: number; frames: number }) => void;
 }
@@ -119,6 +128,15 @@ export interface RunResult {
   state?: PersistedExecution;
 }
 
+/** A guest level above `error`: nothing is enabled (an execution that is not sampled). */
+const UNSAMPLED_LEVEL = 5;
+
+let envSampler: Sampler | undefined;
+/** The sampler the environment names, read once (a ConfigError for one that does not exist). */
+function defaultSampler(): Sampler {
+  return (envSampler ??= samplerFromEnv());
+}
+
 const EXECUTION_FIELDS = ['execution.id', 'guest.kind', 'guest.source', 'sandtrace.records', 'sandtrace.dropped', 'termination.cause'];
 
 let executionCounter = 0;
@@ -142,6 +160,8 @@ export class Execution {
   private readonly started = performance.now();
   private readonly persistRequested: boolean;
   private readonly stableIds: boolean;
+  /** The head-sampling decision, made once when the execution starts. */
+  readonly sampled: boolean;
   private frames = 0;
   private readonly onProgress: RunOptions['onProgress'];
   private nextProgress = 0;
@@ -149,7 +169,7 @@ export class Execution {
   constructor(
     readonly guestKind: 'quickjs' | 'wasm',
     readonly source: string,
-    options: RunOptions,
+    private readonly options: RunOptions,
     /** Unix ns at which guest time 0 lies, for guests that send no hello record. */
     clockOrigin?: bigint,
   ) {
@@ -160,6 +180,7 @@ export class Execution {
     this.nextProgress = this.started + 1000;
     const registry = options.registry ?? registryFor(options.tenant);
     this.stableIds = options.stableIds ?? (options.persist === true || options.state !== undefined);
+    this.sampled = Execution.decideSampling(options, collector);
     // The receiver first: refused state throws before anything reaches the collector.
     this.receiver = new TracingEventReceiver({
       collector,
@@ -170,13 +191,18 @@ export class Execution {
       ...(options.limits && { limits: options.limits }),
       ...(clockOrigin !== undefined && { clockOrigin }),
     });
-    this.rootSpan = this.openExecutionSpan(collector, registry, options);
+    this.rootSpan = this.sampled ? this.openExecutionSpan(collector, registry, options) : undefined;
     this.receiver.setRootParent(this.rootSpan);
   }
 
   /** The most verbose level guests should emit (trace 0 … error 4). */
   static minLevel(options: RunOptions): number {
     return levelNumber(options.level ?? options.collector?.maxLevelHint?.() ?? 'info');
+  }
+
+  /** The level this execution's guest runs with: above every level when it is not sampled. */
+  get minLevel(): number {
+    return this.sampled ? Execution.minLevel(this.options) : UNSAMPLED_LEVEL;
   }
 
   /** Spans carried over from the persisted state, as the guest SDKs announce them. */
@@ -236,6 +262,7 @@ export class Execution {
       forceClosed,
       uncommitted: stats.uncommitted,
       persistedSpans: state?.spans.spans.length ?? 0,
+      sampled: this.sampled,
       durationMs: performance.now() - this.started,
     };
     if (termination !== undefined) {
@@ -245,6 +272,19 @@ export class Execution {
     this.closeExecutionSpan(summary);
     this.collector.executionFinished?.(summary);
     return state === undefined ? { summary } : { summary, state };
+  }
+
+  /**
+   * Head sampling: the parent is the host's traceparent, else the active OpenTelemetry span (a
+   * collector that knows one, the bridge), else the workflow the step resumes (sampled: an
+   * unsampled first step carries no spans); the sampler decides from it, or alone for a root.
+   */
+  private static decideSampling(options: RunOptions, collector: Collector): boolean {
+    const remote = options.traceparent === undefined ? undefined : parseTraceParent(options.traceparent);
+    const carried = (options.state?.spans.spans.length ?? 0) > 0;
+    const parentSampled = remote !== undefined ? (remote.traceFlags & 1) === 1 : (collector.parentSampled?.() ?? (carried ? true : undefined));
+    const traceId = remote === undefined ? undefined : Buffer.from(remote.traceId, 'hex');
+    return (options.sampler ?? defaultSampler()).shouldSample({ parentSampled, traceId });
   }
 
   /**

@@ -49,7 +49,7 @@ export async function runQuickJS(source: string, options: QuickJSRunOptions = {}
     filename,
     module: options.module ?? /^\s*(import|export)\b/m.test(source),
     settings: {
-      minLevel: Execution.minLevel(options),
+      minLevel: exec.minLevel,
       flushBytes: options.flushBytes ?? DEFAULTS.flushBytes,
       executionId: exec.executionId,
       ...(traceparent !== undefined && { traceparent }),

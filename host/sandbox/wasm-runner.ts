@@ -65,7 +65,7 @@ export async function runWasm(module: Uint8Array | WebAssembly.Module, options: 
     memory,
     entry: options.entry ?? DEFAULTS.entry,
     args: options.args ?? [],
-    minLevel: Execution.minLevel(options),
+    minLevel: exec.minLevel,
     deadlineMs,
     hostImports,
     waitForRoom: options.backpressure !== undefined,
