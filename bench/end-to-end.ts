@@ -5,13 +5,16 @@
  * The workload, identical on every side: N spans named `handle request`, each with two attributes
  * (`http.route` = "/orders", `attempt` = i % 7) and one event `loaded` (attribute `items` = i % 10).
  * Every side exports to the same sink: a child process (bench/otlp-sink.ts) listening on 127.0.0.1
- * that reads each request whole, gunzips it, decodes it with protobufjs and counts its spans before
- * it answers. Both exporters gzip (sandtrace: bodies over 1 KiB, its default; OpenTelemetry:
+ * that reads each request whole, answers it (200, empty response), then in the same callback
+ * gunzips it, decodes it with protobufjs and counts its spans (so its decoding is on neither side's
+ * critical path, and counts taken after a side's last answer are complete). Both exporters gzip (sandtrace: bodies over 1 KiB, its default; OpenTelemetry:
  * `compression: 'gzip'`), send batches of 512 spans, and keep their connection alive. A round is
  * timed from the first call until the last export has been answered by the sink, so every figure
  * includes the sink having counted every span; after each round the sink's counts are checked and
  * the bench throws if a side delivered fewer `handle request` spans than it produced, or any of
- * them without both attributes and its event.
+ * them without both attributes and its event, or if sandtrace's batching dropped any. N: 100,000
+ * spans per round for the AssemblyScript pair, 20,000 for the QuickJS ones (E2E_AS_SPANS,
+ * E2E_QJS_SPANS), 5 rounds (E2E_ROUNDS), after a smaller warm-up round of every side.
  *
  * What each figure includes:
  *
@@ -44,6 +47,13 @@
  *   `spanEnd(id)` — each a synchronous crossing to the host thread exactly like any host call of a
  *   sandtrace guest, driving the same OpenTelemetry SDK set-up as above on the host. The run's
  *   execution span goes to a `NullCollector`; the guest never calls `tracing`.
+ * - **the same per-call guest in the host thread** (informational): bare quickjs-emscripten (the
+ *   quickjs-ng variant) in the caller's thread, the three functions made with `vm.newFunction`,
+ *   new runtime and context per round included; no worker, so each call is an in-thread crossing
+ *   (and exports only start when the guest returns). What a host without isolation would pay.
+ * - **where a sandtrace round goes**: time until the runner's promise resolved (guest run; every
+ *   frame received, decoded and queued; exports overlapping) + time of `batching.shutdown()` after
+ *   it (exporting what is still queued), medians over the rounds.
  *
  * Ratios are sandtrace's spans per second over the baseline's, per round (the pair measured back
  * to back, in alternating order); the table shows medians and [min–max] over the rounds.
