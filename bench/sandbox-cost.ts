@@ -154,6 +154,7 @@ async function wasmCached(): Promise<BenchRow[]> {
         },
         flush: (ptr: number, len: number) => void (copied += new Uint8Array(memory.buffer, ptr, len).slice().length),
         now: () => Math.round((performance.now() - zero) * 1e6),
+        resume: () => 0, // no carried spans: nothing to resume (as the worker answers for a fresh run)
       },
     };
     (imports[decl.module!] ??= {})[decl.field!] = memory;

@@ -1,0 +1,110 @@
+/**
+ * A loopback OTLP/HTTP trace sink for the benches, run in a child process so that decoding does
+ * not run on the thread being measured. Every request to /v1/traces is read whole, gunzipped when
+ * its Content-Encoding says gzip, decoded with protobufjs (the OTLP definitions of
+ * host/export/otlp-proto.ts), and its spans counted, by name, with a check that each span named
+ * `handle request` has the attributes `http.route` and `attempt` and one event, `loaded`. It is
+ * answered (200, an empty ExportTraceServiceResponse) as soon as it has been read, and decoded
+ * right after, in the same callback: the sink's decoding is not on the exporters' critical path
+ * (it would otherwise bound both sides' throughput), yet a request is counted before the sink
+ * handles anything else, so counts taken after an exporter's last answer include every span.
+ *
+ * `startSink()` forks it and returns its URL and `take()`, which returns the counts since the last
+ * take and resets them.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+
+export interface SinkCounts {
+  requests: number;
+  gzipped: number;
+  /** Request bytes as received (compressed). */
+  bytes: number;
+  spans: number;
+  byName: Record<string, number>;
+  /** `handle request` spans without exactly two attributes and one event. */
+  malformed: number;
+  /** Most attributes seen on a `handle request` span. */
+  attributes: number;
+  /** Requests that failed to decode. */
+  undecodable: number;
+}
+
+export interface Sink {
+  url: string;
+  take(): Promise<SinkCounts>;
+  close(): Promise<void>;
+}
+
+export async function startSink(): Promise<Sink> {
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`the OTLP sink exited (${code})`)));
+    child.once('message', (m) => resolve((m as { port: number }).port));
+  });
+  child.removeAllListeners('exit');
+  const take = () =>
+    new Promise<SinkCounts>((resolve) => {
+      child.once('message', (m) => resolve(m as SinkCounts));
+      child.send('take');
+    });
+  const close = () =>
+    new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill();
+    });
+  return { url: `http://127.0.0.1:${port}`, take, close };
+}
+
+async function serve(): Promise<void> {
+  const { otlpType } = await import('../host/export/otlp-proto.js');
+  const Request = otlpType('ExportTraceServiceRequest');
+  const empty = Buffer.from(otlpType('ExportTraceServiceResponse').encode({}).finish());
+  const zero = (): SinkCounts => ({ requests: 0, gzipped: 0, bytes: 0, spans: 0, byName: {}, malformed: 0, attributes: 0, undecodable: 0 });
+  let counts = zero();
+  interface Decoded {
+    resourceSpans?: Array<{ scopeSpans?: Array<{ spans?: Array<{ name: string; attributes?: Array<{ key: string }>; events?: Array<{ name: string }> }> }> }>;
+  }
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      res.writeHead(200, { 'Content-Type': 'application/x-protobuf', 'Content-Length': String(empty.length) });
+      res.end(empty);
+      const raw = Buffer.concat(chunks);
+      counts.requests++;
+      counts.bytes += raw.length;
+      try {
+        const gz = req.headers['content-encoding'] === 'gzip';
+        if (gz) counts.gzipped++;
+        const msg = Request.decode(gz ? gunzipSync(raw) : raw) as unknown as Decoded;
+        for (const rs of msg.resourceSpans ?? [])
+          for (const ss of rs.scopeSpans ?? [])
+            for (const s of ss.spans ?? []) {
+              counts.spans++;
+              counts.byName[s.name] = (counts.byName[s.name] ?? 0) + 1;
+              if (s.name !== 'handle request') continue;
+              const keys = (s.attributes ?? []).map((a) => a.key);
+              if (!keys.includes('http.route') || !keys.includes('attempt') || s.events?.length !== 1 || s.events[0]!.name !== 'loaded') counts.malformed++;
+              counts.attributes = Math.max(counts.attributes, keys.length);
+            }
+      } catch {
+        counts.undecodable++;
+      }
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  server.listen(0, '127.0.0.1', () => process.send!({ port: (server.address() as { port: number }).port }));
+  process.on('message', (m) => {
+    if (m === 'take') {
+      process.send!(counts);
+      counts = zero();
+    }
+  });
+  process.on('disconnect', () => process.exit(0));
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await serve();
