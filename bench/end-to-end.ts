@@ -357,7 +357,7 @@ export async function run(): Promise<BenchRow[]> {
     }
 
     // One burst at the default memory bound: what the bound and the eviction at it cost.
-    // Opt-in (E2E_BURST=1): at today's eviction cost it takes 10–15 s.
+    // Opt-in (E2E_BURST=1): with O(1) admission it takes about a second (it took 12–19 s when each span scanned the queue).
     const burst = process.env.E2E_BURST === '1' ? await sandtraceRound(sink, 'sandtrace AssemblyScript, default bound', N_AS, asRun(N_AS), true) : undefined;
     const asNs = median(asReplay.ns);
     const ratioAs = median(asRatio);

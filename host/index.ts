@@ -14,6 +14,8 @@ export { describeCause, type TerminationCause, type TerminationKind } from './re
 export { PERSISTED_SPANS_VERSION, type PersistedMetadata, type PersistedSpan, type PersistedSpans } from './receiver/persisted-state.js';
 export type { Collector, NewSpanInfo, EventInfo, MetricInfo, ForcedClose, RestoreSpanInfo, SpanSnapshot } from './collectors/collector.js';
 export { TeeCollector } from './collectors/tee-collector.js';
+export { TailSamplingCollector, type TailSamplingOptions } from './collectors/tail-sampling-collector.js';
+export { alwaysOn, alwaysOff, traceIdRatio, parentBased, samplerFromEnv, type Sampler, type SamplingInput } from './sampling/sampler.js';
 export { CaptureCollector, type CapturedSpan, type CapturedEvent, type NormalizedTrace, type NormalizedSpan, type NormalizedEvent } from './collectors/capture-collector.js';
 export { FmtCollector, formatDuration, type FmtOptions } from './collectors/fmt-collector.js';
 export { NullCollector } from './collectors/null-collector.js';
