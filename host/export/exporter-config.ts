@@ -28,6 +28,19 @@ export interface ExporterOptions {
   serviceName?: string;
   /** More resource attributes (OTEL_RESOURCE_ATTRIBUTES adds to them). */
   resource?: Record<string, string | number | boolean>;
+  /**
+   * TLS for https endpoints, as PEM: `ca` to trust a collector with its own certificate
+   * authority, `cert` and `key` for client authentication (default: the environment's
+   * OTEL_EXPORTER_OTLP_CERTIFICATE, _CLIENT_CERTIFICATE and _CLIENT_KEY files, else Node's CAs).
+   */
+  tls?: TlsFiles;
+}
+
+/** PEM contents for the https connections of one signal. */
+export interface TlsFiles {
+  ca?: string | Buffer;
+  cert?: string | Buffer;
+  key?: string | Buffer;
 }
 
 export interface ResolvedConfig {
@@ -40,6 +53,7 @@ export interface ResolvedConfig {
   initialBackoffMs: number;
   maxBackoffMs: number;
   resource: Values;
+  tls: Record<Signal, TlsFiles>;
 }
 
 const SIGNALS: Signal[] = ['traces', 'logs', 'metrics'];
@@ -72,7 +86,9 @@ export function resolveConfig(options: ExporterOptions = {}, env: NodeJS.Process
   const headers = {} as Record<Signal, Record<string, string>>;
   const timeoutMs = {} as Record<Signal, number>;
   const compression = {} as Record<Signal, 'gzip' | 'none'>;
+  const tls = {} as Record<Signal, TlsFiles>;
   for (const s of SIGNALS) {
+    tls[s] = options.tls ?? tlsFromEnv(env, upper(s));
     urls[s] = options.endpoints?.[s] ?? (options.endpoint === undefined ? env[`OTEL_EXPORTER_OTLP_${upper(s)}_ENDPOINT`] : undefined) ?? `${base}/v1/${s}`;
     headers[s] = { ...parseKeyValues(env.OTEL_EXPORTER_OTLP_HEADERS), ...parseKeyValues(env[`OTEL_EXPORTER_OTLP_${upper(s)}_HEADERS`]), ...options.headers };
     timeoutMs[s] = options.timeoutMs ?? positive(env[`OTEL_EXPORTER_OTLP_${upper(s)}_TIMEOUT`]) ?? positive(env.OTEL_EXPORTER_OTLP_TIMEOUT) ?? 10_000;
@@ -99,7 +115,32 @@ export function resolveConfig(options: ExporterOptions = {}, env: NodeJS.Process
     initialBackoffMs: options.initialBackoffMs ?? 1000,
     maxBackoffMs: options.maxBackoffMs ?? 5000,
     resource,
+    tls,
   };
+}
+
+/** The PEM files the environment names for a signal (its own variable first); unreadable is a ConfigError. */
+function tlsFromEnv(env: NodeJS.ProcessEnv, signal: string): TlsFiles {
+  const out: TlsFiles = {};
+  const read = (name: string): Buffer | undefined => {
+    const variable = env[`OTEL_EXPORTER_OTLP_${signal}_${name}`] !== undefined ? `OTEL_EXPORTER_OTLP_${signal}_${name}` : `OTEL_EXPORTER_OTLP_${name}`;
+    const path = env[variable];
+    if (path === undefined || path === '') return undefined;
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === undefined) throw e;
+      throw new ConfigError(variable, path, `the file cannot be read (${code})`);
+    }
+  };
+  const ca = read('CERTIFICATE');
+  const cert = read('CLIENT_CERTIFICATE');
+  const key = read('CLIENT_KEY');
+  if (ca !== undefined) out.ca = ca;
+  if (cert !== undefined) out.cert = cert;
+  if (key !== undefined) out.key = key;
+  return out;
 }
 
 /** A configuration value sandtrace cannot honour (say, an unknown compression): refused, never guessed. */

@@ -12,10 +12,11 @@ import { parseEndpoints, resolveConfig, sdkVersion, type ExporterOptions, type R
 import type { ExportFailureReason, ExportResult, Exporter } from './exporter.js';
 import type { MetricSeries } from './metric-aggregation.js';
 
+import { encodeLogs, encodeMetrics, encodeTraces } from './otlp-encoder.js';
+
 let userAgent: string | undefined;
 /** `sandtrace-otlp-exporter/<version>`: which exporter, which version, for the collector's logs. */
 const USER_AGENT = (): string => (userAgent ??= `sandtrace-otlp-exporter/${sdkVersion()}`);
-import { encodeLogs, encodeMetrics, encodeTraces } from './otlp-encoder.js';
 
 /**
  * What sending needs (node:http, node:https, gzip) and what reading a response body needs
@@ -100,8 +101,8 @@ export class OtlpHttpExporter implements Exporter {
     failed: { traces: 0, logs: 0, metrics: 0 },
   };
   private readonly targets: Record<Signal, URL>;
-  /** Keep-alive agents, made with the first request. */
-  private agents: { http: Agent; https: Agent } | undefined;
+  /** Keep-alive agents, made with the first request: one for http, one per signal for https (each its own TLS files). */
+  private agents: { http: Agent; https: Partial<Record<Signal, Agent>> } | undefined;
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly requests = new Set<ClientRequest>();
   /** Exports asleep in a retry backoff: woken when shutdown starts. */
@@ -151,7 +152,7 @@ export class OtlpHttpExporter implements Exporter {
     this.aborted = true;
     for (const wake of [...this.sleepers]) wake();
     this.agents?.http.destroy();
-    this.agents?.https.destroy();
+    for (const agent of Object.values(this.agents?.https ?? {})) agent.destroy();
     for (const req of this.requests) req.destroy(new Error('exporter shut down'));
     await Promise.allSettled([...this.inFlight]);
   }
@@ -203,7 +204,7 @@ export class OtlpHttpExporter implements Exporter {
       let res: Response | undefined;
       let error: ExportError;
       try {
-        res = await this.post(net, this.targets[signal], headers, payload, remaining);
+        res = await this.post(net, signal, this.targets[signal], headers, payload, remaining);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (this.aborted) return this.fail(signal, items, attempt, shutdownError(last));
@@ -274,11 +275,12 @@ export class OtlpHttpExporter implements Exporter {
     return result;
   }
 
-  private post(net: Transport, target: URL, headers: Record<string, string>, body: Uint8Array, timeoutMs: number): Promise<Response> {
+  private post(net: Transport, signal: Signal, target: URL, headers: Record<string, string>, body: Uint8Array, timeoutMs: number): Promise<Response> {
     return new Promise((resolve, reject) => {
       const secure = target.protocol === 'https:';
-      const agents = (this.agents ??= { http: new net.http.Agent({ keepAlive: true, maxSockets: 4 }), https: new net.https.Agent({ keepAlive: true, maxSockets: 4 }) });
-      const req = (secure ? net.https : net.http).request(target, { method: 'POST', headers: { ...headers, 'Content-Length': String(body.length) }, agent: secure ? agents.https : agents.http });
+      const agents = (this.agents ??= { http: new net.http.Agent({ keepAlive: true, maxSockets: 4 }), https: {} });
+      const agent = secure ? (agents.https[signal] ??= new net.https.Agent({ keepAlive: true, maxSockets: 4, ...this.config.tls[signal] })) : agents.http;
+      const req = (secure ? net.https : net.http).request(target, { method: 'POST', headers: { ...headers, 'Content-Length': String(body.length) }, agent });
       const timer = setTimeout(() => req.destroy(Object.assign(new Error(`timed out after ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
       timer.unref();
       this.requests.add(req);
