@@ -20,6 +20,7 @@ import { assignValues, isErrorValue } from '../../shared/values.js';
 import { LevelFilteredCollector } from '../collectors/level-filter.js';
 import type { Level } from '../../shared/records.js';
 import { SpanIdKey, traceIdFor } from '../pipeline/span-ids.js';
+import { hexOf, slot, type NextIds } from './id-generator.js';
 
 export interface OpenTelemetryCollectorOptions {
   /** The tracer to create spans with (default: `trace.getTracer('sandtrace')` from the global provider). */
@@ -122,68 +123,6 @@ function plainAttribute(v: AttributeValue): string | number | boolean {
   if (typeof v === 'string' || typeof v === 'boolean') return v;
   if (typeof v === 'number') return Number.isFinite(v) ? v : String(v);
   return String(v);
-}
-
-// ── The id generator ──────────────────────────────────────────────────────────────────────────
-
-/** The ids the bridge asks for, for the one `startSpan` call it is about to make. */
-interface NextIds {
-  traceId: string | undefined;
-  spanId: string | undefined;
-}
-
-/**
- * The one-shot slot, on the global object under a registered symbol so that a generator and a
- * bridge loaded from different copies of this module (bundled and unbundled) still meet.
- */
-const SLOT = Symbol.for('sandtrace.opentelemetry.next-ids');
-type SlotHolder = { [SLOT]?: NextIds };
-const slot = (): NextIds => ((globalThis as SlotHolder)[SLOT] ??= { traceId: undefined, spanId: undefined });
-
-const randomBytes = new Uint8Array(16);
-function randomHex(n: 8 | 16): string {
-  const bytes = randomBytes.subarray(0, n);
-  do crypto.getRandomValues(bytes);
-  while (bytes.every((b) => b === 0));
-  return hexOf(bytes);
-}
-
-/**
- * An OpenTelemetry `IdGenerator` (the interface of @opentelemetry/sdk-trace-base, implemented
- * structurally: this module does not depend on the SDK) that gives the {@link OpenTelemetryCollector}
- * the span and trace ids it asks for, and random ids to every other span. Install it on the
- * tracer provider the bridge's tracer comes from; without it, guest spans get random ids, a
- * replayed step is not recognisable as a replay, and a span carried between executions is
- * exported under a new id while its children exported by earlier executions point at the old
- * one (counted in `OpenTelemetryCollector.idsNotHonoured`).
- *
- * @example
- * import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
- * import { OpenTelemetryCollector, SandtraceIdGenerator } from 'sandtrace/opentelemetry';
- *
- * const provider = new BasicTracerProvider({ idGenerator: new SandtraceIdGenerator(), spanProcessors: [new BatchSpanProcessor(exporter)] });
- * // NodeTracerProvider takes the same option; NodeSDK: new NodeSDK({ idGenerator: new SandtraceIdGenerator(), … })
- * const collector = new OpenTelemetryCollector({ tracer: provider.getTracer('sandtrace') });
- * const step = await runQuickJS(source, { collector, state, persist: true, executionId: 'order-42/step-2' });
- */
-export class SandtraceIdGenerator {
-  /** A trace id of 32 lowercase hex characters: the one the bridge asked for, else random. */
-  generateTraceId(): string {
-    const next = slot();
-    const id = next.traceId;
-    if (id === undefined) return randomHex(16);
-    next.traceId = undefined;
-    return id;
-  }
-
-  /** A span id of 16 lowercase hex characters: the one the bridge asked for, else random. */
-  generateSpanId(): string {
-    const next = slot();
-    const id = next.spanId;
-    if (id === undefined) return randomHex(8);
-    next.spanId = undefined;
-    return id;
-  }
 }
 
 // ── The collector ─────────────────────────────────────────────────────────────────────────────
@@ -424,12 +363,6 @@ function toLink(l: SnapshotLink): Link {
   return { context: { traceId: l.traceId, spanId: l.spanId, traceFlags: l.traceFlags, isRemote: true } };
 }
 
-const HEX = '0123456789abcdef';
-function hexOf(bytes: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < bytes.length; i++) s += HEX[bytes[i]! >> 4]! + HEX[bytes[i]! & 15]!;
-  return s;
-}
 
 function bytesOf(hex: string): Uint8Array {
   const out = new Uint8Array(hex.length >> 1);
