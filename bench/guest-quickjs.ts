@@ -2,12 +2,21 @@
  * bench/guest-quickjs: the QuickJS SDK (events encoded in the guest, handed over per batch,
  * decoded by a receiver) against the obvious alternative, a host function called once per event,
  * in the same run. Both subtract the same loop without tracing.
+ *
+ * Also, guest side only, per span: declared span sites (`tracing.spanSite`), `tracing.inSpan` and
+ * the other APIs, each against the interpreter's floor measured in the same run: a bare
+ * quickjs-ng runtime (no SDK, no limits) running the same timed loop with four Float64Array
+ * stores and one `performance.now()` in it (see runSpans).
+ *
+ * `node dist/bench/guest-quickjs.js` prints the table; `run()` returns its rows.
  */
+import { pathToFileURL } from 'node:url';
 import { NullCollector } from '../host/collectors/null-collector.js';
 import variant from '@jitl/quickjs-ng-wasmfile-release-sync';
-import { newQuickJSWASMModuleFromVariant } from 'quickjs-emscripten-core';
+import { newQuickJSWASMModuleFromVariant, type QuickJSContext } from 'quickjs-emscripten-core';
 import { runQuickJS } from '../host/sandbox/quickjs-runner.js';
-import { median, type BenchRow } from './harness.js';
+import { QuickJSEngine } from '../host/sandbox/worker/quickjs-engine.js';
+import { median, printTable, type BenchRow } from './harness.js';
 
 const N = 50_000;
 /** Loops run inside a function, as plugin code does (top-level bindings are slow in QuickJS). */
@@ -43,6 +52,7 @@ async function timeHostCall(): Promise<number> {
 }
 
 export async function run(): Promise<BenchRow[]> {
+  const spanRows = await runSpans();
   await timeSdk(`tracing.info('tick', { i, ok: true });`); // warm up
   await timeHostCall();
   const bare: number[] = [];
@@ -70,5 +80,139 @@ export async function run(): Promise<BenchRow[]> {
     { bench: 'guest-quickjs', metric: 'SDK event via tracing.info(msg, fields), ns', value: perDynamic.toFixed(0), target: '', ok: undefined },
     { bench: 'guest-quickjs', metric: 'host call per event / tracing.info event', value: `${(perHost / perDynamic).toFixed(1)}×`, target: '', ok: undefined },
     { bench: 'guest-quickjs', metric: 'SDK span: create, enter, exit, close, ns', value: ns(spans).toFixed(0), target: '', ok: undefined },
+    ...spanRows,
   ];
 }
+
+/**
+ * Guest-side span costs: the SDK realm loaded and hardened in a QuickJSEngine as a worker has it,
+ * one guest context, a flush that takes the frame and does nothing with it (no receiver: the
+ * host's decode is not in these figures, unlike the rows above). Each case is a loop in a guest
+ * function, called from here; what it costs is this process's CPU time (process.cpuUsage: on a
+ * shared machine, time other processes take from it is not counted, as wall time would), its
+ * empty loop subtracted. Every case runs in each of 7 rounds, in turn; the median round counts.
+ */
+const SPAN_N = 20_000;
+const SPAN_CASES: Array<[key: string, body: string]> = [
+  ['floor', 'f[0] = i; f[1] = 1; f[2] = 2; f[3] = performance.now();'],
+  ['now', 'performance.now();'],
+  ['clock', 'f[0] = Math.round(performance.now() * 1e6);'],
+  ['call', 'nop(i, true);'],
+  ['alloc2', 'spans[i & 1023] = new Two(i, site);'],
+  ['alloc4', 'spans[i & 1023] = new Four(i, site, site, false);'],
+  ['open', 'site.open(i, true).close();'],
+  ['siteInSpan', 'site.inSpan(nop, i, true);'],
+  ['siteInSpanArg', 'site.inSpan(nop1, i, true);'],
+  ['openStr', "site.open('alice', i).close();"],
+  ['openOnly', 'spans[i & 1023] = site.open(i, true);'],
+  ['openEvent', 'const s = site.open(i, true); tick.emit(i, true); s.close();'],
+  ['event', 'tick.emit(i, true);'],
+  ['inSpan', "tracing.inSpan('unit', { i, ok: true }, nop);"],
+  ['inSpanEvent', "tracing.inSpan('unit', { i, ok: true }, () => tracing.info('tick', { i, ok: true }));"],
+  ['info', "tracing.info('tick', { i, ok: true });"],
+  ['span4', "tracing.span('unit', { i, ok: true }).enter().exit().close();"],
+];
+
+/**
+ * Defines `__cases`, one function per case, each a loop over the case's body. Each declares what
+ * it uses as locals first (`setup`, outside the loop): in QuickJS a captured variable costs more
+ * to read than a local.
+ */
+function casesSource(cases: Array<[string, string]>, setup: string): string {
+  const fn = (body: string) => `() => { const f = new Float64Array(8); ${setup} let sink = 0; for (let i = 0; i < ${SPAN_N}; i++) { sink += i; ${body} } return sink; }`;
+  const fns = cases.map(([k, body]) => `${JSON.stringify(k)}: ${fn(body)}`);
+  fns.push(`"empty": ${fn('')}`);
+  return `globalThis.__cases = { ${fns.join(',\n')} }; 0`;
+}
+
+/** ns of CPU time per iteration of each case, the empty loop subtracted, median of 7 rounds. */
+function timeCases(vm: QuickJSContext, cases: Array<[string, string]>, setup: string): Record<string, number> {
+  vm.unwrapResult(vm.evalCode(casesSource(cases, setup))).dispose();
+  const keys = [...cases.map(([k]) => k), 'empty'];
+  const out: Record<string, number[]> = Object.fromEntries(keys.map((k) => [k, []]));
+  for (let r = 0; r < 7; r++) {
+    for (const k of keys) {
+      const code = `__cases[${JSON.stringify(k)}]()`;
+      const c0 = process.cpuUsage();
+      vm.unwrapResult(vm.evalCode(code)).dispose();
+      const c = process.cpuUsage(c0);
+      out[k]!.push((c.user + c.system) / 1000);
+    }
+  }
+  const empty = median(out.empty!);
+  const res: Record<string, number> = {};
+  for (const k of keys) res[k] = ((median(out[k]!) - empty) * 1e6) / SPAN_N;
+  return res;
+}
+
+/** The floor in a bare quickjs-ng runtime (no SDK, no limits, no interrupt handler). */
+async function bareFloor(): Promise<Record<string, number>> {
+  const engine = await newQuickJSWASMModuleFromVariant(variant as unknown as Parameters<typeof newQuickJSWASMModuleFromVariant>[0]);
+  const runtime = engine.newRuntime();
+  const vm = runtime.newContext();
+  try {
+    return timeCases(vm, SPAN_CASES.slice(0, 2), '');
+  } finally {
+    vm.dispose();
+    runtime.dispose();
+  }
+}
+
+async function sdkCosts(engine: QuickJSEngine): Promise<Record<string, number>> {
+  engine.prepareSpare();
+  const vm = engine.newGuestContext({ minLevel: 0, flushBytes: 32768, executionId: 'bench', carried: [], firstSpanId: 1 }, () => {});
+  try {
+    const setup = `const site = tracing.spanSite('unit', ['i', 'ok']); const tick = tracing.callsite('tick', ['i', 'ok']); const nop = () => 0; const nop1 = (s) => 0; const spans = new Array(1024);
+      class Two { constructor(a, b) { this.a = a; this.b = b; } }
+      class Four { constructor(a, b, c, d) { this.a = a; this.b = b; this.c = c; this.d = d; } }`;
+    return timeCases(vm, SPAN_CASES, setup);
+  } finally {
+    engine.drain().release();
+    vm.dispose();
+  }
+}
+
+/**
+ * Targets: a declared span site's span with two values ≤ 2.5 µs and an event with two values
+ * inside it ≤ 1 µs where the bare floor is 450 ns: ≤ 5.6× and ≤ 2.2× the floor of the same run.
+ * Three repetitions (the bare floor, then the SDK's cases; 7 rounds each), medians.
+ */
+async function runSpans(): Promise<BenchRow[]> {
+  const engine = await QuickJSEngine.create(256 << 20);
+  const bare: Array<Record<string, number>> = [];
+  const sdk: Array<Record<string, number>> = [];
+  for (let r = 0; r < 3; r++) {
+    bare.push(await bareFloor());
+    sdk.push(await sdkCosts(engine));
+  }
+  const floor = median(bare.map((b) => b.floor!));
+  const at = (k: string) => median(sdk.map((s) => s[k]!));
+  const engineFloor = at('floor');
+  const eventInside = median(sdk.map((s) => s.openEvent! - s.open!));
+  const infoInside = median(sdk.map((s) => s.inSpanEvent! - s.inSpan!));
+  const cell = (v: number) => `${v.toFixed(0)} ns = ${(v / floor).toFixed(1)}× floor (${(v / engineFloor).toFixed(1)}× in-engine floor)`;
+  const row = (metric: string, v: number, target = '', ok: boolean | undefined = undefined): BenchRow => ({ bench: 'guest-quickjs', metric, value: cell(v), target, ok });
+  const open = at('open');
+  return [
+    { bench: 'guest-quickjs', metric: 'floor: 4 Float64Array stores + 1 performance.now(), bare runtime, ns', value: floor.toFixed(0), target: '', ok: undefined },
+    { bench: 'guest-quickjs', metric: 'the same loop in a guest context of the engine, ns', value: engineFloor.toFixed(0), target: '', ok: undefined },
+    row('performance.now() alone, in the guest', at('now')),
+    row('clock read as the SDK does it: Math.round(performance.now() * 1e6), stored', at('clock')),
+    row('a call of a guest function with two arguments', at('call')),
+    row('allocating an object of two properties (as a SiteSpan)', at('alloc2')),
+    row('allocating an object of four properties (as a Span)', at('alloc4')),
+    row('spanSite: open(i, true).close() (newSpanEntered + drop: 2 records, 2 clock reads)', open, '≤ 5.6× floor', open <= 5.6 * floor),
+    row('spanSite: inSpan(fn, i, true), fn declares no parameter (no span object)', at('siteInSpan'), '≤ 5.6× floor', at('siteInSpan') <= 5.6 * floor),
+    row('spanSite: inSpan((span) => …, i, true) (span object made)', at('siteInSpanArg')),
+    row("spanSite: open('alice', i).close() (a string value)", at('openStr')),
+    row('spanSite: open(i, true) alone (record + span object)', at('openOnly')),
+    row('callsite event with 2 values inside an open span (difference)', eventInside, '≤ 2.2× floor', eventInside <= 2.2 * floor),
+    row('callsite event tick.emit(i, true), top level', at('event')),
+    row("tracing.inSpan('unit', { i, ok: true }, fn)", at('inSpan')),
+    row('tracing.info with 2 fields inside tracing.inSpan (difference)', infoInside),
+    row("tracing.info('tick', { i, ok: true }), top level", at('info')),
+    row("tracing.span('unit', { i, ok: true }).enter().exit().close() (4 records)", at('span4')),
+  ];
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) printTable(await run());

@@ -31,6 +31,25 @@ const TIMED = `(() => {
   t.push(now());
   return t.slice(1).map((x, i) => (x - t[i]) * 1000);
 })()`;
+/** The trivial guest with declared sites (tracing.spanSite, tracing.callsite), timed as TIMED. */
+const TIMED_SITES = `(() => {
+  const now = performance.now;
+  const a = tracing.spanSite('a', ['n']), b = tracing.spanSite('b'), hi = tracing.callsite('hi', ['k']), ev = tracing.callsite('ev', ['i']);
+  const t = [now()];
+  a.inSpan(() => {
+    t.push(now());
+    hi.emit(1);
+    t.push(now());
+    b.inSpan(() => {
+      t.push(now());
+      for (let i = 0; i < 9; i++) { ev.emit(i); t.push(now()); }
+    });
+  }, 1);
+  t.push(now());
+  return t.slice(1).map((x, i) => (x - t[i]) * 1000);
+})()`;
+const SITES = `const a = tracing.spanSite('a', ['n']), b = tracing.spanSite('b'), hi = tracing.callsite('hi', ['k']), ev = tracing.callsite('ev', ['i']);
+a.inSpan(() => { hi.emit(1); b.inSpan(() => { for (let i = 0; i < 9; i++) ev.emit(i); }); }, 1);`;
 /** The same calls without tracing: no-op functions defined in the guest. */
 const UNTRACED = `const tracing = { inSpan(name, fields, fn) { return fn(); }, info(message, fields) {} };
 tracing.inSpan('a', { n: 1 }, () => { tracing.info('hi', { k: 1 }); tracing.inSpan('b', undefined, () => { for (let i = 0; i < 9; i++) tracing.info('ev', { i }); }); });`;
@@ -65,11 +84,15 @@ export async function run(): Promise<BenchRow[]> {
   const settings: GuestSettings = { minLevel: 2, flushBytes: 32768, executionId: 'bench', carried: [], firstSpanId: 1 };
   const runs: Run[] = [];
   const timed: Run[] = [];
+  const siteRuns: Run[] = [];
+  const siteTimed: Run[] = [];
   const untraced: number[] = [];
   for (let i = 0; i < RUNS + 50; i++) {
     settings.executionId = `bench-${i}`;
     const plain = oneRun(engine, settings, TRACED, false);
     const withClock = oneRun(engine, settings, TIMED, true);
+    const sites = oneRun(engine, settings, SITES, false);
+    const sitesWithClock = oneRun(engine, settings, TIMED_SITES, true);
     const vm = engine.runtime.newContext(); // the untraced guest, in a fresh context of the same runtime
     const t = performance.now();
     vm.unwrapResult(vm.evalCode(UNTRACED)).dispose();
@@ -78,6 +101,8 @@ export async function run(): Promise<BenchRow[]> {
     if (i < 50) continue; // warm-up
     runs.push(plain);
     timed.push(withClock);
+    siteRuns.push(sites);
+    siteTimed.push(sitesWithClock);
     untraced.push(elapsed);
   }
   const us = (x: number) => `${x.toFixed(1)} µs`;
@@ -94,6 +119,12 @@ export async function run(): Promise<BenchRow[]> {
     ["second inSpan (another span site), µs", piece(2)],
     ["first info('ev', { i }) (another event shape), µs", piece(3)],
     ['info, 4th to 9th of the same shape, µs', laterEvents],
+    ['declared sites (spanSite, callsite): the same guest evaluated, µs', median(siteRuns.map((r) => r.evaluate))],
+    ['declared sites: configure + evaluate + drain, µs', median(siteRuns.map((r) => r.configure + r.evaluate + r.drain))],
+    ['declared sites: first a.inSpan of a run (callsite announced, newSpanEntered), µs', median(siteTimed.map((r) => r.pieces![0]!))],
+    ['declared sites: first hi.emit of a run, µs', median(siteTimed.map((r) => r.pieces![1]!))],
+    ['declared sites: second span site, b.inSpan, µs', median(siteTimed.map((r) => r.pieces![2]!))],
+    ['declared sites: ev.emit, 4th to 9th, µs', median(siteTimed.flatMap((r) => r.pieces!.slice(6, 12)))],
   ];
   return rows.map(([metric, value]) => ({ bench: BENCH, metric, value: us(value), target: '', ok: undefined }));
 }

@@ -74,7 +74,9 @@ export class FrameDecoder {
     const time = rec.time < 0 ? undefined : BigInt(rec.time);
     switch (rec.tag) {
       case Tag.hello:
-        return { type: 'hello', version: rec.version, guestKind: rec.guestKind, sdkVersion: rec.sdkVersion, clockOrigin: rec.clockOrigin };
+        return rec.minor === 0
+          ? { type: 'hello', version: rec.version, guestKind: rec.guestKind, sdkVersion: rec.sdkVersion, clockOrigin: rec.clockOrigin }
+          : { type: 'hello', version: rec.version, guestKind: rec.guestKind, sdkVersion: rec.sdkVersion, clockOrigin: rec.clockOrigin, minor: rec.minor };
       case Tag.newCallSite: {
         this.callsiteFields.set(rec.id, rec.fields);
         const e: TracingEvent = { type: 'newCallSite', id: rec.id, kind: rec.kind, name: rec.name, target: rec.target, level: rec.level, fields: rec.fields };
@@ -83,10 +85,13 @@ export class FrameDecoder {
         if (rec.line !== undefined) e.line = rec.line;
         return e;
       }
-      case Tag.newSpan: {
+      case Tag.newSpan:
+      case Tag.newSpanEntered: {
         this.spanCallsite.set(rec.id, rec.callsite);
         const e: NewSpanEvent = { type: 'newSpan', id: rec.id, metadataId: rec.callsite, values: this.named(rec.callsite, rec) };
-        return withOptional(e, rec.parent, time);
+        withOptional(e, rec.parent, time);
+        if (rec.tag === Tag.newSpanEntered) e.entered = true;
+        return e;
       }
       case Tag.followsFrom:
         return { type: 'followsFrom', id: rec.id, followsFrom: rec.follows };
@@ -155,7 +160,7 @@ export class EventEncoder {
     const time = 'time' in e && e.time !== undefined ? Number(e.time) : undefined;
     switch (e.type) {
       case 'hello':
-        w.hello(e.version, e.guestKind, e.sdkVersion, e.clockOrigin);
+        w.hello(e.version, e.guestKind, e.sdkVersion, e.clockOrigin, e.minor);
         return;
       case 'newCallSite':
         this.callsiteFields.set(e.id, e.fields);
@@ -163,7 +168,7 @@ export class EventEncoder {
         return;
       case 'newSpan':
         this.spanCallsite.set(e.id, e.metadataId);
-        w.newSpan(e.id, e.parentId, e.metadataId, time, this.positional(e.metadataId, e.values));
+        w.newSpan(e.id, e.parentId, e.metadataId, time, this.positional(e.metadataId, e.values), e.entered === true);
         return;
       case 'followsFrom':
         w.followsFrom(e.id, e.followsFrom);

@@ -49,6 +49,8 @@ export class RawRecord {
   guestKind = '';
   sdkVersion = '';
   clockOrigin: bigint = 0n;
+  /** hello's minor revision (0 when the hello has no sixth element). */
+  minor = 0;
   // newCallSite
   kind: 'span' | 'event' = 'span';
   name = '';
@@ -123,7 +125,8 @@ export class FrameReader {
         rec.guestKind = this.str();
         rec.sdkVersion = this.str();
         rec.clockOrigin = this.bigInt();
-        rest = n - 5;
+        rec.minor = n >= 6 ? this.u53('minor') : 0;
+        rest = n - (n >= 6 ? 6 : 5);
         break;
       case Tag.newCallSite:
         this.need(n, 10, tag);
@@ -131,6 +134,7 @@ export class FrameReader {
         rest = n - 10;
         break;
       case Tag.newSpan:
+      case Tag.newSpanEntered:
         this.need(n, 5, tag);
         rec.id = this.u53('span id');
         rec.parent = this.parentRef();
@@ -222,6 +226,7 @@ export class FrameReader {
     let timeAt = -1; // element index of the record's timestamp, when it has one
     switch (tag) {
       case Tag.newSpan:
+      case Tag.newSpanEntered:
       case Tag.metric:
         if (n >= 5) timeAt = 4;
         break;

@@ -106,13 +106,15 @@ export class FrameWriter {
     this.lastTime = 0;
   }
 
-  hello(version: number, guestKind: string, sdkVersion: string, clockOrigin: bigint | number): void {
-    this.arrayHeader(5);
+  /** `minor`: written as a sixth element when given (protocol 1.1 and later); absent means 0. */
+  hello(version: number, guestKind: string, sdkVersion: string, clockOrigin: bigint | number, minor?: number): void {
+    this.arrayHeader(minor === undefined ? 5 : 6);
     this.uint(Tag.hello);
     this.uint(version);
     this.str(guestKind);
     this.str(sdkVersion);
     this.int(clockOrigin);
+    if (minor !== undefined) this.uint(minor);
   }
 
   newCallSite(
@@ -141,10 +143,13 @@ export class FrameWriter {
     for (let i = 0; i < fields.length; i++) this.str(fields[i]!);
   }
 
-  /** `parent`: undefined = contextual, null = explicit root, number = that span. */
-  newSpan(id: number, parent: number | null | undefined, callsite: number, time: number | undefined, values: readonly Value[]): void {
+  /**
+   * `parent`: undefined = contextual, null = explicit root, number = that span. `entered`: the
+   * span is entered at its start, in the same record (`newSpanEntered`, protocol 1.1).
+   */
+  newSpan(id: number, parent: number | null | undefined, callsite: number, time: number | undefined, values: readonly Value[], entered = false): void {
     this.arrayHeader(5 + values.length);
-    this.uint(Tag.newSpan);
+    this.uint(entered ? Tag.newSpanEntered : Tag.newSpan);
     this.uint(id);
     this.parent(parent);
     this.uint(callsite);

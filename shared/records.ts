@@ -8,6 +8,11 @@
 
 /** Major protocol version spoken by this build. A receiver rejects any other major version. */
 export const PROTOCOL_VERSION = 1;
+/**
+ * Minor revision of version 1 written by this build in `hello` (an optional sixth element).
+ * 1 adds `newSpanEntered` (tag 12); a reader of minor 0 rejects that tag (see PROTOCOL.md).
+ */
+export const PROTOCOL_MINOR = 1;
 
 /** Record tags: the first element of every record array. */
 export const Tag = {
@@ -23,6 +28,8 @@ export const Tag = {
   newEvent: 9,
   metric: 10,
   dropped: 11,
+  /** Minor 1: `newSpan` and `spanEntered` at the same time, in one record (newSpan's layout). */
+  newSpanEntered: 12,
 } as const;
 export type Tag = (typeof Tag)[keyof typeof Tag];
 
@@ -100,6 +107,8 @@ export interface HelloEvent {
   sdkVersion: string;
   /** Unix time in nanoseconds at which the guest's monotonic clock read zero. */
   clockOrigin: bigint;
+  /** The minor revision of version 1 the guest writes (absent: 0). */
+  minor?: number;
 }
 export interface NewCallSiteEvent extends CallsiteData {
   type: 'newCallSite';
@@ -112,6 +121,8 @@ export interface NewSpanEvent {
   metadataId: number;
   values: Values;
   time?: bigint;
+  /** Created and entered in one record (`newSpanEntered`, tag 12): the enter has the span's start time. */
+  entered?: true;
 }
 export interface FollowsFromEvent {
   type: 'followsFrom';

@@ -25,6 +25,11 @@ const vectors: Vector[] = [
     events: [{ type: 'hello', version: 1, guestKind: 'js', sdkVersion: '0.1.0', clockOrigin: 1_700_000_000_000_000_000n }],
   },
   {
+    name: 'hello (1.1: the minor revision as a sixth element)',
+    hex: '96 00 01 a2 6a73 a5 302e312e30 cf 17979cfe362a0000 01',
+    events: [{ type: 'hello', version: 1, guestKind: 'js', sdkVersion: '0.1.0', clockOrigin: 1_700_000_000_000_000_000n, minor: 1 }],
+  },
+  {
     name: 'newCallSite (span, with file and line)',
     hex: '9a 01 01 00 a6 68616e646c65 a3 617070 02 c0 a4 612e6a73 03 92 a4 75736572 a2 6f6b',
     events: [{ type: 'newCallSite', id: 1, kind: 'span', name: 'handle', target: 'app', level: 'info', file: 'a.js', line: 3, fields: ['user', 'ok'] }],
@@ -92,6 +97,19 @@ const vectors: Vector[] = [
         ],
       },
     ],
+  },
+  {
+    name: 'newSpanEntered (1.1): span 6 created and entered at t = 2000, then exited and closed by its drop at 2100',
+    hex: '97 0c 06 c0 01 cd07d0 a5 6361726f6c c3  93 07 06 64',
+    events: [
+      { type: 'newSpan', id: 6, metadataId: 1, values: [['user', 'carol'], ['ok', true]], time: 2000n, entered: true },
+      { type: 'spanDropped', id: 6, time: 2100n },
+    ],
+  },
+  {
+    name: 'newSpanEntered (1.1, explicit root, no time, no values)',
+    hex: '95 0c 07 c2 01 c0',
+    events: [{ type: 'newSpan', id: 7, parentId: null, metadataId: 1, values: [], entered: true }],
   },
   { name: 'followsFrom', hex: '93 03 02 01', events: [{ type: 'followsFrom', id: 2, followsFrom: 1 }] },
   { name: 'spanEntered', hex: '93 04 01 cd05dc', events: [{ type: 'spanEntered', id: 1, time: 1500n }] },

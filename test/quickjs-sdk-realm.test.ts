@@ -11,7 +11,7 @@ import variant from '@jitl/quickjs-ng-wasmfile-release-sync';
 import { newQuickJSWASMModuleFromVariant, type QuickJSContext, type QuickJSHandle, type QuickJSRuntime, type QuickJSWASMModule } from 'quickjs-emscripten-core';
 import { FrameDecoder } from '../shared/event-codec.js';
 import { FrameWriter } from '../shared/frame-writer.js';
-import type { TracingEvent, Value } from '../shared/records.js';
+import { PROTOCOL_MINOR, type TracingEvent, type Value } from '../shared/records.js';
 
 const ngVariant = variant as unknown as Parameters<typeof newQuickJSWASMModuleFromVariant>[0];
 const DIST = fileURLToPath(new URL('../', import.meta.url));
@@ -390,7 +390,7 @@ describe('QuickJS SDK in a realm of its own, serving one guest context after ano
       const realm = new SdkRealm({ wallMs });
       try {
         const hello = new FrameWriter();
-        hello.hello(1, 'quickjs', '0.1.0', BigInt(wallMs) * 1_000_000n - 30n);
+        hello.hello(1, 'quickjs', '0.1.0', BigInt(wallMs) * 1_000_000n - 30n, PROTOCOL_MINOR);
         const expected = [...hello.finish()];
         for (let run = 0; run < 2; run++) assert.deepEqual(realm.run('', CONFIG).frames.flatMap((f) => [...f.subarray(0, expected.length)]), expected, `Date.now ${wallMs}, run ${run + 1}`);
       } finally {
@@ -504,7 +504,7 @@ describe('QuickJS SDK in a realm of its own, serving one guest context after ano
     }
   });
 
-  test('tracing.inSpan writes the bytes of span(), span.inSpan(fn) and close(): returning, throwing, closing inside, nested', () => {
+  test('tracing.inSpan writes the bytes of a declared span site: spanSite(name, keys).inSpan(fn, ...values): returning, throwing, closing inside, nested', () => {
     const body = (inSpan: string) => `
       const inSpan = ${inSpan};
       const results = [];
@@ -520,7 +520,7 @@ describe('QuickJS SDK in a realm of its own, serving one guest context after ano
     const layered = new SdkRealm(true);
     try {
       const a = flat.run(body('tracing.inSpan'), { ...CONFIG, flushBytes: 1 << 20 });
-      const b = layered.run(body(`(name, fields, fn) => { const s = tracing.span(name, fields); try { return s.inSpan(fn); } finally { s.close(); } }`), { ...CONFIG, flushBytes: 1 << 20 });
+      const b = layered.run(body(`(name, fields, fn) => tracing.spanSite(name, Object.keys(fields ?? {})).inSpan(fn, ...Object.values(fields ?? {}))`), { ...CONFIG, flushBytes: 1 << 20 });
       assert.deepEqual(a.value, [7, true, true, true, 'closed', 3, 'late']);
       assert.deepEqual(b.value, a.value);
       assert.deepEqual(concat(a.frames), concat(b.frames));
@@ -671,6 +671,8 @@ describe('a hardened SDK realm', () => {
       attempt("tracing's prototype", () => { Object.setPrototypeOf(tracing, null); });
       attempt('Span.prototype', () => { Object.getPrototypeOf(tracing.span('x')).enter = () => {}; });
       attempt('EventSite.prototype', () => { Object.getPrototypeOf(tracing.callsite('x')).emit = () => {}; });
+      attempt('SpanCallsite.prototype', () => { Object.getPrototypeOf(tracing.spanSite('x')).open = () => {}; });
+      attempt('a span site', () => { tracing.spanSite('x', ['a']).fields.push('b'); });
       attempt('the disabled span', () => { tracing.span('quiet', {}, { level: 'trace' }).id = 5; });
       attempt('Uint8Array.prototype.set', () => inSdk('Uint8Array.prototype.set = null'));
       attempt('Map.prototype.get', () => inSdk('Map.prototype.get = null'));
@@ -720,7 +722,7 @@ describe('a hardened SDK realm', () => {
       assert.equal(sloppy, 'functionundefined', 'sloppy code fails silently: no effect');
       assert.equal(hooks, 'undefined');
       assert.deepEqual(Object.entries(refused).filter(([, r]) => r !== 'TypeError'), [], 'every other attempt threw a TypeError');
-      assert.equal(Object.keys(refused).length, 28);
+      assert.equal(Object.keys(refused).length, 30);
       const still = decode(hostile.frames).filter((e) => e.type === 'newEvent').at(-1) as { values: [string, Value][] };
       assert.deepEqual(still.values, [
         ['message', 'still'],
@@ -735,6 +737,52 @@ describe('a hardened SDK realm', () => {
     } finally {
       realm.dispose();
       fresh.dispose();
+    }
+  });
+
+  test('declared span sites run in a hardened realm: open, inSpan, close, past six fields, with events inside', () => {
+    const realm = new SdkRealm(false);
+    try {
+      const out = realm.run(
+        `const site = tracing.spanSite('handle', ['user', 'n']);
+         const wide = tracing.spanSite('wide', ['a', 'b', 'c', 'd', 'e', 'f', 'g'], { level: 'warn', target: 'w' });
+         const tick = tracing.callsite('tick', ['i']);
+         let caught;
+         const r = site.inSpan((s) => { tick.emit(1); s.record('n', 300); return 'ret'; }, 'alice', 2);
+         const s = site.open('été', true); tick.emit(2); s.close(); s.close();
+         wide.open(1, 2, 3, 4, 5, 6, 7).close();
+         wide.inSpan(() => tick.emit(3), 7, 6);
+         wide.openValues([9, 8, 7, 6, 5, 4, 3, 2]).close();
+         try { site.inSpan(() => { throw new Error('no'); }, 'bob'); } catch (e) { caught = e.message; }
+         [r, caught]`,
+        { minLevel: 2, flushBytes: 1 << 20, executionId: 'sites' },
+      );
+      assert.deepEqual(out.value, ['ret', 'no']);
+      const events = decode(out.frames);
+      const sites = new Map(events.filter((e) => e.type === 'newCallSite').map((s) => [s.id, s]));
+      assert.deepEqual(sites.get(1), { type: 'newCallSite', id: 1, kind: 'span', name: 'handle', target: 'guest', level: 'info', fields: ['user', 'n', 'error'] });
+      assert.deepEqual(events.filter((e) => e.type !== 'hello' && e.type !== 'newCallSite').map((e) => (e.type === 'newSpan' ? [e.type, e.id, e.entered, sites.get(e.metadataId)!.name, e.values.map(([, v]) => v)] : e.type === 'newEvent' ? [e.type, e.values[0]![1]] : e.type === 'valuesRecorded' ? [e.type, e.id, e.values] : [e.type, (e as { id: number }).id])), [
+        ['newSpan', 1, true, 'handle', ['alice', 2]],
+        ['newEvent', 1],
+        ['valuesRecorded', 1, [['n', 300]]],
+        ['spanDropped', 1],
+        ['newSpan', 2, true, 'handle', ['été', true]],
+        ['newEvent', 2],
+        ['spanDropped', 2],
+        ['newSpan', 3, true, 'wide', [1, 2, 3, 4, 5, 6, 7]],
+        ['spanDropped', 3],
+        ['newSpan', 4, true, 'wide', [7, 6, { empty: true }, { empty: true }, { empty: true }, { empty: true }, { empty: true }]],
+        ['newEvent', 3],
+        ['spanDropped', 4],
+        ['newSpan', 5, true, 'wide', [9, 8, 7, 6, 5, 4, 3]],
+        ['spanDropped', 5],
+        ['newSpan', 6, true, 'handle', ['bob', { empty: true }]],
+        ['valuesRecorded', 6, [['error', { error: { message: 'Error: no' } }]]],
+        ['spanDropped', 6],
+      ]);
+      assert.ok(events.every((e) => e.type !== 'spanEntered' && e.type !== 'spanExited'), 'enter and exit are fused into the span records');
+    } finally {
+      realm.dispose();
     }
   });
 
@@ -772,8 +820,8 @@ describe('a hardened SDK realm', () => {
       ]);
       const spans = events.filter((e) => e.type === 'newSpan');
       assert.deepEqual(spans.map((s) => [s.id, sites.get(s.metadataId), s.values]), [
-        [1, 'loop', [['n', 3], ['error', { empty: true }]]],
-        [2, 'fails', [['error', { empty: true }]]],
+        [1, 'loop', [['n', 3]]], // fewer values than fields: error is not recorded yet
+        [2, 'fails', []],
       ]);
       assert.deepEqual(events.filter((e) => e.type === 'valuesRecorded').map((r) => [r.id, r.values]), [[2, [['error', { error: { message: 'Error: no' } }]]]]);
       assert.deepEqual(events.flatMap((e) => (e.type === 'spanDropped' ? [e.id] : [])), [2, 1]);

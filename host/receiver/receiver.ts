@@ -520,6 +520,8 @@ export class TracingEventReceiver {
     switch (rec.tag) {
       case Tag.newSpan:
         return this.onNewSpan(rec, reader);
+      case Tag.newSpanEntered:
+        return this.onNewSpanEntered(rec, reader);
       case Tag.newEvent:
         return this.onNewEvent(rec, reader);
       case Tag.spanEntered:
@@ -602,6 +604,22 @@ export class TracingEventReceiver {
     this.spans.set(rec.id, entry);
   }
 
+  /**
+   * newSpan then spanEntered at the span's start time, applied as the two records would be. The
+   * enter's own limit is checked first, so a refused record creates no span either.
+   */
+  private onNewSpanEntered(rec: RawRecord, reader: FrameReader | undefined): void {
+    this.checkEnterLimit(rec.id);
+    this.onNewSpan(rec, reader);
+    this.onEnter(rec);
+  }
+
+  private checkEnterLimit(id: number): void {
+    if (this.stack.length - this.holes >= this.maxEntered) {
+      throw new ReceiveError('LIMIT_EXCEEDED', `enter of span ${id} exceeds maxEntered (${this.maxEntered} enters in effect)`);
+    }
+  }
+
   private onNewEvent(rec: RawRecord, reader: FrameReader | undefined): void {
     const slot = this.slot(rec.callsite);
     const meta = slot.meta;
@@ -628,9 +646,7 @@ export class TracingEventReceiver {
 
   private onEnter(rec: RawRecord): void {
     const entry = this.span(rec.id);
-    if (this.stack.length - this.holes >= this.maxEntered) {
-      throw new ReceiveError('LIMIT_EXCEEDED', `enter of span ${rec.id} exceeds maxEntered (${this.maxEntered} enters in effect)`);
-    }
+    this.checkEnterLimit(rec.id);
     this.observe(rec.time);
     const host = this.hostOf(entry);
     entry.entered++;
@@ -960,7 +976,7 @@ export class TracingEventReceiver {
         return;
       case 'newSpan':
       case 'newEvent': {
-        rec.tag = e.type === 'newSpan' ? Tag.newSpan : Tag.newEvent;
+        rec.tag = e.type === 'newEvent' ? Tag.newEvent : e.entered === true ? Tag.newSpanEntered : Tag.newSpan;
         if (e.type === 'newSpan') rec.id = e.id;
         rec.callsite = e.metadataId;
         rec.parent = e.parentId;
