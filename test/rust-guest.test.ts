@@ -4,6 +4,12 @@
  * built at test time with Debian's toolchain, offline; without it these tests skip and say why.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { before, describe, test } from 'node:test';
 import { CaptureCollector, type NormalizedSpan } from '../host/collectors/capture-collector.js';
 import type { PersistedExecution } from '../host/sandbox/execution.js';
@@ -172,6 +178,28 @@ describe('Rust guests (sandtrace-guest, tracing)', { skip }, () => {
     assert.deepEqual(tree(collector), { name: 'order-workflow', fields: { order: 'A-1', status: 'paid' }, closed: true, forced: undefined, events: ['reserved stock', 'charged card'], children: [] });
   });
 
+  test('a workflow span opened in one process is resumed and closed in another: the QuickJS workflow of workflow-across-processes, in Rust', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sandtrace-rust-wf-'));
+    const STEP = fileURLToPath(new URL('./fixtures/rust-workflow-step.js', import.meta.url));
+    type Out = { ok: boolean; persisted: number; rejected: number; spans: Array<{ name: string; closed: boolean; start: string; end?: string; values: Record<string, unknown>; events: string[] }> };
+    const step = async (n: number) => JSON.parse((await promisify(execFile)(process.execPath, [STEP, String(n), join(dir, 'state.json')])).stdout) as Out;
+    try {
+      const first = await step(1);
+      assert.deepEqual([first.ok, first.persisted, first.rejected], [true, 1, 0]);
+      assert.deepEqual(first.spans.map((s) => [s.name, s.closed]), [['order-workflow', false]]);
+      const second = await step(2);
+      assert.deepEqual([second.ok, second.persisted, second.rejected, second.spans.length], [true, 0, 0, 1]);
+      const wf = second.spans[0]!;
+      assert.equal(wf.closed, true);
+      assert.equal(wf.start, first.spans[0]!.start, 'start time from the first process');
+      assert.ok(BigInt(wf.end!) > BigInt(wf.start));
+      // As workflow-across-processes.test expects of the QuickJS steps.
+      assert.deepEqual([wf.name, wf.values, wf.events], ['order-workflow', { order: 'A-1', status: 'paid' }, ['reserved stock', 'charged card']]);
+    } finally {
+      await rm(dir, { recursive: true });
+    }
+  });
+
   test('resume by name: a child span inside the carried span; nothing resumed when nothing is carried', async () => {
     const collector = new CaptureCollector();
     const one = await run('step_one', { persist: true, collector });
@@ -191,6 +219,14 @@ describe('Rust guests (sandtrace-guest, tracing)', { skip }, () => {
     assert.equal(carried.r.value, 3);
     assert.equal(carried.r.summary.rejected, 0);
     assert.equal(carried.r.summary.persistedSpans, 1, 'carried on, not closed');
+  });
+
+  test('a Debug impl that logs: the nested event is dropped by tracing\'s reentrancy guard, and nothing the host receives is broken', async () => {
+    const { r, exec } = await run('debug_logs');
+    assert.deepEqual([r.ok, r.summary.rejected], [true, 0]);
+    // tracing registers a callsite first hit inside a dispatch with no subscriber (the guard's
+    // Dispatch::none) and caches Interest::never for it: it stays off, under any subscriber.
+    assert.deepEqual(exec.events.map((e) => [e.level, e.fields]), [['info', { message: 'outer', v: { debug: 'noisy' } }]]);
   });
 
   test('a full buffer is handed over mid-run: many events, none lost', async () => {

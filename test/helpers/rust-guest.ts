@@ -22,6 +22,7 @@ const INSTALL = 'apt-get install -y rustc cargo libstd-rust-dev-wasm32 librust-t
 
 /** What is missing to build Rust guests, or undefined when everything is there. */
 export function rustToolchainMissing(): string | undefined {
+  if (process.env.SANDTRACE_SKIP_RUST === '1') return 'Rust guest tests skipped: SANDTRACE_SKIP_RUST=1';
   const missing: string[] = [];
   if (!existsSync(RUSTC)) missing.push('rustc');
   if (!existsSync(CARGO)) missing.push('cargo');

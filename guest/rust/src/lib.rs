@@ -147,15 +147,18 @@ struct Writer {
     time_at: usize,
     time: f64,
     busy: bool,
-    /// Span callsites by identifier, for `record` (which names fields, not their callsite's metadata).
-    callsites: Option<std::collections::HashMap<tracing_core::callsite::Identifier, &'static Metadata<'static>>>,
 }
+
+struct SpanCallsites(UnsafeCell<Option<std::collections::HashMap<tracing_core::callsite::Identifier, &'static Metadata<'static>>>>);
+unsafe impl Sync for SpanCallsites {}
+/// Span callsites by identifier, for `record` (which names fields, not their callsite's metadata).
+static SPAN_CALLSITES: SpanCallsites = SpanCallsites(UnsafeCell::new(None));
 
 struct Global(UnsafeCell<Writer>);
 // wasm32-unknown-unknown runs one thread; the writer is never shared across threads.
 unsafe impl Sync for Global {}
 
-static WRITER: Global = Global(UnsafeCell::new(Writer { scratch: Vec::new(), time_at: NO_TIME, time: 0.0, busy: false, callsites: None }));
+static WRITER: Global = Global(UnsafeCell::new(Writer { scratch: Vec::new(), time_at: NO_TIME, time: 0.0, busy: false }));
 
 /// Runs `f` with the writer, unless it is in use already (a `Debug` impl that emits an event
 /// while its value is being written): that nested record is dropped and counted.
@@ -167,9 +170,26 @@ fn with_writer<R>(f: impl FnOnce(&mut Writer) -> R) -> Option<R> {
         return None;
     }
     w.busy = true;
+    if unsafe { !(*UNANNOUNCED.0.get()).is_empty() } {
+        announce_pending(w);
+    }
     let r = f(w);
     w.busy = false;
     Some(r)
+}
+
+struct Unannounced(UnsafeCell<Vec<&'static Metadata<'static>>>);
+unsafe impl Sync for Unannounced {}
+/// Callsites registered while a record was being written (a `Debug` impl that uses a callsite for
+/// the first time): announced before the next record.
+static UNANNOUNCED: Unannounced = Unannounced(UnsafeCell::new(Vec::new()));
+
+#[cold]
+fn announce_pending(w: &mut Writer) {
+    let pending = std::mem::take(unsafe { &mut *UNANNOUNCED.0.get() });
+    for meta in pending {
+        w.announce(meta);
+    }
 }
 
 /// The next span id this guest allocates (kept apart from the writer: a span may be made while
@@ -456,7 +476,7 @@ impl<'a> Values<'a> {
         }
         if self.all.is_none() {
             // The span's field set, from its callsite (a record names no metadata of its own).
-            self.all = self.w.callsites.as_ref().and_then(|m| m.get(&field.callsite())).map(|m| m.fields());
+            self.all = unsafe { (*SPAN_CALLSITES.0.get()).as_ref() }.and_then(|m| m.get(&field.callsite())).map(|m| m.fields());
         }
         match self.all.and_then(|fs| fs.iter().position(|f| f == *field)) {
             Some(i) => {
@@ -583,12 +603,14 @@ impl Subscriber for SandtraceSubscriber {
             return Interest::never();
         }
         // Announced once, when tracing registers it: before any record can use it.
-        with_writer(|w| {
-            if meta.is_span() {
-                w.callsites.get_or_insert_with(Default::default).insert(meta.callsite(), meta);
-            }
-            w.announce(meta)
-        });
+        if meta.is_span() {
+            unsafe { (*SPAN_CALLSITES.0.get()).get_or_insert_with(Default::default).insert(meta.callsite(), meta) };
+        }
+        if unsafe { (*WRITER.0.get()).busy } {
+            unsafe { (*UNANNOUNCED.0.get()).push(meta) };
+        } else {
+            with_writer(|w| w.announce(meta));
+        }
         Interest::always()
     }
 

@@ -252,3 +252,23 @@ pub extern "C" fn bench_json(n: u32) {
         unsafe { event_json(s.as_ptr(), s.len() as u32) };
     }
 }
+
+fn noisy_warn() {
+    warn!(inner = 1, "from debug");
+}
+
+struct Noisy;
+impl fmt::Debug for Noisy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        noisy_warn(); // its first use: the callsite registers while the outer event is written
+        f.write_str("noisy")
+    }
+}
+
+/// A Debug impl that logs: the nested event is dropped (counted), its callsite announced later.
+#[no_mangle]
+pub extern "C" fn debug_logs() {
+    sandtrace_guest::install();
+    info!(v = ?Noisy, "outer");
+    noisy_warn();
+}
