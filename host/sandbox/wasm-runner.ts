@@ -1,6 +1,7 @@
 /**
- * Runs one export of a WebAssembly guest (an AssemblyScript module using the sandtrace library)
- * on a worker of a SandboxPool, and wires its frames into a receiver on this thread. The module
+ * Runs one export of a WebAssembly guest that follows sandtrace's WebAssembly ABI
+ * (shared/PROTOCOL.md, 5b: an AssemblyScript module using the sandtrace library, a Rust one using
+ * the sandtrace-guest crate, or any other) on a worker of a SandboxPool, and wires its frames into a receiver on this thread. The module
  * is compiled once per distinct content (see compileWasm) and its memory capped at the limit.
  */
 import { hostNowNs } from '../clock.js';
@@ -16,7 +17,7 @@ import type { WasmJob, WasmMemoryPlan } from './worker-messages.js';
 export interface WasmRunOptions extends RunOptions {
   /** The export to call (default `run`). */
   entry?: string;
-  /** Arguments for the export: numbers, bigints, or strings (passed as AssemblyScript strings). */
+  /** Arguments for the export: numbers, bigints, booleans, or strings (AssemblyScript modules only: passed as AssemblyScript strings). */
   args?: Array<number | bigint | boolean | string>;
   /**
    * More imports for the guest, as functions (`{ env: { log: (a, b) => … } }`), merged with
@@ -29,7 +30,7 @@ export interface WasmRunOptions extends RunOptions {
 const DEFAULTS = { deadlineMs: 5_000, entry: 'run', memoryLimitBytes: 64 << 20 };
 const PAGE = 65536;
 /** Imports sandtrace provides itself; a host function of the same name would never be called. */
-const OWN_IMPORTS = new Set(['env.abort', 'env.seed', 'sandtrace.attach', 'sandtrace.flush', 'sandtrace.now', 'sandtrace.resume']);
+const OWN_IMPORTS = new Set(['env.abort', 'env.seed', 'sandtrace.attach', 'sandtrace.flush', 'sandtrace.now', 'sandtrace.resume', 'sandtrace.resume_utf8', 'sandtrace.panic']);
 
 /**
  * @example
@@ -84,7 +85,7 @@ function planMemory(decl: MemoryDeclaration, limitBytes: number): WasmMemoryPlan
   const limitPages = Math.max(1, Math.floor(limitBytes / PAGE));
   if (decl.kind === 'own') {
     if (decl.maximum === undefined || decl.maximum > limitPages) {
-      throw new MemoryLimitError(`the module defines its own memory with ${decl.maximum === undefined ? 'no maximum' : `a maximum of ${decl.maximum} pages`}; the limit is ${limitPages} pages (compile with --importMemory, or --maximumMemory ${limitPages})`);
+      throw new MemoryLimitError(`the module defines its own memory with ${decl.maximum === undefined ? 'no maximum' : `a maximum of ${decl.maximum} pages`}; the limit is ${limitPages} pages (import it, or declare a maximum: AssemblyScript --importMemory or --maximumMemory ${limitPages}; Rust/C with wasm-ld -C link-arg=--import-memory or -C link-arg=--max-memory=${limitPages * PAGE})`);
     }
     return { kind: 'own', maximum: decl.maximum };
   }

@@ -32,6 +32,8 @@ const STATE_BYTES = 24;
 const STATE_BYTES_WITH_FIRST_SPAN = 28;
 /** Longest name or target `sandtrace.resume` reads, in UTF-16 code units (longer: no match). */
 const MAX_RESUME_NAME_UNITS = 4096;
+/** Longest panic message or file `sandtrace.panic` reads, in bytes (longer: cut there). */
+const MAX_PANIC_BYTES = 16384;
 
 /** Thrown inside an import to unwind the guest: the host stops it (deadline or cancel). */
 class HostStop extends Error {
@@ -122,6 +124,24 @@ export async function runWasmJob(job: WasmJob, link: HostLink): Promise<JobOutco
       if (name === undefined || target === undefined) return 0;
       for (const c of job.carried) if (c.name === name && c.target === target) return c.id;
       return 0;
+    },
+    // As resume, with UTF-8 texts (Rust, C); a target pointer of 0 matches any target.
+    resume_utf8(namePtr: number, nameBytes: number, targetPtr: number, targetBytes: number): number {
+      check(performance.now());
+      const name = readUtf8(memory, namePtr, nameBytes, MAX_RESUME_NAME_UNITS);
+      const anyTarget = targetPtr === 0;
+      const target = anyTarget ? '' : readUtf8(memory, targetPtr, targetBytes, MAX_RESUME_NAME_UNITS);
+      if (name === undefined || target === undefined) return 0;
+      for (const c of job.carried) if (c.name === name && (anyTarget || c.target === target)) return c.id;
+      return 0;
+    },
+    // A guest that is about to trap says why (Rust's panic hook): the cause, with its location.
+    panic(msgPtr: number, msgBytes: number, filePtr: number, fileBytes: number, line: number, column: number): never {
+      const message = readUtf8(memory, msgPtr, msgBytes, MAX_PANIC_BYTES, true) ?? 'panic';
+      const file = readUtf8(memory, filePtr, fileBytes, MAX_PANIC_BYTES, true);
+      abortCause = { kind: 'abort', message: `panicked: ${message}` };
+      if (file !== undefined && file !== '') Object.assign(abortCause, { file, line: line >>> 0, column: column >>> 0 });
+      throw new GuestAbort();
     },
   };
   imports.env = {
@@ -221,6 +241,22 @@ function readUtf16(memory: WebAssembly.Memory | undefined, ptr: number, bytes: n
   let s = '';
   for (let i = 0; i < length; i += 2) s += String.fromCharCode(units[i]! | (units[i + 1]! << 8));
   return s;
+}
+
+/**
+ * Reads `bytes` bytes of UTF-8 at `ptr` (a guest's i32 arguments): undefined when the range is
+ * not inside memory, or longer than `max` bytes (or, with `cut`, only its first `max` bytes).
+ */
+function readUtf8(memory: WebAssembly.Memory | undefined, ptr: number, bytes: number, max: number, cut = false): string | undefined {
+  if (memory === undefined || !Number.isInteger(ptr) || !Number.isInteger(bytes)) return undefined;
+  const start = ptr >>> 0;
+  let length = bytes >>> 0;
+  if (start + length > memory.buffer.byteLength) return undefined;
+  if (length > max) {
+    if (!cut) return undefined;
+    length = max;
+  }
+  return new TextDecoder().decode(new Uint8Array(memory.buffer, start, length));
 }
 
 /** What the worker uses of a guest's exports (AssemblyScript's runtime ones with --exportRuntime). */
