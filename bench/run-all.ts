@@ -2,6 +2,7 @@
 import { printTable, type BenchRow } from './harness.js';
 import { run as guestAs } from './guest-as.js';
 import { run as guestQuickJS } from './guest-quickjs.js';
+import { run as guestRust } from './guest-rust.js';
 import { run as exportBench } from './export.js';
 import { run as batchingFlood } from './batching-flood.js';
 import { run as endToEnd } from './end-to-end.js';
@@ -14,6 +15,7 @@ rows.push(...startup());
 rows.push(...receiver());
 rows.push(...(await guestAs()));
 rows.push(...(await guestQuickJS()));
+rows.push(...(await guestRust()));
 rows.push(...exportBench());
 rows.push(...(await endToEnd()));
 rows.push(...(await batchingFlood()));
