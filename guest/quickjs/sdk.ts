@@ -1524,6 +1524,43 @@ export const tracing = {
   flush: () => flushNow(),
 };
 
+/**
+ * `console` for guests (QuickJS has none): each method writes a log event at its level (`log` and
+ * `info` at info), its arguments joined by spaces, as Node's console does, minus the colours.
+ * Objects are written as JSON; one JSON cannot write (a cycle, a bigint) as its type tag.
+ */
+export const guestConsole = freeze({
+  log: consoleMethod(2, 'info'),
+  info: consoleMethod(2, 'info'),
+  debug: consoleMethod(1, 'debug'),
+  trace: consoleMethod(0, 'trace'),
+  warn: consoleMethod(3, 'warn'),
+  error: consoleMethod(4, 'error'),
+});
+
+function consoleMethod(lv: number, level: Level): (...args: unknown[]) => void {
+  const emit = levelEvent(lv, level);
+  return (...args) => {
+    if (lv < minLevel) return; // before formatting: a disabled level costs one comparison
+    let text = '';
+    for (let i = 0; i < args.length; i++) text += (i > 0 ? ' ' : '') + describeArg(args[i]);
+    emit(text);
+  };
+}
+
+function describeArg(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (isError(v)) return `${(v as Error).name}: ${(v as Error).message}`;
+  if (typeof v !== 'object' || v === null) return toText(v);
+  try {
+    const json = stringify(v);
+    return json === undefined ? objectTag(v) : json;
+  } catch (e) {
+    if (!(e instanceof LevelError)) throw e; // a TypeError (cycle, bigint) falls back; anything else is the guest's own
+    return objectTag(v);
+  }
+}
+
 /** A copy of a guest's field-name list, as strings, read by index (not through its prototype). */
 function names(fields: readonly string[]): string[] {
   const out: string[] = [];
@@ -1694,5 +1731,5 @@ export interface CacheSizes {
  * `Function` can `import()` any module already loaded there, so their namespaces are roots too.
  */
 export function realmRoots(): object[] {
-  return [sdkModule, frameWriterModule, growBufferModule, recordsModule, tracing, Span, SiteSpan, EventSite, SpanCallsite, disabledSpan];
+  return [sdkModule, frameWriterModule, growBufferModule, recordsModule, tracing, guestConsole, Span, SiteSpan, EventSite, SpanCallsite, disabledSpan];
 }

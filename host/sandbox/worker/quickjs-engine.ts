@@ -42,7 +42,7 @@ const BOOT = `
 import * as sdk from 'sandtrace/guest/quickjs/sdk.js';
 import { hardenRealm } from 'sandtrace/guest/quickjs/harden.js';
 const hooks = sdk.takeHostHooks();
-globalThis.__boot = { tracing: sdk.tracing, Span: sdk.Span, configure: hooks.configure, drain: hooks.drain, caches: hooks.caches, harden: () => hardenRealm(sdk.realmRoots()) };`;
+globalThis.__boot = { tracing: sdk.tracing, console: sdk.guestConsole, Span: sdk.Span, configure: hooks.configure, drain: hooks.drain, caches: hooks.caches, harden: () => hardenRealm(sdk.realmRoots()) };`;
 
 export class QuickJSEngine {
   /** Set once the engine must not serve another guest; says why. */
@@ -64,6 +64,7 @@ export class QuickJSEngine {
     readonly runtime: QuickJSRuntime,
     private readonly sdk: QuickJSContext,
     private readonly tracing: QuickJSHandle,
+    private readonly guestConsole: QuickJSHandle,
     private readonly spanClass: QuickJSHandle,
     private readonly configureFn: QuickJSHandle,
     private readonly drainFn: QuickJSHandle,
@@ -98,6 +99,7 @@ export class QuickJSEngine {
     const boot = sdk.getProp(sdk.global, '__boot');
     const take = (key: string) => sdk.getProp(boot, key);
     const tracing = take('tracing');
+    const guestConsole = take('console');
     const span = take('Span');
     const configureFn = take('configure');
     const drainFn = take('drain');
@@ -119,7 +121,7 @@ export class QuickJSEngine {
         bytes.dispose();
       }
     });
-    self = engine = new QuickJSEngine(memoryLimitBytes, memory, runtime, sdk, tracing, span, configureFn, drainFn, cachesFn, flushFn, basePages);
+    self = engine = new QuickJSEngine(memoryLimitBytes, memory, runtime, sdk, tracing, guestConsole, span, configureFn, drainFn, cachesFn, flushFn, basePages);
     engine.watchGrowth();
     return engine;
   }
@@ -204,6 +206,7 @@ export class QuickJSEngine {
   private newContext(): QuickJSContext {
     const vm = this.runtime.newContext();
     vm.setProp(vm.global, 'tracing', this.tracing);
+    vm.setProp(vm.global, 'console', this.guestConsole); // routed to log events at the matching level
     vm.defineProp(vm.global, '__sandtraceSpan', { value: this.spanClass, enumerable: false, configurable: false });
     return vm;
   }
