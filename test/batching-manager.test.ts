@@ -160,7 +160,7 @@ describe('batching manager', () => {
 
   test('end to end: a guest run through the pipeline collector reaches the server', async () => {
     const b = new BatchingManager(exporter(), { flushIntervalMs: 60_000 });
-    const collector = new PipelineCollector({ handlers: b.handlers() });
+    const collector = new PipelineCollector({ eventsAs: 'both', handlers: b.handlers() });
     await runQuickJS(`tracing.inSpan('e2e', {}, () => { tracing.info('inside'); tracing.counter('c', 1); })`, { collector });
     await b.shutdown();
     const paths = server.requests.map((r) => r.path).sort();

@@ -46,14 +46,13 @@ describe('sandtrace run', () => {
     assert.match(r.stdout, /┌ handle request user=alice/);
     assert.match(r.stdout, /✔ completed → 3/);
     assert.match(r.stdout, /3 spans, 5 events, 1 metric points/);
-    assert.match(r.stdout, new RegExp(`export: 3 spans, 5 logs, 1 metric series to ${out}`));
+    assert.match(r.stdout, new RegExp(`export: 3 spans, 0 logs, 1 metric series to ${out}`), 'events inside spans are span events (the conventions), not log records');
     const spans = await storedSpans(out);
     assert.deepEqual(spans.map((s) => s.name).sort(), ['handle request', 'query orders', 'sandtrace.execution']);
     const handle = spans.find((s) => s.name === 'handle request')!;
     assert.match(handle.traceId, /^[0-9a-f]{32}$/);
     assert.ok(handle.attributes.some((a: any) => a.key === 'sandtrace.execution.id' && a.value.stringValue === 'cli-1'));
-    const logs = (await readFile(join(out, 'logs.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
-    assert.ok(logs[0].resourceLogs[0].scopeLogs[0].logRecords.some((l: any) => l.severityNumber === 13));
+    assert.deepEqual(handle.events.map((e: any) => e.name), ['request received', 'large result']);
   });
 
   test('a guest that dies: exit code 1, after its spans were exported with the cause', async () => {
@@ -126,11 +125,11 @@ describe('sandtrace run', () => {
       const out = join(dir, 'store-5');
       const r = await sandtrace(['run', guest('guests/plugin.js'), '--endpoint', url, '--out', out, '--quiet']);
       assert.equal(r.code, 0);
-      assert.deepEqual(server.requests.map((q) => q.path).sort(), ['/v1/logs', '/v1/metrics', '/v1/traces']);
+      assert.deepEqual(server.requests.map((q) => q.path).sort(), ['/v1/metrics', '/v1/traces'], 'the plugin logs only inside spans: span events, no log records');
       await assert.rejects(readFile(join(out, 'traces.jsonl')));
       const viaEnv = await sandtrace(['run', guest('guests/plugin.js'), '--quiet'], { OTEL_EXPORTER_OTLP_ENDPOINT: url });
       assert.equal(viaEnv.code, 0);
-      assert.equal(server.requests.length, 6, 'OTEL_EXPORTER_OTLP_ENDPOINT works as well');
+      assert.equal(server.requests.length, 4, 'OTEL_EXPORTER_OTLP_ENDPOINT works as well');
     } finally {
       await server.close();
     }

@@ -328,7 +328,7 @@ describe('the host thread while guests spin', () => {
     const exporter = new OtlpHttpExporter({ endpoint: otlp.url, serviceName: 'hard-sandbox-test', timeoutMs: 1_000 });
     const batching = new BatchingManager(exporter, { flushIntervalMs: 60_000 });
     try {
-      const collector = new PipelineCollector({ handlers: batching.handlers() });
+      const collector = new PipelineCollector({ eventsAs: 'both', handlers: batching.handlers() });
       await runQuickJS(`tracing.inSpan('to export', {}, () => tracing.info('exported while a guest spins'))`, { pool, collector });
       otlp.script.push({ status: 200, delayMs: 100 }, { status: 200, delayMs: 100 });
       let guestSettledAt = Infinity;

@@ -34,7 +34,7 @@ describe('hostile guest: the sandtrace.* namespace is reserved for the host', ()
     const spans: SpanRecord[] = [];
     const logs: LogRecord[] = [];
     const points: MetricPoint[] = [];
-    const collector = new PipelineCollector({ handlers: { onSpan: (s) => spans.push(s), onLog: (l) => logs.push(l), onMetric: (m) => points.push(m) } });
+    const collector = new PipelineCollector({ eventsAs: 'both', handlers: { onSpan: (s) => spans.push(s), onLog: (l) => logs.push(l), onMetric: (m) => points.push(m) } });
     const result = await runQuickJS(GUEST, { collector, executionId: 'ns-1' });
     assert.equal(result.ok, true);
     assert.equal(result.summary.rejected, 0);

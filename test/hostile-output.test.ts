@@ -112,7 +112,7 @@ describe('guest names that are object keys', () => {
 async function storeOf(name: string, guests: string[]): Promise<string> {
   const folder = join(dir, name);
   const batching = new BatchingManager(new FileExporter(folder));
-  const collector = new PipelineCollector({ handlers: batching.handlers() });
+  const collector = new PipelineCollector({ eventsAs: 'both', handlers: batching.handlers() });
   for (const g of guests) await runQuickJS(await readFile(hostile(g), 'utf8'), { collector, executionId: g });
   await batching.shutdown();
   return folder;

@@ -17,7 +17,7 @@ async function guestTelemetry() {
   const spans: SpanRecord[] = [];
   const logs: LogRecord[] = [];
   const points: MetricPoint[] = [];
-  const collector = new PipelineCollector({ handlers: { onSpan: (s) => spans.push(s), onLog: (l) => logs.push(l), onMetric: (m) => points.push(m) } });
+  const collector = new PipelineCollector({ eventsAs: 'both', handlers: { onSpan: (s) => spans.push(s), onLog: (l) => logs.push(l), onMetric: (m) => points.push(m) } });
   await runQuickJS(
     `tracing.inSpan('handle', { user: 'alice', n: -7, big: 2n ** 63n - 1n, ratio: 0.25, bin: new Uint8Array([1, 2]), long: 'x'.repeat(300) }, (s) => {
        tracing.warn('slow', { ms: 12 });

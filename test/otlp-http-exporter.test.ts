@@ -20,7 +20,7 @@ let points: MetricPoint[] = [];
 
 before(async () => {
   await server.start();
-  const collector = new PipelineCollector({ handlers: { onSpan: (s) => spans.push(s), onLog: (l) => logs.push(l), onMetric: (m) => points.push(m) } });
+  const collector = new PipelineCollector({ eventsAs: 'both', handlers: { onSpan: (s) => spans.push(s), onLog: (l) => logs.push(l), onMetric: (m) => points.push(m) } });
   await runQuickJS(`tracing.inSpan('work', { pad: 'x'.repeat(2000) }, () => { tracing.info('hello'); tracing.counter('c', 1); });`, { collector });
 });
 after(() => server.close());

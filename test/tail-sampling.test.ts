@@ -13,7 +13,7 @@ function sink() {
   const spans: SpanRecord[] = [];
   const logs: LogRecord[] = [];
   const metrics: MetricPoint[] = [];
-  const pipeline = new PipelineCollector({ handlers: { onSpan: (s) => spans.push(s), onLog: (l) => logs.push(l), onMetric: (m) => metrics.push(m) } });
+  const pipeline = new PipelineCollector({ eventsAs: 'both', handlers: { onSpan: (s) => spans.push(s), onLog: (l) => logs.push(l), onMetric: (m) => metrics.push(m) } });
   return { pipeline, spans, logs, metrics };
 }
 

@@ -20,7 +20,7 @@ let viewer: Viewer;
 before(async () => {
   folder = await mkdtemp(join(tmpdir(), 'sandtrace-view-'));
   const batching = new BatchingManager(new FileExporter(folder));
-  const collector = new PipelineCollector({ handlers: batching.handlers() });
+  const collector = new PipelineCollector({ eventsAs: 'both', handlers: batching.handlers() });
   await runQuickJS(`tracing.inSpan('checkout', { cart: 3 }, () => { tracing.info('priced', { total: 42 }); tracing.counter('orders', 1); });`, { collector, executionId: 'view-ok' });
   await runQuickJS(`tracing.inSpan('resize images', { count: 3 }, () => { tracing.info('resizing'); for (;;) {} });`, { collector, executionId: 'view-crash', deadlineMs: 50 });
   await batching.shutdown();

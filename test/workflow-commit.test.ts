@@ -15,7 +15,7 @@ import { runQuickJS } from '../host/sandbox/quickjs-runner.js';
 function pipeline() {
   const spans: SpanRecord[] = [];
   const logs: LogRecord[] = [];
-  const collector = new PipelineCollector({ handlers: { onSpan: (s) => spans.push(s), onLog: (l) => logs.push(l) } });
+  const collector = new PipelineCollector({ eventsAs: 'both', handlers: { onSpan: (s) => spans.push(s), onLog: (l) => logs.push(l) } });
   return { collector, spans, logs };
 }
 

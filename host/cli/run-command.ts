@@ -12,7 +12,8 @@ import type { Exporter } from '../export/exporter.js';
 import { resolveConfig } from '../export/exporter-config.js';
 import { OtlpHttpExporter } from '../export/otlp-http-exporter.js';
 import { FileExporter } from '../export/otlp-json.js';
-import { PipelineCollector } from '../pipeline/pipeline-collector.js';
+import { PipelineCollector, SPAN_STARTED } from '../pipeline/pipeline-collector.js';
+import type { SpanRecord } from '../pipeline/telemetry-records.js';
 import { compileAssemblyScript } from '../sandbox/compile-assemblyscript.js';
 import type { RunOptions, RunResult } from '../sandbox/execution.js';
 import { runQuickJS } from '../sandbox/quickjs-runner.js';
@@ -65,8 +66,10 @@ async function runWith(o: RunCommandOptions, stateFile: StateFile | undefined, p
   const pipeline = new PipelineCollector({
     level: o.level,
     handlers: {
-      onSpan: (s) => (counts.spans++, handlers.onSpan!(s)),
-      onLog: (l) => (counts.events++, handlers.onLog!(l)),
+      // Guest events arrive as span events inside spans and as log records outside them; the
+      // host's own additions (exception events, span started records) are not guest events.
+      onSpan: (s) => (counts.spans++, (counts.events += guestEvents(s)), handlers.onSpan!(s)),
+      onLog: (l) => (l.body !== SPAN_STARTED && counts.events++, handlers.onLog!(l)),
       onMetric: (m) => (counts.metrics++, handlers.onMetric!(m)),
     },
   });
@@ -132,4 +135,11 @@ function describeFailure(f: ExportFailure): string {
 export function parseLevel(text: string): Level {
   if (!(LEVELS as readonly string[]).includes(text)) throw new Error(`unknown level '${text}'; use one of ${LEVELS.join(', ')}`);
   return text as Level;
+}
+
+/** Span events the guest wrote (not the exception event the pipeline adds for a guest error). */
+function guestEvents(s: SpanRecord): number {
+  let n = 0;
+  for (const e of s.events) if (e.name !== 'exception') n++;
+  return n + s.droppedEvents;
 }

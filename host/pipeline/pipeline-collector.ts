@@ -37,8 +37,10 @@ export interface PipelineOptions {
   /** Most verbose level collected (default: trace). */
   level?: Level;
   /**
-   * Where guest events go: `logs` (log records with the span's trace context), `span-events`
-   * (events on their span; events outside spans still become logs), or `both` (default).
+   * Where guest events go: `span-events` (default, as the OpenTelemetry conventions have it:
+   * events inside a span are span events, events outside spans are log records), `logs` (every
+   * event a log record, with its span's trace context), or `both` (inside spans, each event twice:
+   * a span event and a log record, at the cost of twice the requests).
    */
   eventsAs?: 'logs' | 'span-events' | 'both';
   /** Span events kept per span; more are counted as dropped (default 128). */
@@ -89,7 +91,7 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
   constructor(options: PipelineOptions) {
     super(options.level);
     this.handlers = options.handlers;
-    const mode = options.eventsAs ?? 'both';
+    const mode = options.eventsAs ?? 'span-events';
     this.spanEvents = mode !== 'logs';
     this.eventLogs = mode !== 'span-events';
     this.maxEvents = options.maxEventsPerSpan ?? 128;
