@@ -201,8 +201,8 @@ describe('exporter configuration', () => {
   test('an unknown compression or protocol is refused with a ConfigError naming the variable, never guessed', () => {
     assert.throws(() => resolveConfig({}, { OTEL_EXPORTER_OTLP_COMPRESSION: 'zstd' }), (e: unknown) => e instanceof ConfigError && /^OTEL_EXPORTER_OTLP_COMPRESSION='zstd' is not supported: supported: 'gzip', 'none'$/.test(e.message));
     assert.throws(() => resolveConfig({}, { OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'br' }), /OTEL_EXPORTER_OTLP_TRACES_COMPRESSION='br'/);
-    assert.throws(() => resolveConfig({}, { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }), /OTEL_EXPORTER_OTLP_PROTOCOL='grpc' is not supported: sandtrace exports OTLP over 'http\/protobuf' only/);
-    assert.throws(() => resolveConfig({}, { OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: 'http/json' }), /OTEL_EXPORTER_OTLP_LOGS_PROTOCOL='http\/json'/);
+    assert.throws(() => resolveConfig({}, { OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }), /OTEL_EXPORTER_OTLP_PROTOCOL='grpc' is not supported: sandtrace exports OTLP over 'http\/protobuf' or 'http\/json' \(not grpc\)/);
+    assert.deepEqual(resolveConfig({}, { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: 'http/protobuf' }).protocol, { traces: 'http/json', logs: 'http/protobuf', metrics: 'http/json' }, 'the variable of a signal wins');
     assert.equal(resolveConfig({}, { OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', OTEL_EXPORTER_OTLP_COMPRESSION: 'none' }).compression.logs, 'none');
   });
 

@@ -19,6 +19,8 @@ export interface ExporterOptions {
   timeoutMs?: number;
   /** gzip bodies larger than `gzipThresholdBytes` (default: gzip). */
   compression?: 'gzip' | 'none';
+  /** OTLP's encoding over HTTP (default: OTEL_EXPORTER_OTLP_PROTOCOL, else `http/protobuf`). */
+  protocol?: OtlpProtocol;
   gzipThresholdBytes?: number;
   /** Encoded requests larger than this are split (default 64 MiB). */
   maxRequestBytes?: number;
@@ -43,7 +45,11 @@ export interface TlsFiles {
   key?: string | Buffer;
 }
 
+/** The OTLP/HTTP encodings sandtrace sends: protobuf, or the JSON mapping of the same messages. */
+export type OtlpProtocol = 'http/protobuf' | 'http/json';
+
 export interface ResolvedConfig {
+  protocol: Record<Signal, OtlpProtocol>;
   urls: Record<Signal, string>;
   headers: Record<Signal, Record<string, string>>;
   timeoutMs: Record<Signal, number>;
@@ -87,6 +93,7 @@ export function resolveConfig(options: ExporterOptions = {}, env: NodeJS.Process
   const timeoutMs = {} as Record<Signal, number>;
   const compression = {} as Record<Signal, 'gzip' | 'none'>;
   const tls = {} as Record<Signal, TlsFiles>;
+  const protocols = {} as Record<Signal, OtlpProtocol>;
   for (const s of SIGNALS) {
     tls[s] = options.tls ?? tlsFromEnv(env, upper(s));
     urls[s] = options.endpoints?.[s] ?? (options.endpoint === undefined ? env[`OTEL_EXPORTER_OTLP_${upper(s)}_ENDPOINT`] : undefined) ?? `${base}/v1/${s}`;
@@ -97,8 +104,9 @@ export function resolveConfig(options: ExporterOptions = {}, env: NodeJS.Process
     if (c !== 'gzip' && c !== 'none') throw new ConfigError(compressionVar, c, "supported: 'gzip', 'none'");
     compression[s] = c;
     const protocolVar = env[`OTEL_EXPORTER_OTLP_${upper(s)}_PROTOCOL`] !== undefined ? `OTEL_EXPORTER_OTLP_${upper(s)}_PROTOCOL` : 'OTEL_EXPORTER_OTLP_PROTOCOL';
-    const protocol = env[protocolVar];
-    if (protocol !== undefined && protocol !== 'http/protobuf') throw new ConfigError(protocolVar, protocol, "sandtrace exports OTLP over 'http/protobuf' only (not grpc or http/json)");
+    const protocol = options.protocol ?? env[protocolVar] ?? 'http/protobuf';
+    if (protocol !== 'http/protobuf' && protocol !== 'http/json') throw new ConfigError(protocolVar, protocol, "sandtrace exports OTLP over 'http/protobuf' or 'http/json' (not grpc)");
+    protocols[s] = protocol;
   }
   const resourceAttrs: Record<string, string | number | boolean> = { ...parseKeyValues(env.OTEL_RESOURCE_ATTRIBUTES), ...options.resource };
   const serviceName = options.serviceName ?? env.OTEL_SERVICE_NAME ?? (resourceAttrs['service.name'] as string | undefined) ?? defaultServiceName();
@@ -106,6 +114,7 @@ export function resolveConfig(options: ExporterOptions = {}, env: NodeJS.Process
   for (const k of ['telemetry.sdk.name', 'telemetry.sdk.language', 'telemetry.sdk.version']) delete resourceAttrs[k]; // the SDK's own, not overridable
   for (const [k, v] of Object.entries(resourceAttrs)) if (k !== 'service.name') resource.push([k, v]);
   return {
+    protocol: protocols,
     urls,
     headers,
     timeoutMs,

@@ -13,6 +13,11 @@ import type { ExportFailureReason, ExportResult, Exporter } from './exporter.js'
 import type { MetricSeries } from './metric-aggregation.js';
 
 import { encodeLogs, encodeMetrics, encodeTraces } from './otlp-encoder.js';
+import { logsJson, metricsJson, tracesJson } from './otlp-json.js';
+
+const utf8 = new TextEncoder();
+/** An OTLP JSON message as the request body. */
+const jsonBody = (message: unknown): Uint8Array => utf8.encode(JSON.stringify(message));
 
 let userAgent: string | undefined;
 /** `sandtrace-otlp-exporter/<version>`: which exporter, which version, for the collector's logs. */
@@ -72,6 +77,8 @@ export interface ExporterStats {
   rejected: Record<Signal, number>;
   /** Items lost because an export failed (all reasons). */
   failed: Record<Signal, number>;
+  /** 2xx responses whose body was not an OTLP response (the items count as exported: the status said so). */
+  unreadableResponses: number;
   /** The latest failure or rejection: why, the HTTP status, and the collector's message or the connection error. */
   lastFailure?: { at: number; signal: Signal; reason: ExportFailureReason | 'rejected'; status?: number; errorCode?: string; message: string };
 }
@@ -96,6 +103,7 @@ export class OtlpHttpExporter implements Exporter {
   readonly stats: ExporterStats = {
     requests: 0,
     retries: 0,
+    unreadableResponses: 0,
     exported: { traces: 0, logs: 0, metrics: 0 },
     rejected: { traces: 0, logs: 0, metrics: 0 },
     failed: { traces: 0, logs: 0, metrics: 0 },
@@ -120,15 +128,23 @@ export class OtlpHttpExporter implements Exporter {
   }
 
   exportSpans(spans: readonly SpanRecord[]): Promise<ExportResult> {
-    return this.track('traces', spans, (s) => encodeTraces(s, this.config.resource));
+    const res = this.config.resource;
+    return this.track('traces', spans, this.json('traces') ? (s) => jsonBody(tracesJson(s, res)) : (s) => encodeTraces(s, res));
   }
 
   exportLogs(logs: readonly LogRecord[]): Promise<ExportResult> {
-    return this.track('logs', logs, (l) => encodeLogs(l, this.config.resource));
+    const res = this.config.resource;
+    return this.track('logs', logs, this.json('logs') ? (l) => jsonBody(logsJson(l, res)) : (l) => encodeLogs(l, res));
   }
 
   exportMetrics(series: readonly MetricSeries[]): Promise<ExportResult> {
-    return this.track('metrics', series, (m) => encodeMetrics(m, this.config.resource));
+    const res = this.config.resource;
+    return this.track('metrics', series, this.json('metrics') ? (m) => jsonBody(metricsJson(m, res)) : (m) => encodeMetrics(m, res));
+  }
+
+  /** This signal goes as OTLP JSON (`http/json`) rather than protobuf. */
+  private json(signal: Signal): boolean {
+    return this.config.protocol[signal] === 'http/json';
   }
 
   /**
@@ -185,7 +201,7 @@ export class OtlpHttpExporter implements Exporter {
     const deadline = Date.now() + cfg.timeoutMs[signal];
     const net = await loadTransport();
     // A User-Agent naming the exporter, as OpenTelemetry's exporters send (configured headers may replace it).
-    const headers: Record<string, string> = { 'User-Agent': USER_AGENT(), ...cfg.headers[signal], 'Content-Type': 'application/x-protobuf' };
+    const headers: Record<string, string> = { 'User-Agent': USER_AGENT(), ...cfg.headers[signal], 'Content-Type': this.json(signal) ? 'application/json' : 'application/x-protobuf' };
     let payload: Uint8Array = body;
     if (cfg.compression[signal] === 'gzip' && body.length > cfg.gzipThresholdBytes) {
       payload = await net.gzip(body);
@@ -244,14 +260,10 @@ export class OtlpHttpExporter implements Exporter {
     let rejected = 0;
     let message: string | undefined;
     if (body.length > 0) {
-      const { otlpType } = await loadOtlpProto();
-      try {
-        const type = otlpType(RESPONSE_TYPE[signal]);
-        const res = type.toObject(type.decode(body), { longs: Number }) as { partialSuccess?: Record<string, unknown> };
-        rejected = Number(res.partialSuccess?.[REJECTED_FIELD[signal]] ?? 0);
-        message = res.partialSuccess?.errorMessage as string | undefined;
-      } catch {
-        // a body that is not an OTLP response: the status said success
+      const partial = await this.partialSuccess(signal, body);
+      if (partial !== undefined) {
+        rejected = Number(partial[REJECTED_FIELD[signal]] ?? 0);
+        message = typeof partial.errorMessage === 'string' ? partial.errorMessage : undefined;
       }
     }
     // A collector's count is clamped to what this export carried: never negative, never more.
@@ -262,6 +274,37 @@ export class OtlpHttpExporter implements Exporter {
     if (message) result.message = message;
     if (rejected > 0) this.stats.lastFailure = { at: Date.now(), signal, reason: 'rejected', message: message || `${rejected} rejected by the collector` };
     return result;
+  }
+
+  /**
+   * The partial_success of a 2xx response body, in the encoding this signal speaks; undefined when
+   * there is none. A body that is not an OTLP response is counted (`unreadableResponses`): the
+   * status said success, so the items count as exported.
+   */
+  private async partialSuccess(signal: Signal, body: Buffer): Promise<Record<string, unknown> | undefined> {
+    if (this.json(signal)) {
+      let res: unknown;
+      try {
+        res = JSON.parse(body.toString('utf8'));
+      } catch (e) {
+        if (!(e instanceof SyntaxError)) throw e;
+        this.stats.unreadableResponses++;
+        return undefined;
+      }
+      const partial = typeof res === 'object' && res !== null ? (res as { partialSuccess?: unknown }).partialSuccess : undefined;
+      return typeof partial === 'object' && partial !== null ? (partial as Record<string, unknown>) : undefined;
+    }
+    const { otlpType } = await loadOtlpProto();
+    const type = otlpType(RESPONSE_TYPE[signal]);
+    try {
+      const res = type.toObject(type.decode(body), { longs: Number }) as { partialSuccess?: Record<string, unknown> };
+      return res.partialSuccess;
+    } catch (e) {
+      // protobufjs reports a body that is not the message as an Error (index out of range, wire type).
+      if (!(e instanceof Error)) throw e;
+      this.stats.unreadableResponses++;
+      return undefined;
+    }
   }
 
   private fail(signal: Signal, items: number, attempts: number, error: ExportError): ExportResult {

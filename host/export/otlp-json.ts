@@ -64,7 +64,8 @@ export function tracesJson(spans: readonly SpanRecord[], resource: Values): Json
               endTimeUnixNano: s.end.toString(),
               attributes: attributesJson(s.attributes),
               events: s.events.map((e) => ({ timeUnixNano: e.time.toString(), name: e.name, attributes: attributesJson(e.attributes) })),
-              links: s.links.map((l) => ({ traceId: hex(l.traceId), spanId: hex(l.spanId) })),
+              links: s.links.map((l) => ({ traceId: hex(l.traceId), spanId: hex(l.spanId), flags: l.traceFlags | (l.remote === true ? 0x300 : 0x100) })),
+              flags: s.traceFlags | (s.parentRemote === true ? 0x300 : 0x100),
               status: s.status.code === 'unset' ? {} : { code: s.status.code === 'ok' ? 1 : 2, ...(s.status.message !== undefined && { message: s.status.message }) },
             };
             if (s.parentSpanId !== undefined) span.parentSpanId = hex(s.parentSpanId);
