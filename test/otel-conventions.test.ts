@@ -9,6 +9,7 @@ import { describe, test } from 'node:test';
 import { ROOT_CONTEXT, trace, TraceFlags } from '@opentelemetry/api';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { encodeTraces } from '../host/export/otlp-encoder.js';
 import { otlpType } from '../host/export/otlp-proto.js';
 import { OpenTelemetryCollector } from '../host/bridge/opentelemetry-collector.js';
@@ -75,6 +76,26 @@ describe('OpenTelemetry conventions, as OpenTelemetry JS writes them', () => {
     assert.equal(handle.status.code, 2);
     assert.equal(handle.status.message, 'TypeError: bad input: Error: root');
     assert.ok(!handle.attributes.some((a: any) => a.key === 'error'));
+  });
+
+  test('the OpenTelemetry bridge sends guest metrics to the host MeterProvider: counters, histograms, gauges', async () => {
+    const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+    const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 60_000 });
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const collector = new OpenTelemetryCollector({ meter: meterProvider.getMeter('sandtrace') });
+    await runQuickJS(
+      `tracing.counter('requests', 2, { route: '/a' }); tracing.counter('requests', 3, { route: '/a' }); tracing.counter('requests', -1, { route: '/a' });
+       tracing.histogram('latency_ms', 7); tracing.histogram('latency_ms', 60); tracing.gauge('queue', 4);`,
+      { collector },
+    );
+    await reader.forceFlush();
+    const points = new Map(exporter.getMetrics().flatMap((r) => r.scopeMetrics.flatMap((s) => s.metrics)).map((m) => [m.descriptor.name, m.dataPoints[0]!]));
+    assert.equal(points.get('requests')!.value, 5);
+    assert.deepEqual(points.get('requests')!.attributes, { route: '/a' });
+    assert.equal((points.get('latency_ms')!.value as { count: number }).count, 2);
+    assert.equal(points.get('queue')!.value, 4);
+    assert.equal(collector.negativeCounterIncrements, 1, 'an OpenTelemetry Counter only adds: the negative increment is counted, not recorded');
+    await meterProvider.shutdown();
   });
 
   test('the OpenTelemetry bridge records a guest error with recordException', async () => {

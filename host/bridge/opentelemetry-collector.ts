@@ -11,9 +11,9 @@
  * every guest span the id the pipeline collector would (derived from the trace, the execution id
  * and the guest's span id, see span-ids.ts), and a carried span keeps its id across executions.
  */
-import { ROOT_CONTEXT, SpanStatusCode, context, trace, type Attributes, type AttributeValue, type Context, type HrTime, type Link, type Span, type SpanOptions, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanStatusCode, context, metrics, trace, type Attributes, type Counter, type Gauge, type Histogram, type Meter, type AttributeValue, type Context, type HrTime, type Link, type Span, type SpanOptions, type Tracer } from '@opentelemetry/api';
 import type { ErrorValue, Value, Values } from '../../shared/records.js';
-import type { Collector, EventInfo, ForcedClose, NewSpanInfo, RestoreSpanInfo, SpanSnapshot } from '../collectors/collector.js';
+import type { Collector, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, RestoreSpanInfo, SpanSnapshot } from '../collectors/collector.js';
 import { describeException, formatError, formatValue, splitMessage } from '../collectors/format-value.js';
 import { isSnapshotRecord, isUnixNs, linksProblem, spanContextProblem, spanEventsProblem } from '../collectors/snapshot-shape.js';
 import { assignValues, isErrorValue } from '../../shared/values.js';
@@ -34,6 +34,8 @@ export interface OpenTelemetryCollectorOptions {
    * carried over, and counted in `droppedCarriedEvents`.
    */
   maxEventsPerSpan?: number;
+  /** The meter guest metrics are recorded with (default: `metrics.getMeter('sandtrace')` from the global provider). */
+  meter?: Meter;
 }
 
 /** A span link as persisted (plain JSON). */
@@ -156,11 +158,37 @@ export class OpenTelemetryCollector extends LevelFilteredCollector implements Co
   carriedIdsNotHonoured = 0;
   /** Events of carried spans that did not fit `maxEventsPerSpan` in the persisted state. */
   droppedCarriedEvents = 0;
+  /** Negative increments of a guest counter: an OpenTelemetry Counter only adds, so they are not recorded. */
+  negativeCounterIncrements = 0;
+  private readonly meter: Meter;
+  /** Instruments by kind and name, created on a metric's first point. */
+  private readonly instruments = new Map<string, Counter | Histogram | Gauge>();
 
   constructor(options: OpenTelemetryCollectorOptions = {}) {
     super(options.level ?? 'info');
     this.tracer = options.tracer ?? trace.getTracer('sandtrace');
     this.maxEvents = options.maxEventsPerSpan ?? 128;
+    this.meter = options.meter ?? metrics.getMeter('sandtrace');
+  }
+
+  /** Guest metrics go to the host's MeterProvider: counters, histograms and gauges of the same names. */
+  metric(m: MetricInfo): void {
+    const key = `${m.instrument}\0${m.name}`;
+    let instrument = this.instruments.get(key);
+    if (instrument === undefined) {
+      instrument = m.instrument === 'counter' ? this.meter.createCounter(m.name) : m.instrument === 'histogram' ? this.meter.createHistogram(m.name) : this.meter.createGauge(m.name);
+      this.instruments.set(key, instrument);
+    }
+    const value = Number(m.value);
+    const attrs = attributes(m.attributes);
+    if (m.instrument === 'counter') {
+      if (value < 0) {
+        this.negativeCounterIncrements++;
+        return;
+      }
+      (instrument as Counter).add(value, attrs);
+    } else if (m.instrument === 'histogram') (instrument as Histogram).record(value, attrs);
+    else (instrument as Gauge).record(value, attrs);
   }
 
   /**
