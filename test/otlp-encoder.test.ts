@@ -117,6 +117,11 @@ describe('OTLP protobuf encoder', () => {
     assert.equal(one('by.status')[0].sum.dataPoints.length + (one('by.status')[1]?.sum.dataPoints.length ?? 0), 2, 'status 200 and status "200" are two series');
     assert.equal(one('ratio')[0].sum.dataPoints[0].asDouble, 1.5, 'a fraction makes the series a double');
     assert.equal(one('big')[0].gauge.dataPoints[0].asInt, (2n ** 62n).toString());
+    // Past int64 an integer series becomes a double instead of wrapping around (as_int is an int64).
+    const agg2 = new MetricAggregator();
+    for (const v of [2n ** 63n - 1n, 2n ** 63n - 1n]) agg2.add({ name: 'huge', instrument: 'counter', value: v, attributes: [], time: 1n, executionId: undefined });
+    const huge = decode('ExportMetricsServiceRequest', encodeMetrics(agg2.collect(), RESOURCE)).resourceMetrics[0].scopeMetrics[0].metrics[0];
+    assert.equal(huge.sum.dataPoints[0].asDouble, 2 ** 64);
   });
 
   test('the series cap drops and counts points of new series', () => {

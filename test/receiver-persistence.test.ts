@@ -172,6 +172,42 @@ describe('receiver: persist and restore', () => {
     assert.equal(second.persist().nextSpanId, 5);
   });
 
+  test('span ids above 2^32 are refused (persisted state holds none), and the largest id still persists loadably', () => {
+    const r = receiver(new CaptureCollector());
+    applyAll(r, SITES);
+    assert.equal(r.receive(newSpan(2 ** 40, 1, [['id', 'x']]))?.code, 'LIMIT_EXCEEDED');
+    applyAll(r, [newSpan(0xffff_ffff, 1, [['id', 'top']])]);
+    const spans = roundTrip(r.persist());
+    assert.equal(spans.nextSpanId, 2 ** 32);
+    assert.doesNotThrow(() => receiver(new CaptureCollector(), undefined, spans), 'the next step loads it');
+  });
+
+  test('without a span id floor (a guest never told its first id) only ids of open spans are refused', () => {
+    const first = receiver(new CaptureCollector());
+    applyAll(first, [...SITES, newSpan(1, 1, [['id', 'wf']]), newSpan(2, 2, [['n', 1]], 1), drop(2)]);
+    const spans = roundTrip(first.persist());
+    const old = new TracingEventReceiver({ collector: new CaptureCollector(), registry, metadata: first.persistMetadata(), spans, spanIdFloor: false, clockOrigin: 0n });
+    assert.equal(old.receive(newSpan(2, 2, [['n', 2]], 1)), undefined, 'an older guest numbering from 1 again keeps its spans');
+    assert.equal(old.receive(newSpan(1, 1, [['id', 'again']]))?.code, 'DUPLICATE_SPAN_ID', 'but never takes an open carried span');
+  });
+
+  test('end() restores carried spans parents first: a collector without snapshots still gets the parentage', () => {
+    const first = receiver(new CaptureCollector());
+    applyAll(first, [...SITES, newSpan(1, 1, [['id', 'wf']]), newSpan(2, 2, [['n', 1]], 1)]);
+    const state = { metadata: first.persistMetadata(), spans: roundTrip(first.persist()) };
+    const parents: Array<[string, number | null | undefined]> = [];
+    const ids = new Map<string, number>();
+    let next = 1;
+    const plain: Collector = {
+      registerCallsite: () => 'always', enabled: () => true,
+      newSpan: (info) => { const id = next++; ids.set(info.meta.name, id); parents.push([info.meta.name, info.parent]); return id; },
+      record() {}, recordFollowsFrom() {}, event() {}, enter() {}, exit() {}, cloneSpan: (id) => id, tryClose: () => true, currentSpan: () => undefined,
+    };
+    const r = receiver(plain, state.metadata, state.spans, 'exec-2');
+    assert.equal(r.end(), 2);
+    assert.deepEqual(parents, [['workflow', undefined], ['step', ids.get('workflow')]]);
+  });
+
   test('disposal without persist() rolls back; after persist() it does nothing', () => {
     const collector = new CaptureCollector();
     {

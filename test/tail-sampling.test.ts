@@ -58,6 +58,20 @@ describe('tail sampling: keep what failed, a ratio of the rest', () => {
     assert.equal(s.spans.filter((x) => x.name === 'w').length, 100, 'kept whole: nothing held was lost');
   });
 
+  test('a resumed step is kept as the running execution: its events land on the carried span, it stays in the workflow trace, nothing is left held', async () => {
+    for (const ratio of [0, 1]) {
+      const s = sink();
+      const collector = new TailSamplingCollector(s.pipeline, { ratio });
+      const first = await runQuickJS(`tracing.span('wf', {}).inSpan(() => tracing.info('received')); 1`, { collector, executionId: `r${ratio}/1`, persist: true });
+      await runQuickJS(`const wf = tracing.resume('wf'); wf.inSpan(() => tracing.info('charged')); wf.close(); 2`, { collector, executionId: `r${ratio}/2`, persist: true, state: JSON.parse(JSON.stringify(first.state)) });
+      const wf = s.spans.find((x) => x.name === 'wf')!;
+      assert.deepEqual(wf.events.map((e) => e.name), ['received', 'charged'], `ratio ${ratio}`);
+      const step2 = s.spans.find((x) => x.name === 'sandtrace.execution' && x.executionId === `r${ratio}/2`)!;
+      assert.deepEqual(step2.parentSpanId, wf.spanId, 'step 2 hangs under the workflow span');
+      assert.equal(collector.heldExecutions, 0, 'nothing left held');
+    }
+  });
+
   test('a workflow step that commits open spans is kept, and its state resumes', async () => {
     const s = sink();
     const collector = new TailSamplingCollector(s.pipeline, { ratio: 0 });

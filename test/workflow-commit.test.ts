@@ -65,6 +65,18 @@ describe('durable workflows: effects on carried spans commit with the step', () 
     assert.equal(p.logs.filter((l) => l.body === 'tick').length, 100, 'the first 100 were committed');
   });
 
+  test('events held for the commit are bounded in bytes too (maxPendingBytes)', async () => {
+    const p = pipeline();
+    const state = stored(await step(OPEN, { collector: p.collector, executionId: 'bytes/1' }));
+    const r = await step(`const wf = tracing.resume('wf'); const big = 'x'.repeat(10000); wf.enter(); for (let i = 0; i < 10; i++) tracing.info(big); wf.exit(); 1`, {
+      collector: p.collector,
+      executionId: 'bytes/2',
+      state,
+      limits: { maxPendingBytes: 50_000 },
+    });
+    assert.equal(r.summary.rejectedByCode.LIMIT_EXCEEDED, 8, 'two events of 20 KB fit in 50 KB, the rest are refused');
+  });
+
   test('the collector lets go of committed spans: 50 steps leave nothing open in it', async () => {
     const p = pipeline();
     let state = stored(await step(OPEN, { collector: p.collector, executionId: 's0' }));

@@ -73,6 +73,11 @@ export type SpanSnapshot = Record<string, unknown>;
 export interface RestoreSpanInfo extends NewSpanInfo {
   /** Every collector's entry for this span (the collector reads its own key), or undefined. */
   snapshot: SpanSnapshot | undefined;
+  /**
+   * The execution restoring the span, which is running now (`executionId` is the one that created
+   * it, which the span keeps: its ids derive from it).
+   */
+  resumedBy: string | undefined;
 }
 
 /**

@@ -37,6 +37,8 @@ interface Held {
   ops: Op[];
   /** Decided to keep: calls go straight to the inner collector. */
   passing: boolean;
+  /** This collector's ids of the execution's spans not closed yet (forgotten when it finishes). */
+  spans: Set<number>;
 }
 
 /**
@@ -86,8 +88,10 @@ export class TailSamplingCollector implements Collector {
     const exec = info.executionId ?? '';
     const id = this.nextId++;
     const h = this.execution(exec);
-    this.spans.set(id, { exec, inner: undefined });
-    if (h.passing) this.spans.get(id)!.inner = this.inner.newSpan(this.mapped(info));
+    const entry: { exec: string; inner: number | undefined } = { exec, inner: undefined };
+    this.spans.set(id, entry);
+    h.spans.add(id);
+    if (h.passing) entry.inner = this.inner.newSpan(this.mapped(info));
     else this.hold(exec, h, { op: 'newSpan', id, info });
     return id;
   }
@@ -134,24 +138,28 @@ export class TailSamplingCollector implements Collector {
     const s = this.spans.get(id);
     if (s === undefined) return undefined;
     this.keep(s.exec);
-    this.spans.delete(id);
+    this.forget(id);
     return s.inner === undefined ? undefined : this.inner.persistSpan?.(s.inner);
   }
 
-  /** A step that resumes carried spans is kept (the carried span's story continues in it). */
+  /**
+   * A step that resumes carried spans is kept (the carried span's story continues in it). The
+   * span belongs to the running execution (`resumedBy`), not to the one that created it.
+   */
   restoreSpan(info: RestoreSpanInfo): number {
-    const exec = info.executionId ?? '';
+    const exec = info.resumedBy ?? info.executionId ?? '';
     const id = this.nextId++;
     this.keep(exec);
     const mapped = { ...info, parent: this.innerParent(info.parent) };
     this.spans.set(id, { exec, inner: this.inner.restoreSpan !== undefined ? this.inner.restoreSpan(mapped) : this.inner.newSpan(mapped) });
+    this.execution(exec).spans.add(id);
     return id;
   }
 
   discardSpan(id: number): void {
     const s = this.spans.get(id);
     if (s?.inner !== undefined) this.inner.discardSpan?.(s.inner);
-    this.spans.delete(id);
+    this.forget(id);
   }
 
   validateSnapshot(snapshot: SpanSnapshot): string | undefined {
@@ -167,15 +175,23 @@ export class TailSamplingCollector implements Collector {
       if (keep) this.keep(exec);
       else this.stats.dropped++;
     }
+    if (h !== undefined) for (const id of h.spans) this.spans.delete(id);
     this.held.delete(exec);
-    for (const [id, s] of this.spans) if (s.exec === exec) this.spans.delete(id);
     this.inner.executionFinished?.(summary);
   }
 
   private execution(exec: string): Held {
     let h = this.held.get(exec);
-    if (h === undefined) this.held.set(exec, (h = { ops: [], passing: false }));
+    if (h === undefined) this.held.set(exec, (h = { ops: [], passing: false, spans: new Set() }));
     return h;
+  }
+
+  /** A span this collector holds nothing more for (closed on the inner collector, persisted, discarded). */
+  private forget(id: number): void {
+    const s = this.spans.get(id);
+    if (s === undefined) return;
+    this.spans.delete(id);
+    this.held.get(s.exec)?.spans.delete(id);
   }
 
   private hold(exec: string, h: Held, op: Op): void {
@@ -235,6 +251,7 @@ export class TailSamplingCollector implements Collector {
         return;
       case 'close':
         this.inner.tryClose(inner, op.time, op.forced);
+        this.forget(op.id);
     }
   }
 

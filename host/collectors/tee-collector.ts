@@ -58,7 +58,7 @@ export class TeeCollector implements Collector {
   }
 
   restoreSpan(info: RestoreSpanInfo): number {
-    return this.open(info, (c, childInfo) => (c.restoreSpan !== undefined ? c.restoreSpan({ ...childInfo, snapshot: info.snapshot }) : c.newSpan(childInfo)));
+    return this.open(info, (c, childInfo) => (c.restoreSpan !== undefined ? c.restoreSpan({ ...childInfo, snapshot: info.snapshot, resumedBy: info.resumedBy }) : c.newSpan(childInfo)));
   }
 
   /** The children's entries merged into one keyed snapshot; every child lets go of the span. */

@@ -97,7 +97,7 @@ export class MetricAggregator {
     if (s.kind === 'sum') {
       s.sum = addValues(s.sum, p.value);
       if (p.value < 0) s.monotonic = false;
-    } else if (s.kind === 'gauge') s.last = integral(p.value) ?? Number(p.value);
+    } else if (s.kind === 'gauge') s.last = inInt64(integral(p.value) ?? Number(p.value));
     else {
       const v = Number(p.value);
       s.count++;
@@ -141,14 +141,22 @@ function integral(v: number | bigint): bigint | undefined {
   return Number.isSafeInteger(v) ? BigInt(v) : undefined;
 }
 
-/** A sum plus a point: exact while both are integral, a double from the first fraction on. */
+/** A sum plus a point: exact while both are integral and within int64, a double from then on. */
 function addValues(sum: number | bigint, v: number | bigint): number | bigint {
   if (typeof sum === 'bigint') {
     const i = integral(v);
-    if (i !== undefined) return sum + i;
+    if (i !== undefined) return inInt64(sum + i);
     return Number(sum) + Number(v);
   }
   return sum + Number(v);
+}
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/** OTLP's `as_int` is an int64: a value beyond it becomes a double rather than wrapping around. */
+function inInt64(v: number | bigint): number | bigint {
+  return typeof v === 'bigint' && (v < INT64_MIN || v > INT64_MAX) ? Number(v) : v;
 }
 
 function reset(s: MetricSeries): void {

@@ -103,6 +103,11 @@ export function logsJson(logs: readonly LogRecord[], resource: Values): Json {
   };
 }
 
+/** A double in the OTLP JSON mapping: NaN and the infinities as strings (JSON.stringify would write null). */
+function doubleJson(v: number): number | string {
+  return Number.isFinite(v) ? v : String(v);
+}
+
 export function metricsJson(series: readonly MetricSeries[], resource: Values): Json {
   return {
     resourceMetrics: [
@@ -114,13 +119,13 @@ export function metricsJson(series: readonly MetricSeries[], resource: Values): 
             metrics: series.map((s) => {
               const point = { attributes: attributesJson(s.attributes), startTimeUnixNano: s.start.toString(), timeUnixNano: s.time.toString() };
               // OTLP JSON writes 64-bit integers as decimal strings.
-              const number = (v: number | bigint) => (typeof v === 'bigint' ? { asInt: v.toString() } : { asDouble: v });
+              const number = (v: number | bigint) => (typeof v === 'bigint' ? { asInt: v.toString() } : { asDouble: doubleJson(v) });
               if (s.kind === 'sum') return { name: s.name, sum: { dataPoints: [{ ...point, ...number(s.sum) }], aggregationTemporality: 1, isMonotonic: s.monotonic } };
               if (s.kind === 'gauge') return { name: s.name, gauge: { dataPoints: [{ ...point, ...number(s.last) }] } };
               return {
                 name: s.name,
                 histogram: {
-                  dataPoints: [{ ...point, count: String(s.count), sum: s.sum, min: s.min, max: s.max, bucketCounts: s.buckets.map(String), explicitBounds: s.bounds }],
+                  dataPoints: [{ ...point, count: String(s.count), sum: doubleJson(s.sum), min: doubleJson(s.min), max: doubleJson(s.max), bucketCounts: s.buckets.map(String), explicitBounds: s.bounds }],
                   aggregationTemporality: 1,
                 },
               };

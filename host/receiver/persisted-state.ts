@@ -164,8 +164,8 @@ function checkSpans(state: PersistedSpans, bounds: PersistedBounds, problems: st
     problems.push(`spans.version: format ${String(state.version)} is not one this sandtrace reads (1 and 2)`);
     return;
   }
-  if (state.nextSpanId !== undefined && (!isId(state.nextSpanId) || state.nextSpanId < 1 || state.nextSpanId > MAX_SPAN_ID)) {
-    problems.push(`spans.nextSpanId: must be an integer from 1 to ${MAX_SPAN_ID}`);
+  if (state.nextSpanId !== undefined && (!isId(state.nextSpanId) || state.nextSpanId < 1 || state.nextSpanId > MAX_SPAN_ID + 1)) {
+    problems.push(`spans.nextSpanId: must be an integer from 1 to ${MAX_SPAN_ID + 1}`);
   }
   const list: unknown[] = state.spans;
   if (list.length > bounds.maxOpenSpans) {

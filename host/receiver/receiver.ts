@@ -9,12 +9,12 @@
  */
 import { EMPTY, FrameError, FrameReader, RawRecord } from '../../shared/frame-reader.js';
 import { fromPlainValues, toPlainValues } from './plain-value.js';
-import { LINK_FIELD, PROTOCOL_VERSION, Tag, type CallsiteData, type TracingEvent, type Values } from '../../shared/records.js';
+import { LINK_FIELD, PROTOCOL_VERSION, Tag, type CallsiteData, type ErrorValue, type TracingEvent, type Values } from '../../shared/records.js';
 import { hostNowNs } from '../clock.js';
 import { assignValues } from '../../shared/values.js';
 import type { Collector, EventInfo, ForcedClose } from '../collectors/collector.js';
 import { defaultCallsiteRegistry, type CallsiteMeta, type CallsiteRegistry, type Interest } from './callsite-registry.js';
-import { describeRefusal, firstSpanId, PERSISTED_SPANS_VERSION, upgradePersistedSpans, validatePersisted, type PersistedMetadata, type PersistedSpan, type PersistedSpans } from './persisted-state.js';
+import { describeRefusal, firstSpanId, MAX_SPAN_ID, PERSISTED_SPANS_VERSION, upgradePersistedSpans, validatePersisted, type PersistedMetadata, type PersistedSpan, type PersistedSpans } from './persisted-state.js';
 import { ReceiveError, type ReceiveErrorCode } from './receive-error.js';
 import { describeCause, type TerminationCause } from './termination.js';
 import { parseTraceParent, type TraceParent } from '../traceparent.js';
@@ -43,6 +43,13 @@ export interface ReceiverOptions {
    * (default false: random ids). Only for execution ids that name one execution, or its re-runs.
    */
   stableIds?: boolean;
+  /**
+   * Refuse a new span whose id is below the first id this execution may allocate (default true).
+   * Only for guests told that id (the QuickJS SDK, WebAssembly libraries with a 32-byte state
+   * block): an older guest that numbers from 1 again would otherwise lose every span of a resumed
+   * step; for it only ids of spans still open are refused, as before.
+   */
+  spanIdFloor?: boolean;
   /** Interning registry (default: the process-wide one). */
   registry?: CallsiteRegistry;
   /** Unix ns at which guest time 0 lies, until a hello record says otherwise (default: now). */
@@ -77,6 +84,8 @@ export interface ReceiverLimits {
    * memory until then, so past this bound an event under a carried span is rejected.
    */
   maxPendingEvents: number;
+  /** Bytes of values those held events may carry in all (default 16 MiB; past it an event is rejected). */
+  maxPendingBytes: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<ReceiverLimits> = Object.freeze({
@@ -88,6 +97,7 @@ export const DEFAULT_LIMITS: Readonly<ReceiverLimits> = Object.freeze({
   maxCallsites: 1_000,
   maxEntered: 10_000,
   maxPendingEvents: 10_000,
+  maxPendingBytes: 16 << 20,
 });
 
 /** Outcome of {@link TracingEventReceiver.receiveBatch}. */
@@ -180,6 +190,7 @@ export class TracingEventReceiver {
   readonly executionId: string | undefined;
   readonly maxValues: number;
   private readonly stableIds: boolean;
+  private readonly spanIdFloor: boolean;
   readonly limits: Readonly<ReceiverLimits>;
   private rootParent: number | undefined;
   private readonly registry: CallsiteRegistry;
@@ -212,8 +223,9 @@ export class TracingEventReceiver {
   private nextSpanId: number;
   /** Host ids of the carried spans this execution restored (their effects wait for a commit). */
   private readonly carriedHosts = new Set<number>();
-  /** Events under carried spans, applied at the commit (see persist()). */
+  /** Events under carried spans, applied at the commit (see persist()), and the bytes their values hold. */
   private pendingEvents: EventInfo[] = [];
+  private pendingBytes = 0;
   /** Carried spans the guest closed: closed on the collector at the commit. */
   private pendingCloses: Array<{ entry: SpanEntry; time: bigint }> = [];
   /** The field names the guest declared, per callsite whose fields were renamed (names in the object API). */
@@ -225,6 +237,7 @@ export class TracingEventReceiver {
     this.collector = options.collector;
     this.executionId = options.executionId;
     this.stableIds = options.stableIds === true;
+    this.spanIdFloor = options.spanIdFloor !== false;
     this.maxValues = options.maxValues ?? 32;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.maxRecords = this.limits.maxRecords;
@@ -381,11 +394,12 @@ export class TracingEventReceiver {
       stack.push(e.id);
       entered.set(e, e.entered);
     }
+    // Committed from here on, whatever a collector throws below: a rollback must not take back what was handed on.
+    this._state = 'persisted';
     this.exitAll(time);
     this.commitCarried();
     const spans: PersistedSpan[] = [];
     for (const entry of this.spans.values()) spans.push(this.persistEntry(entry, entered.get(entry) ?? 0));
-    this._state = 'persisted';
     const state: PersistedSpans = { version: PERSISTED_SPANS_VERSION, spans, nextSpanId: this.nextSpanId };
     if (stack.length > 0) state.stack = stack;
     return state;
@@ -404,15 +418,16 @@ export class TracingEventReceiver {
     this.commitCarried();
     const forced: ForcedClose = { cause: 'rollback', message: 'execution ended without persist()' };
     const open = [...this.spans.values()];
-    this.spans.clear();
+    // Carried spans never touched are restored first, parents before children (their parents are looked up among the open spans).
+    for (const entry of open) this.hostOf(entry);
     let closed = 0;
     for (let i = open.length - 1; i >= 0; i--) {
       const entry = open[i]!;
-      const host = this.hostOf(entry);
-      if (host <= 0) continue;
-      this.collector.tryClose(host, time < entry.start ? entry.start : time, forced);
+      if (entry.host <= 0) continue;
+      this.collector.tryClose(entry.host, time < entry.start ? entry.start : time, forced);
       closed++;
     }
+    this.spans.clear();
     this.carriedHosts.clear();
     this._state = 'ended';
     return closed;
@@ -423,6 +438,7 @@ export class TracingEventReceiver {
     for (const event of this.pendingEvents) this.collector.event(event);
     for (const { entry, time } of this.pendingCloses) this.collector.tryClose(entry.host, time < entry.start ? entry.start : time);
     this.pendingEvents = [];
+    this.pendingBytes = 0;
     this.pendingCloses = [];
   }
 
@@ -574,7 +590,8 @@ export class TracingEventReceiver {
     if (meta.kind !== 'span') throw new ReceiveError('KIND_MISMATCH', `callsite ${rec.callsite} '${meta.name}' is an event callsite, used for span ${rec.id}`);
     this.checkValueCount(rec.pending + rec.count, meta);
     if (this.spans.has(rec.id)) throw new ReceiveError('DUPLICATE_SPAN_ID', `span ${rec.id} already exists`);
-    if (rec.id < this.firstSpanId) throw new ReceiveError('DUPLICATE_SPAN_ID', `span id ${rec.id} was allocated by an earlier execution of this workflow; this execution's ids start at ${this.firstSpanId}`);
+    if (rec.id > MAX_SPAN_ID) throw new ReceiveError('LIMIT_EXCEEDED', `span id ${rec.id} is above ${MAX_SPAN_ID} (guest span ids are u32, and persisted state holds no larger one)`);
+    if (rec.id < this.firstSpanId && this.spanIdFloor) throw new ReceiveError('DUPLICATE_SPAN_ID', `span id ${rec.id} was allocated by an earlier execution of this workflow; this execution's ids start at ${this.firstSpanId}`);
     const parentEntry = typeof rec.parent === 'number' ? this.span(rec.parent) : undefined;
     if (this.spans.size >= this.maxOpenSpans) throw new ReceiveError('LIMIT_EXCEEDED', `span ${rec.id} exceeds maxOpenSpans (${this.maxOpenSpans})`);
     const depth = rec.parent === null ? 0 : (parentEntry ?? this.stack[this.stack.length - 1])?.depth ?? 0; // the top is never a hole
@@ -640,6 +657,11 @@ export class TracingEventReceiver {
       if (this.pendingEvents.length >= this.limits.maxPendingEvents) {
         throw new ReceiveError('LIMIT_EXCEEDED', `event '${meta.name}' under a carried span exceeds maxPendingEvents (${this.limits.maxPendingEvents} held until the commit)`);
       }
+      const bytes = valuesBytes(event.values);
+      if (this.pendingBytes + bytes > this.limits.maxPendingBytes) {
+        throw new ReceiveError('LIMIT_EXCEEDED', `event '${meta.name}' under a carried span exceeds maxPendingBytes (${this.limits.maxPendingBytes} bytes of values held until the commit)`);
+      }
+      this.pendingBytes += bytes;
       this.pendingEvents.push(event);
     } else this.collector.event(event);
   }
@@ -824,7 +846,7 @@ export class TracingEventReceiver {
       entry.hostParent = parent;
       return;
     }
-    const info = { meta: entry.meta, parent, values, time, executionId: p.executionId, guestSpanId: this.stableIds ? p.id : undefined, snapshot: p.collector };
+    const info = { meta: entry.meta, parent, values, time, executionId: p.executionId, guestSpanId: this.stableIds ? p.id : undefined, snapshot: p.collector, resumedBy: this.executionId };
     entry.host = this.collector.restoreSpan !== undefined ? this.collector.restoreSpan(info) : this.collector.newSpan(info);
     if (entry.host > 0) this.carriedHosts.add(entry.host);
   }
@@ -900,6 +922,7 @@ export class TracingEventReceiver {
   private discardCarried(): void {
     this.stats.uncommitted += this.pendingEvents.length + this.pendingCloses.length;
     this.pendingEvents = [];
+    this.pendingBytes = 0;
     this.pendingCloses = [];
     if (this.carriedHosts.size === 0) return;
     for (const host of this.carriedHosts) this.collector.discardSpan?.(host);
@@ -1060,6 +1083,20 @@ function pairs(meta: CallsiteMeta, rec: RawRecord): Values {
   const out: Values = new Array(n);
   for (let i = 0; i < n; i++) out[i] = [fields[i]!, values[i]!];
   return out;
+}
+
+/** About what a record's values hold in memory: strings at two bytes a character, bytes as they are. */
+function valuesBytes(values: Values): number {
+  let n = 64;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]![1];
+    if (typeof v === 'string') n += 32 + v.length * 2;
+    else if (v instanceof Uint8Array) n += 32 + v.byteLength;
+    else if (typeof v === 'object' && v !== null && 'debug' in v) n += 32 + v.debug.length * 2;
+    else if (typeof v === 'object' && v !== null && 'error' in v) for (let e: ErrorValue | undefined = v.error; e !== undefined; e = e.source) n += 32 + e.message.length * 2;
+    else n += 32;
+  }
+  return n;
 }
 
 /** The span's values after a record (a copy: the collector may hold the earlier array). */

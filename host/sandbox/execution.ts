@@ -187,6 +187,9 @@ export class Execution {
       registry,
       executionId: this.executionId,
       stableIds: this.stableIds,
+      // The QuickJS SDK is always told its first span id; a WebAssembly module built with an older
+      // library (a 24-byte state block) is not, and numbers from 1 again: no floor for those.
+      spanIdFloor: guestKind === 'quickjs',
       ...(options.state && { metadata: options.state.metadata, spans: options.state.spans }),
       ...(options.limits && { limits: options.limits }),
       ...(clockOrigin !== undefined && { clockOrigin }),

@@ -13,9 +13,9 @@ export async function runInPool(exec: Execution, job: Job, options: RunOptions, 
   const progress = options.onProgress === undefined ? undefined : setInterval(() => exec.tick(), 200);
   const backpressure = options.backpressure;
   if (backpressure !== undefined) {
-    const started = performance.now();
-    // The guest waits in this call; it never waits past its own deadline (the worker bounds the call too).
-    const room: HostFunction = (bytes) => backpressure.whenRoom(Number(bytes) * FRAME_EXPANSION, Math.max(0, job.deadlineMs - (performance.now() - started)));
+    // The guest waits in this call, at most the time its deadline leaves it (the worker counts it
+    // from when the guest started, not from when the run was queued, and bounds the call too).
+    const room: HostFunction = (bytes, remainingMs) => backpressure.whenRoom(Number(bytes) * FRAME_EXPANSION, Math.max(0, Math.min(Number(remainingMs), job.deadlineMs)));
     hostFunctions = { ...hostFunctions, [ROOM_CALL]: room };
   }
   let outcome: JobOutcome;

@@ -61,7 +61,7 @@ export async function runQuickJSJob(job: QuickJSJob, link: HostLink): Promise<Jo
   // With backpressure the guest waits for room on the host before each frame; a stop ends the wait.
   const flush = job.waitForRoom
     ? (frame: Uint8Array) => {
-        link.call(ROOM_CALL, [frame.byteLength], deadlineAt);
+        link.call(ROOM_CALL, [frame.byteLength, deadlineAt - performance.now()], deadlineAt);
         link.postFrame(frame);
       }
     : (frame: Uint8Array) => link.postFrame(frame);
@@ -92,7 +92,7 @@ export async function runQuickJSJob(job: QuickJSJob, link: HostLink): Promise<Jo
     try {
       if (drained.frame !== undefined) {
         // The last frame waits for room too (a guest that was stopped does not wait: the call returns at once).
-        if (job.waitForRoom && stop === undefined) link.call(ROOM_CALL, [drained.frame.byteLength], deadlineAt);
+        if (job.waitForRoom && stop === undefined) link.call(ROOM_CALL, [drained.frame.byteLength, deadlineAt - performance.now()], deadlineAt);
         link.finalFrame(drained.frame);
       }
     } finally {

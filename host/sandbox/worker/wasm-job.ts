@@ -80,7 +80,7 @@ export async function runWasmJob(job: WasmJob, link: HostLink): Promise<JobOutco
     const committed = v.getUint32(state, true);
     const dropped = v.getUint32(state + 16, true);
     const bytes = committed > 0 && inBounds(memory, buffer, committed) ? new Uint8Array(memory.buffer, buffer, committed) : new Uint8Array(0);
-    if (job.waitForRoom && bytes.length > 0 && stop === undefined) link.call(ROOM_CALL, [bytes.length], deadlineAt); // the last frame waits for room too
+    if (job.waitForRoom && bytes.length > 0 && stop === undefined) link.call(ROOM_CALL, [bytes.length, deadlineAt - performance.now()], deadlineAt); // the last frame waits for room too
     link.finalFrame(bytes, dropped);
     v.setUint32(state, 0, true);
     v.setFloat64(state + 8, 0, true);
@@ -104,7 +104,7 @@ export async function runWasmJob(job: WasmJob, link: HostLink): Promise<JobOutco
       check(performance.now());
       if (memory !== undefined && ptr === buffer && inBounds(memory, ptr, length)) {
         if (job.waitForRoom) {
-          link.call(ROOM_CALL, [length], deadlineAt); // backpressure: wait for room on the host first
+          link.call(ROOM_CALL, [length, deadlineAt - performance.now()], deadlineAt); // backpressure: wait for room on the host first
           check(performance.now()); // a stop during the wait unwinds the guest
         }
         link.postFrame(new Uint8Array(memory.buffer, ptr, length));
