@@ -12,7 +12,7 @@ function execSpanValues(c: CaptureCollector): Record<string, unknown> {
 
 describe('hostile guests: per-execution limits', () => {
   test('every limit has a sensible default', () => {
-    assert.deepEqual(DEFAULT_LIMITS, { maxRecords: 1_000_000, maxFrameBytes: 8 << 20, maxStringBytes: 64 << 10, maxOpenSpans: 10_000, maxDepth: 128, maxCallsites: 1_000, maxEntered: 10_000, maxPendingEvents: 10_000 });
+    assert.deepEqual(DEFAULT_LIMITS, { maxRecords: 1_000_000, maxFrameBytes: 8 << 20, maxStringBytes: 64 << 10, maxOpenSpans: 10_000, maxDepth: 128, maxCallsites: 1_000, maxEntered: 10_000, maxPendingEvents: 10_000, maxPendingBytes: 16 << 20 });
   });
 
   test('records per execution: past the limit records are dropped and counted, in the summary and on the execution span', async () => {
