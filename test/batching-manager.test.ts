@@ -32,6 +32,26 @@ const counter = (value: number): MetricPoint => ({ name: 'requests', instrument:
 const logCount = (i: number) => server.decoded(i).resourceLogs[0].scopeLogs[0].logRecords.length;
 
 describe('batching manager', () => {
+  test('OTEL_BSP_*, OTEL_BLRP_* and OTEL_METRIC_EXPORT_INTERVAL configure each kind, as in every OpenTelemetry SDK; a bad value is a ConfigError', async () => {
+    const env = { OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '3', OTEL_BSP_MAX_QUEUE_SIZE: '5', OTEL_BLRP_SCHEDULE_DELAY: '30', OTEL_METRIC_EXPORT_INTERVAL: '40', OTEL_BSP_SCHEDULE_DELAY: '60000' };
+    const b = new BatchingManager(exporter(), { flushIntervalMs: 60_000, maxConcurrentExports: 1 }, undefined, env);
+    b.addLog(log());
+    b.addMetric(counter(1));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(server.requests.map((q) => q.path).sort(), ['/v1/logs', '/v1/metrics'], 'logs and metrics went on their own intervals; spans wait for theirs');
+    server.requests.length = 0;
+    server.script.push({ status: 200, delayMs: 300 }, { status: 200 }, { status: 200 }, { status: 200 });
+    for (let i = 0; i < 3; i++) b.addSpan(span());
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(server.requests.length, 1, 'a batch of 3 spans is full: sent at once (and answered slowly)');
+    assert.equal(server.decoded(0).resourceSpans[0].scopeSpans[0].spans.length, 3);
+    for (let i = 0; i < 7; i++) b.addSpan(span());
+    assert.equal(b.getStats().dropped.spans.overflow, 2, 'while that batch is in flight the queue holds at most 5 spans; the rest are dropped, counted');
+    await b.shutdown();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.throws(() => new BatchingManager(exporter(), {}, undefined, { OTEL_BSP_SCHEDULE_DELAY: 'soon' }), /OTEL_BSP_SCHEDULE_DELAY='soon' is not supported: a positive integer/);
+  });
+
   test('a full batch is exported at once; a partial one waits for the interval or a flush', async () => {
     const b = new BatchingManager(exporter(), { maxBatchSize: 10, flushIntervalMs: 60_000 });
     for (let i = 0; i < 9; i++) b.addLog(log());

@@ -55,6 +55,20 @@ describe('head sampling: one decision per execution', () => {
     assert.throws(() => traceIdRatio(1.5), RangeError);
   });
 
+  test('OTEL_SDK_DISABLED=true: nothing reaches the collector, not even metrics, and the guest sees tracing off', async () => {
+    const collector = new CaptureCollector();
+    process.env.OTEL_SDK_DISABLED = 'true';
+    try {
+      const r = await runQuickJS(GUEST, { collector, traceparent: SAMPLED });
+      assert.equal(r.value, false);
+      assert.equal(r.summary.sampled, false);
+      assert.deepEqual([collector.spans.size, collector.events.length, collector.metrics.length], [0, 0, 0]);
+    } finally {
+      delete process.env.OTEL_SDK_DISABLED;
+    }
+    assert.equal((await runQuickJS(GUEST, { collector })).summary.sampled, true, 'read at each run');
+  });
+
   test('OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG name the sampler; anything else is a ConfigError', () => {
     assert.equal(samplerFromEnv({}).description, 'ParentBased{root=AlwaysOnSampler}');
     assert.equal(samplerFromEnv({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.25' }).description, 'ParentBased{root=TraceIdRatioBased{0.25}}');

@@ -11,6 +11,7 @@
  * record that needs room evicts the newest records of lower priority from the tails.
  */
 import type { ExportFailureReason, ExportResult, Exporter } from '../export/exporter.js';
+import { ConfigError } from '../export/exporter-config.js';
 import { MetricAggregator, type AggregatorOptions, type MetricSeries } from '../export/metric-aggregation.js';
 import type { TelemetryHandlers } from '../pipeline/pipeline-collector.js';
 import type { LogRecord, MetricPoint, SpanRecord } from '../pipeline/telemetry-records.js';
@@ -47,6 +48,43 @@ export interface BatchingConfig {
   /** How long shutdown() waits for the last exports, in ms (default 10,000). */
   shutdownTimeoutMs?: number;
   metrics?: AggregatorOptions;
+  /**
+   * Per kind, what OpenTelemetry's batch processors and metric reader configure (defaults: the
+   * environment's OTEL_BSP_*, OTEL_BLRP_* and OTEL_METRIC_EXPORT_INTERVAL, else `maxBatchSize`
+   * and `flushIntervalMs` above). `maxQueueSize` caps the records queued, as those processors do,
+   * on top of the memory bound (default: no cap but the bound).
+   */
+  spans?: KindSettings;
+  logs?: KindSettings;
+  /** How often metric series are exported, in ms. */
+  metricsIntervalMs?: number;
+}
+
+/** A batch processor's settings for one kind of record. */
+export interface KindSettings {
+  maxBatchSize?: number;
+  flushIntervalMs?: number;
+  maxQueueSize?: number;
+}
+
+/** The settings OpenTelemetry's environment variables give a kind (undefined where unset); a bad value is a ConfigError. */
+function kindFromEnv(env: NodeJS.ProcessEnv, prefix: 'OTEL_BSP' | 'OTEL_BLRP'): KindSettings {
+  const out: KindSettings = {};
+  const batch = positiveInt(env, `${prefix}_MAX_EXPORT_BATCH_SIZE`);
+  const delay = positiveInt(env, `${prefix}_SCHEDULE_DELAY`);
+  const queue = positiveInt(env, `${prefix}_MAX_QUEUE_SIZE`);
+  if (batch !== undefined) out.maxBatchSize = batch;
+  if (delay !== undefined) out.flushIntervalMs = delay;
+  if (queue !== undefined) out.maxQueueSize = queue;
+  return out;
+}
+
+function positiveInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const text = env[name];
+  if (text === undefined || text === '') return undefined;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new ConfigError(name, text, 'a positive integer');
+  return n;
 }
 
 export type RecordKind = 'spans' | 'logs' | 'metrics';
@@ -248,7 +286,11 @@ const GRACE_MS = 20;
  * await batching.shutdown();
  */
 export class BatchingManager {
-  private readonly cfg: Required<Omit<BatchingConfig, 'metrics'>>;
+  private readonly cfg: Required<Omit<BatchingConfig, 'metrics' | 'spans' | 'logs' | 'metricsIntervalMs'>>;
+  /** Per kind: records per export, ms between interval flushes, records queued at most. */
+  private readonly batchSize: Record<'spans' | 'logs', number>;
+  private readonly maxQueue: Record<'spans' | 'logs', number>;
+  private readonly timers: NodeJS.Timeout[];
   /** Per kind, one ring per priority (0 dropped first). */
   private readonly spans: Array<Ring<SpanRecord>> = [new Ring(), new Ring(), new Ring()];
   private readonly logs: Array<Ring<LogRecord>> = [new Ring(), new Ring(), new Ring()];
@@ -256,7 +298,6 @@ export class BatchingManager {
   private queuedLogs = 0;
   private seq = 0;
   private readonly aggregator: MetricAggregator;
-  private readonly timer: NodeJS.Timeout;
   private readonly batches = new Set<Batch>();
   private readonly waiting: RecordKind[] = [];
   private settleWaiters: Array<() => void> = [];
@@ -272,6 +313,7 @@ export class BatchingManager {
     private readonly exporter: Exporter,
     config: BatchingConfig = {},
     private readonly onFlush?: (event: FlushEvent) => void,
+    env: NodeJS.ProcessEnv = process.env,
   ) {
     this.cfg = {
       maxBatchSize: Math.max(1, config.maxBatchSize ?? 512),
@@ -300,8 +342,21 @@ export class BatchingManager {
       inFlight: 0,
       callbackErrors: 0,
     };
-    this.timer = setInterval(() => this.onInterval(), this.cfg.flushIntervalMs);
-    this.timer.unref(); // a pending flush never keeps the process alive; shutdown() flushes
+    // Code first, then OpenTelemetry's variables, then the settings for every kind.
+    const spans = { ...kindFromEnv(env, 'OTEL_BSP'), ...config.spans };
+    const logs = { ...kindFromEnv(env, 'OTEL_BLRP'), ...config.logs };
+    this.batchSize = { spans: Math.max(1, spans.maxBatchSize ?? this.cfg.maxBatchSize), logs: Math.max(1, logs.maxBatchSize ?? this.cfg.maxBatchSize) };
+    this.maxQueue = { spans: spans.maxQueueSize ?? Infinity, logs: logs.maxQueueSize ?? Infinity };
+    const interval = (kind: RecordKind, ms: number) => {
+      const t = setInterval(() => this.onInterval(kind), ms);
+      t.unref(); // a pending flush never keeps the process alive; shutdown() flushes
+      return t;
+    };
+    this.timers = [
+      interval('spans', spans.flushIntervalMs ?? this.cfg.flushIntervalMs),
+      interval('logs', logs.flushIntervalMs ?? this.cfg.flushIntervalMs),
+      interval('metrics', config.metricsIntervalMs ?? positiveInt(env, 'OTEL_METRIC_EXPORT_INTERVAL') ?? this.cfg.flushIntervalMs),
+    ];
   }
 
   /** Handlers for a PipelineCollector that feed this manager. */
@@ -319,7 +374,7 @@ export class BatchingManager {
     this.spans[p]!.push(span, bytes, this.seq++);
     this.memory += bytes;
     this.stats.accepted.spans++;
-    if (++this.queuedSpans >= this.cfg.maxBatchSize) this.schedule('spans', false);
+    if (++this.queuedSpans >= this.batchSize.spans) this.schedule('spans', false);
     return true;
   }
 
@@ -332,7 +387,7 @@ export class BatchingManager {
     this.logs[p]!.push(log, bytes, this.seq++);
     this.memory += bytes;
     this.stats.accepted.logs++;
-    if (++this.queuedLogs >= this.cfg.maxBatchSize) this.schedule('logs', false);
+    if (++this.queuedLogs >= this.batchSize.logs) this.schedule('logs', false);
     return true;
   }
 
@@ -403,7 +458,7 @@ export class BatchingManager {
 
   private async close(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + Math.max(0, timeoutMs);
-    clearInterval(this.timer);
+    for (const t of this.timers) clearInterval(t);
     // Nothing is accepted any more: producers waiting for room stop waiting.
     for (const w of this.roomWaiters.splice(0)) {
       clearTimeout(w.timer);
@@ -444,6 +499,8 @@ export class BatchingManager {
 
   /** Whether a record of `bytes` at `priority` can be queued, making room if the policy allows. */
   private admit(kind: 'spans' | 'logs', bytes: number, priority: number): boolean {
+    // A queue at its record cap (OTEL_BSP/BLRP_MAX_QUEUE_SIZE) drops the new record, as those processors do.
+    if ((kind === 'spans' ? this.queuedSpans : this.queuedLogs) >= this.maxQueue[kind]) return this.drop(kind, 'overflow');
     const max = this.cfg.maxMemoryBytes;
     if (bytes > max) return this.drop(kind, 'tooLarge'); // refused alone: nobody is evicted for it
     if (this.memoryInUse() + bytes <= max) return true;
@@ -484,10 +541,10 @@ export class BatchingManager {
     return this.memory + this.aggregator.size * SERIES_BYTES;
   }
 
-  private onInterval(): void {
-    if (this.queuedSpans >= this.cfg.minBatchSize) this.schedule('spans', true);
-    if (this.queuedLogs >= this.cfg.minBatchSize) this.schedule('logs', true);
-    if (this.aggregator.pending > 0) this.schedule('metrics', true);
+  private onInterval(kind: RecordKind): void {
+    if (kind === 'metrics') {
+      if (this.aggregator.pending > 0) this.schedule('metrics', true);
+    } else if (this.size(kind) >= this.cfg.minBatchSize) this.schedule(kind, true);
   }
 
   private size(kind: RecordKind): number {
@@ -498,17 +555,17 @@ export class BatchingManager {
   private schedule(kind: RecordKind, partial: boolean): void {
     if (this.stopped) return;
     const size = this.size(kind);
-    if (size === 0 || (!partial && size < this.cfg.maxBatchSize)) return;
+    if (size === 0 || (!partial && size < (kind === 'metrics' ? 1 : this.batchSize[kind]))) return;
     if (this.batches.size < this.cfg.maxConcurrentExports) this.start(kind);
     else if (!this.waiting.includes(kind)) this.waiting.push(kind);
   }
 
-  /** Takes up to maxBatchSize records of a kind, oldest first across its priority rings. */
-  private take<T>(rings: Array<Ring<T>>): { records: T[]; bytes: number } {
+  /** Takes up to `max` records of a kind (its batch size), oldest first across its priority rings. */
+  private take<T>(rings: Array<Ring<T>>, max: number): { records: T[]; bytes: number } {
     const records: T[] = [];
     let bytes = 0;
     const [a, b, c] = rings as [Ring<T>, Ring<T>, Ring<T>];
-    while (records.length < this.cfg.maxBatchSize) {
+    while (records.length < max) {
       const sa = a.headSeq();
       const sb = b.headSeq();
       const sc = c.headSeq();
@@ -530,13 +587,13 @@ export class BatchingManager {
       bytes = items * SERIES_BYTES * 2; // the copies handed over, and their encoded body
       run = () => this.exporter.exportMetrics(series);
     } else if (kind === 'spans') {
-      const t = this.take(this.spans);
+      const t = this.take(this.spans, this.batchSize.spans);
       this.queuedSpans -= t.records.length;
       items = t.records.length;
       bytes = t.bytes;
       run = () => this.exporter.exportSpans(t.records);
     } else {
-      const t = this.take(this.logs);
+      const t = this.take(this.logs, this.batchSize.logs);
       this.queuedLogs -= t.records.length;
       items = t.records.length;
       bytes = t.bytes;

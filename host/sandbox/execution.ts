@@ -131,6 +131,11 @@ export interface RunResult {
 /** A guest level above `error`: nothing is enabled (an execution that is not sampled). */
 const UNSAMPLED_LEVEL = 5;
 
+/** OTEL_SDK_DISABLED, read at each run (a host may flip it): only `true` (any case) disables. */
+function sdkDisabled(): boolean {
+  return process.env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true';
+}
+
 let envSampler: Sampler | undefined;
 /** The sampler the environment names, read once (a ConfigError for one that does not exist). */
 function defaultSampler(): Sampler {
@@ -174,13 +179,15 @@ export class Execution {
     clockOrigin?: bigint,
   ) {
     this.executionId = options.executionId ?? newExecutionId();
-    const collector = (this.collector = options.collector ?? new NullCollector());
+    // OTEL_SDK_DISABLED=true: nothing is traced or recorded, as every OpenTelemetry SDK does then.
+    const disabled = sdkDisabled();
+    const collector = (this.collector = disabled ? new NullCollector() : (options.collector ?? new NullCollector()));
     this.persistRequested = options.persist === true;
     this.onProgress = options.onProgress;
     this.nextProgress = this.started + 1000;
     const registry = options.registry ?? registryFor(options.tenant);
     this.stableIds = options.stableIds ?? (options.persist === true || options.state !== undefined);
-    this.sampled = Execution.decideSampling(options, collector);
+    this.sampled = !disabled && Execution.decideSampling(options, collector);
     // The receiver first: refused state throws before anything reaches the collector.
     this.receiver = new TracingEventReceiver({
       collector,
