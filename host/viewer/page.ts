@@ -55,6 +55,13 @@ const $ = (s) => document.querySelector(s);
 let traces = [];
 // Everything from the store goes through esc before it becomes HTML: names, ids, causes, numbers.
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+// A histogram's count and its non-empty buckets: "count 2; ≤10: 1, ≤75: 1".
+const histogramText = (h) => {
+  if (!h) return '';
+  const parts = [];
+  h.buckets.forEach((n, i) => { if (n > 0) parts.push((i < h.bounds.length ? '≤' + h.bounds[i] : '>' + h.bounds[h.bounds.length - 1]) + ': ' + n); });
+  return '; count ' + h.count + (parts.length ? '; ' + parts.join(', ') : '');
+};
 const ms = (v) => (v >= 1000 ? (v / 1000).toFixed(2) + ' s' : v >= 1 ? v.toFixed(2) + ' ms' : (v * 1000).toFixed(0) + ' µs');
 
 async function load() {
@@ -126,7 +133,7 @@ async function show(traceId) {
   const summary = traces.find((t) => t.traceId === traceId);
   $('#main').innerHTML = '<h2>' + esc(spans.find((s) => !s.parentSpanId || !ids.has(s.parentSpanId)).name) + (summary ? traceBadges(summary) : '') + '</h2>' + rows.join('') +
     '<div class="details" id="details">Click a span for its fields and events.</div>' +
-    (metrics.length ? '<h2>Metrics</h2><div class="details" id="metrics">' + metrics.map((m) => esc(m.kind + ' ' + m.name + ' = ' + m.value + ' ' + JSON.stringify(m.attributes))).join('\\n') + '</div>' : '');
+    (metrics.length ? '<h2>Metrics</h2><div class="details" id="metrics">' + metrics.map((m) => esc(m.kind + ' ' + m.name + ' = ' + m.value + ' ' + JSON.stringify(m.attributes) + histogramText(m.histogram))).join('\\n') + '</div>' : '');
   for (const el of document.querySelectorAll('.row')) el.onclick = () => {
     const s = spans.find((x) => x.spanId === el.dataset.span);
     const spanLogs = logs.filter((l) => l.spanId === s.spanId);

@@ -53,9 +53,19 @@ export interface ViewLog {
 export interface ViewMetric {
   name: string;
   kind: string;
+  /** The sum or last value; for a histogram, the sum of what it recorded. */
   value: number;
   attributes: Record<string, unknown>;
   time: string;
+  /** A histogram's count and buckets: `buckets[i]` values were ≤ `bounds[i]` (the last, above every bound). */
+  histogram?: { count: number; bounds: number[]; buckets: number[] };
+}
+
+/** A double as the OTLP JSON mapping writes it: a number, or NaN and the infinities as strings. */
+function jsonDouble(v: unknown): number | undefined {
+  if (typeof v === 'number') return v;
+  if (v === 'NaN' || v === 'Infinity' || v === '-Infinity') return Number(v);
+  return undefined;
 }
 
 export interface TraceSummary {
@@ -278,9 +288,16 @@ function readMetrics(req: Json, out: ViewMetric[]): void {
         const data = object(m.sum ?? m.gauge ?? m.histogram, 'metric data');
         for (const pointItem of list(data.dataPoints, 'dataPoints')) {
           const p = object(pointItem, 'a data point');
-          const value = p.asDouble ?? p.sum ?? (p.asInt !== undefined ? Number(p.asInt) : 0);
-          if (typeof value !== 'number') throw new BadStoreLine('a metric value is not a number');
-          out.push({ name: text(m.name, 'a metric name'), kind, value, attributes: attrs(p.attributes), time: matching(p.timeUnixNano, UNIX_NANO, 'a point time') });
+          const value = p.asDouble !== undefined ? jsonDouble(p.asDouble) : p.sum !== undefined ? jsonDouble(p.sum) : p.asInt !== undefined ? Number(p.asInt) : 0;
+          if (value === undefined) throw new BadStoreLine('a metric value is not a number');
+          const metric: ViewMetric = { name: text(m.name, 'a metric name'), kind, value, attributes: attrs(p.attributes), time: matching(p.timeUnixNano, UNIX_NANO, 'a point time') };
+          if (kind === 'histogram') {
+            const bounds = list(p.explicitBounds ?? [], 'explicitBounds').map((b) => jsonDouble(b) ?? NaN);
+            const buckets = list(p.bucketCounts ?? [], 'bucketCounts').map((c) => Number(c));
+            if (bounds.some(Number.isNaN) || buckets.some((c) => !Number.isSafeInteger(c) || c < 0) || buckets.length !== bounds.length + 1) throw new BadStoreLine('histogram buckets do not match their bounds');
+            metric.histogram = { count: Number(p.count ?? 0), bounds, buckets };
+          }
+          out.push(metric);
         }
       }
     }
