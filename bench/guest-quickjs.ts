@@ -158,9 +158,10 @@ async function bareFloor(): Promise<Record<string, number>> {
   }
 }
 
-async function sdkCosts(engine: QuickJSEngine): Promise<Record<string, number>> {
+/** `minLevel` 5: what an execution head sampling left untraced runs with (every level off). */
+async function sdkCosts(engine: QuickJSEngine, minLevel = 0): Promise<Record<string, number>> {
   engine.prepareSpare();
-  const vm = engine.newGuestContext({ minLevel: 0, flushBytes: 32768, executionId: 'bench', carried: [], firstSpanId: 1 }, () => {});
+  const vm = engine.newGuestContext({ minLevel, flushBytes: 32768, executionId: 'bench', carried: [], firstSpanId: 1 }, () => {});
   try {
     const setup = `const site = tracing.spanSite('unit', ['i', 'ok']); const tick = tracing.callsite('tick', ['i', 'ok']); const nop = () => 0; const nop1 = (s) => 0; const spans = new Array(1024);
       class Two { constructor(a, b) { this.a = a; this.b = b; } }
@@ -181,10 +182,13 @@ async function runSpans(): Promise<BenchRow[]> {
   const engine = await QuickJSEngine.create(256 << 20);
   const bare: Array<Record<string, number>> = [];
   const sdk: Array<Record<string, number>> = [];
+  const unsampled: Array<Record<string, number>> = [];
   for (let r = 0; r < 3; r++) {
     bare.push(await bareFloor());
     sdk.push(await sdkCosts(engine));
+    unsampled.push(await sdkCosts(engine, 5));
   }
+  const off = (k: string) => median(unsampled.map((s) => s[k]!));
   const floor = median(bare.map((b) => b.floor!));
   const at = (k: string) => median(sdk.map((s) => s[k]!));
   const engineFloor = at('floor');
@@ -212,6 +216,9 @@ async function runSpans(): Promise<BenchRow[]> {
     row('tracing.info with 2 fields inside tracing.inSpan (difference)', infoInside),
     row("tracing.info('tick', { i, ok: true }), top level", at('info')),
     row("tracing.span('unit', { i, ok: true }).enter().exit().close() (4 records)", at('span4')),
+    row('unsampled execution (every level off): spanSite inSpan(fn, i, true)', off('siteInSpan')),
+    row("unsampled execution: tracing.inSpan('unit', { i, ok: true }, fn)", off('inSpan')),
+    row("unsampled execution: tracing.info('tick', { i, ok: true }) / tick.emit(i, true), as a disabled callsite", Math.max(off('info'), off('event'))),
   ];
 }
 
