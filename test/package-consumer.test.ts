@@ -60,6 +60,29 @@ test('a project that installed the packed tarball runs a QuickJS and an Assembly
   assert.deepEqual(JSON.parse(stdout), { q: 42, w: 42, spans: ['from quickjs', 'sandtrace.execution', 'sandtrace.execution', 'work'], stateFile: 'function' });
 });
 
+test('plain asc in the consumer project: "sandtrace/guest/assemblyscript" resolves (bare "sandtrace" does not with asc 0.28); the module runs once its memory is capped', { timeout: 240_000 }, async () => {
+  const asc = join(dir, 'node_modules', 'assemblyscript', 'bin', 'asc.js');
+  // Plain asc, as a user would call it: the subpath resolves in node_modules/sandtrace; the bare name does not.
+  await writeFile(join(dir, 'plain-guest.ts'), AS_GUEST.replace('from "sandtrace"', 'from "sandtrace/guest/assemblyscript"'));
+  await assert.rejects(run(process.execPath, [asc, 'guest.ts', '--outFile', 'bare.wasm'], { cwd: dir, timeout: 120_000 }), /File '~lib\/sandtrace\.ts' not found/);
+  await run(process.execPath, [asc, 'plain-guest.ts', '--outFile', 'plain.wasm', '--optimize'], { cwd: dir, timeout: 120_000 });
+  await run(process.execPath, [asc, 'plain-guest.ts', '--outFile', 'capped.wasm', '--optimize', '--maximumMemory', '16'], { cwd: dir, timeout: 120_000 });
+  await writeFile(
+    join(dir, 'plain.mjs'),
+    `import { readFileSync } from 'node:fs';
+     import { compileWasm, runWasm, CaptureCollector, MemoryLimitError } from 'sandtrace';
+     const out = {};
+     try { await runWasm(await compileWasm(readFileSync('plain.wasm')), { entry: 'run', args: [21] }); out.plain = 'ran'; }
+     catch (e) { out.plain = e instanceof MemoryLimitError ? 'MemoryLimitError' : String(e); }
+     const collector = new CaptureCollector();
+     const r = await runWasm(await compileWasm(readFileSync('capped.wasm')), { entry: 'run', args: [21], collector });
+     out.capped = [r.value, [...collector.spans.values()].map((s) => s.meta.name).sort()];
+     console.log(JSON.stringify(out));`,
+  );
+  const { stdout } = await run(process.execPath, ['plain.mjs'], { cwd: dir, timeout: 120_000 });
+  assert.deepEqual(JSON.parse(stdout), { plain: 'MemoryLimitError', capped: [42, ['sandtrace.execution', 'work']] }, 'an uncapped module is refused with the flag to use; a capped one runs');
+});
+
 test('the tarball holds the built package and the AssemblyScript library, not the tests or benches', async () => {
   const { stdout } = await run(NPM, ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: PACKAGE_ROOT });
   const files = (JSON.parse(stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path);

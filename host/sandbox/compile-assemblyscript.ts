@@ -71,7 +71,10 @@ export async function compileAssemblyScript(file: string, options: CompileOption
       // `from "sandtrace"`: serve this package's library, wherever the compiler looks for it.
       const marker = `${join('node_modules', 'sandtrace')}/`;
       const i = path.lastIndexOf(marker);
-      const real = i < 0 ? path : join(packageRoot(), 'guest/assemblyscript', path.slice(i + marker.length));
+      // Both forms: `from "sandtrace"` (the compiler asks for node_modules/sandtrace/index.ts) and
+      // `from "sandtrace/guest/assemblyscript"`, the subpath plain asc resolves too.
+      const rest = i < 0 ? '' : path.slice(i + marker.length);
+      const real = i < 0 ? path : rest.startsWith('guest/assemblyscript/') ? join(packageRoot(), rest) : join(packageRoot(), 'guest/assemblyscript', rest);
       try {
         return await readFile(real, 'utf8');
       } catch (e) {
