@@ -73,7 +73,8 @@ export function parseKeyValues(text: string | undefined): Record<string, string>
     if (i <= 0) continue;
     try {
       out[decodeURIComponent(part.slice(0, i).trim())] = decodeURIComponent(part.slice(i + 1).trim());
-    } catch {
+    } catch (e) {
+      if (!(e instanceof URIError)) throw e;
       // a malformed escape: skip this entry, as the specification allows
     }
   }
@@ -197,7 +198,8 @@ export function parseEndpoints(urls: Record<Signal, string>): Record<Signal, URL
     let url: URL;
     try {
       url = new URL(urls[s]);
-    } catch {
+    } catch (e) {
+      if (!(e instanceof TypeError)) throw e; // what new URL() throws for text that is not a URL
       throw new InvalidEndpointError(s, urls[s], 'not a URL (expected http://host:port or https://host:port)');
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidEndpointError(s, urls[s], `unsupported scheme '${url.protocol}' (expected http: or https:)`);

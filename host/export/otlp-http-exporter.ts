@@ -357,6 +357,9 @@ function shutdownError(last: ExportError | undefined): ExportError {
   return new ExportError(`exporter shut down before the export completed${last ? ` (last: ${last.message})` : ''}`, true, last?.status, 'shutdown', last?.errorCode);
 }
 
+/** A response body that is not a google.rpc.Status. */
+class NotAStatus extends Error {}
+
 /**
  * The collector's message in an error answer: OTLP says a google.rpc.Status (message = field 2);
  * else the body as text when it is printable. At most 200 characters.
@@ -378,12 +381,12 @@ function rpcStatusMessage(b: Uint8Array): string | undefined {
   const varint = (): number => {
     let n = 0;
     for (let shift = 0; shift < 35; shift += 7) {
-      if (i >= b.length) throw new Error('truncated');
+      if (i >= b.length) throw new NotAStatus('truncated');
       const byte = b[i++]!;
       n += (byte & 0x7f) * 2 ** shift;
       if (byte < 0x80) return n;
     }
-    throw new Error('varint too long');
+    throw new NotAStatus('varint too long');
   };
   try {
     while (i < b.length) {
@@ -399,7 +402,10 @@ function rpcStatusMessage(b: Uint8Array): string | undefined {
         i += len;
       } else return undefined;
     }
-  } catch {
+  } catch (e) {
+    // Bytes that are not a google.rpc.Status, or a message that is not UTF-8 (the decoder is
+    // fatal): no message to show. Anything else is a bug.
+    if (!(e instanceof NotAStatus) && !(e instanceof TypeError)) throw e;
     return undefined;
   }
   return message;
