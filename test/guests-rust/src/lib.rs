@@ -208,6 +208,53 @@ pub extern "C" fn resume_each() -> u32 {
     a | b << 1 | c << 2
 }
 
+#[derive(Debug)]
+struct Reset;
+impl fmt::Display for Reset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("connection reset")
+    }
+}
+impl std::error::Error for Reset {}
+
+#[derive(Debug)]
+struct QueryFailed {
+    cause: Reset,
+}
+impl fmt::Display for QueryFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("query failed")
+    }
+}
+impl std::error::Error for QueryFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.cause)
+    }
+}
+
+/// The shared plugin (test/shared-tree.test.ts): the same trace as its QuickJS and
+/// AssemblyScript versions (test/guests-as/shared-plugin.ts).
+#[no_mangle]
+pub extern "C" fn shared_plugin() {
+    sandtrace_guest::install();
+    let handle = tracing::span!(target: "plugin", Level::INFO, "handle", user = "alice", items = tracing::field::Empty);
+    let _h = handle.enter();
+    info!(count = 3, "loaded");
+    let query = tracing::span!(target: "plugin::db", Level::DEBUG, "query", table = "users", error = tracing::field::Empty);
+    query.in_scope(|| {
+        debug!("query started");
+        info!(rows = 2, "rows read");
+    });
+    let err = QueryFailed { cause: Reset };
+    query.record("error", &err as &dyn std::error::Error);
+    let retry = tracing::span!(target: "plugin::db", Level::DEBUG, "retry", attempt = 2);
+    retry.follows_from(&query); // while the query span is still open
+    drop(query);
+    drop(retry);
+    warn!(elapsed_ms = 120, "slow query");
+    handle.record("items", 2);
+}
+
 /// Bench: `n` enabled events with three fields.
 #[no_mangle]
 pub extern "C" fn bench_events(n: u32) {
