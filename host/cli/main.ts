@@ -36,12 +36,17 @@ Usage:
       --arg VALUE        WebAssembly: an argument for the export (repeatable; numbers stay numbers)
       --quiet            no span tree, only the summary
 
-  sandtrace view [folder] [--port N]
+  sandtrace view [folder] [--port N] [--otlp-port N|off]
       Serves a local page (on 127.0.0.1) listing the traces in the store (default .sandtrace),
       each as a waterfall: nesting, durations, status, force-closed causes, fields, events and
-      metrics, filterable by execution id and status. Prints the address; runs until stopped.
+      metrics, filterable by execution id and status. The page follows the store live: new
+      traces and spans appear as they are written. Also receives OTLP/HTTP (protobuf or JSON,
+      gzip or not, on /v1/traces, /v1/logs, /v1/metrics) into the store, so an application's
+      own OpenTelemetry SDK can export there (OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318)
+      and its spans join the guests' in one trace. Prints the addresses; runs until stopped.
 
-      --port N           the port to listen on (default 4380; 0 picks a free one)
+      --port N           the page's port (default 4380; 0 picks a free one)
+      --otlp-port N|off  the OTLP/HTTP port (default 4318; 0 picks a free one; off receives none)
 
   sandtrace replay <frame-file>... [--level L] [--execution-id ID]
       Applies recorded protocol v1 frames through one receiver and prints the span tree.
@@ -85,6 +90,7 @@ async function main(argv: string[]): Promise<number> {
       quiet: { type: 'boolean', default: false },
       'trace-per-step': { type: 'boolean', default: false },
       port: { type: 'string', default: '4380' },
+      'otlp-port': { type: 'string', default: '4318' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -96,8 +102,19 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'view' && rest.length <= 1) {
     const port = Number(values.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port needs a port number, got '${values.port}'`);
-    const viewer = await startViewer({ folder: rest[0] ?? '.sandtrace', port });
+    const otlpText = values['otlp-port']!;
+    const otlpPort = otlpText === 'off' ? undefined : Number(otlpText);
+    if (otlpPort !== undefined && (!Number.isInteger(otlpPort) || otlpPort < 0 || otlpPort > 65535)) throw new Error(`--otlp-port needs a port number or off, got '${otlpText}'`);
+    let viewer;
+    try {
+      viewer = await startViewer({ folder: rest[0] ?? '.sandtrace', port, ...(otlpPort !== undefined && { otlpPort }) });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
+      const which = (e as { port?: number }).port;
+      throw new Error(`port ${which ?? ''} on 127.0.0.1 is in use (another viewer, or an OpenTelemetry Collector on 4318?): choose --port N, --otlp-port N, or --otlp-port off`);
+    }
     process.stdout.write(`sandtrace view: ${viewer.url} (store: ${rest[0] ?? '.sandtrace'}; Ctrl-C to stop)\n`);
+    if (viewer.otlpUrl !== undefined) process.stdout.write(`OTLP/HTTP in: ${viewer.otlpUrl.slice(0, -1)} (OTEL_EXPORTER_OTLP_ENDPOINT; /v1/traces, /v1/logs, /v1/metrics)\n`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);

@@ -19,6 +19,7 @@ export const PAGE = `<!doctype html>
   .badge.forced { background: #fff0d5; color: #8a5300; }
   .badge.running { background: #dcf5e7; color: #1f6f49; }
   .badge.dup { background: #eceff3; color: #4a5360; }
+  #live.off { background: #eceff3; color: #8a929c; }
   main { overflow: auto; padding: 12px 16px; }
   .row { display: grid; grid-template-columns: 320px 1fr 80px; align-items: center; height: 24px; cursor: pointer; }
   .row:hover { background: #f1f4f8; }
@@ -37,7 +38,7 @@ export const PAGE = `<!doctype html>
 <body>
 <aside>
   <header>
-    <strong>sandtrace</strong> traces <span id="skipped" class="badge error" hidden></span>
+    <strong>sandtrace</strong> traces <span id="live" class="badge running off" title="the list follows the store as it changes">live</span> <span id="skipped" class="badge error" hidden></span>
     <input id="filter-execution" placeholder="filter by execution id">
     <select id="filter-status">
       <option value="all">all statuses</option>
@@ -53,6 +54,9 @@ export const PAGE = `<!doctype html>
 <script>
 const $ = (s) => document.querySelector(s);
 let traces = [];
+// The trace shown, and its span whose details are open: kept across live refreshes.
+let current = null;
+let currentSpan = null;
 // Everything from the store goes through esc before it becomes HTML: names, ids, causes, numbers.
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 // A histogram's count and its non-empty buckets: "count 2; ≤10: 1, ≤75: 1".
@@ -89,7 +93,10 @@ function renderList() {
     t.forced.map((c) => '<span class="badge forced">✖ ' + esc(c) + '</span>').join('') + traceBadges(t) + '</div>' +
     '<div class="meta">' + esc(t.spans) + ' spans · ' + (t.running ? '≥ ' : '') + esc(ms(t.durationMs)) + ' · ' + esc(t.executionIds.join(', ')) + '</div></div>').join('')
     || '<div class="empty">No traces match.</div>';
-  for (const el of document.querySelectorAll('.trace')) el.onclick = () => show(el.dataset.trace);
+  for (const el of document.querySelectorAll('.trace')) {
+    el.classList.toggle('selected', el.dataset.trace === current);
+    el.onclick = () => { currentSpan = null; show(el.dataset.trace); };
+  }
 }
 
 // A trace in progress has running spans; duplicates are span records written again by a replayed step.
@@ -99,9 +106,11 @@ function traceBadges(t) {
 }
 
 async function show(traceId) {
+  current = traceId;
   for (const el of document.querySelectorAll('.trace')) el.classList.toggle('selected', el.dataset.trace === traceId);
   const res = await fetch('/api/traces/' + encodeURIComponent(traceId));
   showSkipped(res);
+  if (!res.ok || current !== traceId) return;
   const { spans, logs, metrics } = await res.json();
   const ids = new Set(spans.map((s) => s.spanId));
   const children = new Map();
@@ -136,6 +145,7 @@ async function show(traceId) {
     (metrics.length ? '<h2>Metrics</h2><div class="details" id="metrics">' + metrics.map((m) => esc(m.kind + ' ' + m.name + ' = ' + m.value + ' ' + JSON.stringify(m.attributes) + histogramText(m.histogram))).join('\\n') + '</div>' : '');
   for (const el of document.querySelectorAll('.row')) el.onclick = () => {
     const s = spans.find((x) => x.spanId === el.dataset.span);
+    currentSpan = s.spanId;
     const spanLogs = logs.filter((l) => l.spanId === s.spanId);
     $('#details').textContent = s.name + (s.status.message ? '  — ' + s.status.message : '') +
       (s.running ? '  — running: started, not ended when the store was read (' + ms(s.durationMs) + ' so far)' : '') +
@@ -144,6 +154,41 @@ async function show(traceId) {
       '\\n\\nevents\\n' + (s.events.map((e) => '  ' + e.name + ' ' + JSON.stringify(e.attributes)).join('\\n') || '  (none)') +
       (spanLogs.length ? '\\n\\nlogs\\n' + spanLogs.map((l) => '  ' + l.severity + ' ' + l.body).join('\\n') : '');
   };
+  const open = currentSpan && [...document.querySelectorAll('.row')].find((el) => el.dataset.span === currentSpan);
+  if (open) open.click();
+}
+
+// Live: the server says when the store changed (ingest, or another process appending); the list
+// and the open trace are fetched again, one refresh at a time, without reloading the page.
+let refreshing = false;
+let again = false;
+async function refresh() {
+  if (refreshing) { again = true; return; }
+  refreshing = true;
+  try {
+    do {
+      again = false;
+      const scroll = $('#main').scrollTop;
+      await load();
+      if (current && traces.some((t) => t.traceId === current)) await show(current);
+      $('#main').scrollTop = scroll;
+    } while (again);
+  } catch {
+    // the viewer stopped: the next notification, after it reconnects, refreshes
+  } finally {
+    refreshing = false;
+  }
+}
+if (window.EventSource) {
+  const live = new EventSource('/api/events');
+  let opened = false;
+  live.addEventListener('store', refresh);
+  live.onopen = () => {
+    $('#live').classList.remove('off');
+    if (opened) refresh(); // a reconnection: anything that changed meanwhile
+    opened = true;
+  };
+  live.onerror = () => $('#live').classList.add('off');
 }
 
 $('#filter-execution').oninput = renderList;

@@ -304,6 +304,26 @@ function readMetrics(req: Json, out: ViewMetric[]): void {
   }
 }
 
+/** The files of a store. */
+export type StoreFile = 'traces.jsonl' | 'logs.jsonl' | 'metrics.jsonl';
+
+/**
+ * Why the reader would skip this line of `file` (undefined when it reads it): what OTLP ingest
+ * checks before it appends a request to the store, so nothing it stores is skipped later.
+ */
+export function checkStoreLine(file: StoreFile, line: unknown): string | undefined {
+  try {
+    const json = object(line, 'a line');
+    if (file === 'traces.jsonl') readSpans(json, []);
+    else if (file === 'logs.jsonl') readLogs(json, []);
+    else readMetrics(json, []);
+    return undefined;
+  } catch (e) {
+    if (!(e instanceof BadStoreLine)) throw e;
+    return e.message;
+  }
+}
+
 export interface Store {
   /** One per (trace id, span id): the spans written, then the running ones (only `span started` records). */
   spans: ViewSpan[];
