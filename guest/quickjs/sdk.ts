@@ -738,33 +738,7 @@ export class SiteSpan {
     const id = this.s;
     if (id <= 0) return;
     this.s = -id;
-    if (pos + 16 > cap) room(16);
-    const start = pos;
-    const time = lastTime;
-    let p = pos;
-    buf[p] = 0x93;
-    buf[p + 1] = Tag.spanDropped;
-    if (id < 128) {
-      buf[p + 2] = id;
-      p += 3;
-    } else if (id <= 0xffffffff) {
-      buf[p + 2] = 0xce;
-      dv.setUint32(p + 3, id);
-      p += 7;
-    } else {
-      p = slowAt(p + 2, id, start, time);
-      if (pos + 5 > cap) room(5);
-    }
-    const t = round(clockMs() * 1e6);
-    const d = t - lastTime;
-    lastTime = t;
-    if (d >= 0 && d <= 0xffffffff) {
-      buf[p] = 0xce;
-      dv.setUint32(p + 1, d);
-      p += 5;
-    } else p = slowAt(p, d, start, time);
-    pos = p;
-    if (p >= flushAt) flushNow();
+    dropSpan(id);
   }
 
   /** Enters, runs `fn`, exits. An exception sets the span's `error` field and is rethrown. */
@@ -1527,7 +1501,7 @@ export const tracing = {
 /**
  * `console` for guests (QuickJS has none): each method writes a log event at its level (`log` and
  * `info` at info), its arguments joined by spaces, as Node's console does, minus the colours.
- * Objects are written as JSON; one JSON cannot write (a cycle, a bigint) as its type tag.
+ * Objects are written as their debug text (JSON where it works, else the object's string).
  */
 export const guestConsole = freeze({
   log: consoleMethod(2, 'info'),
@@ -1551,14 +1525,7 @@ function consoleMethod(lv: number, level: Level): (...args: unknown[]) => void {
 function describeArg(v: unknown): string {
   if (typeof v === 'string') return v;
   if (isError(v)) return `${(v as Error).name}: ${(v as Error).message}`;
-  if (typeof v !== 'object' || v === null) return toText(v);
-  try {
-    const json = stringify(v);
-    return json === undefined ? objectTag(v) : json;
-  } catch (e) {
-    if (!(e instanceof LevelError)) throw e; // a TypeError (cycle, bigint) falls back; anything else is the guest's own
-    return objectTag(v);
-  }
+  return typeof v === 'object' && v !== null ? debugText(v) : toText(v);
 }
 
 /** A copy of a guest's field-name list, as strings, read by index (not through its prototype). */
