@@ -157,7 +157,7 @@ describe('sandtrace view: durable workflows', () => {
     assert.equal(trace(traces, A).running, 2);
     assert.equal(trace(traces, A).spans, 3);
     assert.equal(trace(traces, A).durationMs, 20_000);
-    assert.deepEqual(trace(traces, B), { traceId: B, root: 'nightly import', start: (T0 + 5n * SEC).toString(), durationMs: 15_000, spans: 1, errors: 0, forced: [], executionIds: ['wf-2'], running: 1, duplicateSpans: 0 });
+    assert.deepEqual(trace(traces, B), { traceId: B, root: 'nightly import', start: (T0 + 5n * SEC).toString(), startMs: Number((T0 + 5n * SEC) / 1_000_000n), durationMs: 15_000, spans: 1, errors: 0, forced: [], executionIds: ['wf-2'], running: 1, duplicateSpans: 0, services: ['sandtrace'] });
 
     // A store read before a span's start (another clock) draws it with no length, never negative.
     const early = await loadStore(folder, { now: T0 + SEC });

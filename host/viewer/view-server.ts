@@ -13,7 +13,10 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { IngestStats, OtlpIngest } from './otlp-ingest.js';
 import { PAGE } from './page.js';
-import { checkStoreLine, loadStore, summarize, type Store } from './trace-store.js';
+import { StoreIndex, type IndexStats } from './store-index.js';
+import { checkStoreLine } from './store-reader.js';
+import type { TraceSummary } from './trace-assembly.js';
+import { BadQuery, matches, parseQuery } from './trace-filter.js';
 
 export interface Viewer {
   url: string;
@@ -21,6 +24,8 @@ export interface Viewer {
   otlpUrl?: string;
   /** What OTLP ingest accepted and refused, when the viewer receives OTLP. */
   readonly ingest?: IngestStats;
+  /** What the store's index holds and did (also at `/api/store`). */
+  readonly store: IndexStats;
   close(): Promise<void>;
 }
 
@@ -34,10 +39,14 @@ export interface ViewerOptions {
   otlpMaxBodyBytes?: number;
   /** How often the store's files are looked at for other writers while a page listens (default 250 ms). */
   pollMs?: number;
+  /** Keep the store's index in `.sandtrace-index/` beside it, so a restart reads only what was added (default true). */
+  persistIndex?: boolean;
 }
 
 /** The response header that says how many lines of the store were skipped as bad. */
 export const SKIPPED_LINES_HEADER = 'X-Sandtrace-Skipped-Lines';
+/** The response header of `/api/traces` that says how many traces matched the filters, before `limit`. */
+export const MATCHED_HEADER = 'X-Sandtrace-Matched';
 
 /**
  * The Host values that name the address the viewer listens on. Anything else is another name
@@ -144,6 +153,7 @@ class StoreEvents {
 export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   let hosts = new Set<string>();
   const events = new StoreEvents(options.folder, options.pollMs ?? 250);
+  const index = new StoreIndex(options.folder, { ...(options.persistIndex !== undefined && { persist: options.persistIndex }) });
   let ingest: OtlpIngest | undefined;
   const server = http.createServer((req, res) => {
     const host = req.headers.host?.toLowerCase();
@@ -154,20 +164,27 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     }
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (path === '/api/events') return events.add(res);
+    if (path === '/api/store') {
+      index
+        .refresh()
+        .then(() => {
+          res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+          res.end(JSON.stringify({ index: index.stats }));
+        })
+        .catch((e: unknown) => failed(res, e));
+      return;
+    }
     if (path === '/api/ingest') {
       res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
       res.end(JSON.stringify(ingest === undefined ? { receiving: false } : { receiving: true, otlpUrl: ingest.url, ...ingest.stats }));
       return;
     }
-    handle(options.folder, req.url ?? '/')
-      .then(([status, type, body, skipped]) => {
-        res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store', ...(skipped !== undefined && { [SKIPPED_LINES_HEADER]: String(skipped) }) });
+    handle(index, req.url ?? '/')
+      .then(({ status, type, body, headers }) => {
+        res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store', ...headers });
         res.end(body);
       })
-      .catch((e: unknown) => {
-        res.writeHead(500, { 'Content-Type': 'text/plain' });
-        res.end(`cannot read the store: ${(e as Error).message}`);
-      });
+      .catch((e: unknown) => failed(res, e));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -180,7 +197,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       events.close();
       server.closeAllConnections();
       server.close(() => resolve());
-    });
+    }).then(() => index.close());
   if (options.otlpPort !== undefined) {
     try {
       // Loaded only here: ingest needs protobufjs, which importing sandtrace must not load.
@@ -200,6 +217,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   return {
     url: `http://127.0.0.1:${port}/`,
     ...(ingest !== undefined && { otlpUrl: ingest.url, ingest: ingest.stats }),
+    store: index.stats,
     close: async () => {
       await ingest?.close();
       await closeServer();
@@ -207,29 +225,48 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   };
 }
 
-function skippedLines(store: Store): number {
-  return store.skippedLines.traces + store.skippedLines.logs + store.skippedLines.metrics;
+function failed(res: http.ServerResponse, e: unknown): void {
+  if (res.headersSent) return void res.end();
+  res.writeHead(500, { 'Content-Type': 'text/plain' });
+  res.end(`cannot read the store: ${(e as Error).message}`);
 }
 
-/** Status, content type, body, and for API answers the number of store lines skipped as bad. */
-async function handle(folder: string, url: string): Promise<[number, string, string, number?]> {
-  const path = new URL(url, 'http://x').pathname;
-  if (path === '/') return [200, 'text/html; charset=utf-8', PAGE];
-  if (path === '/api/traces') {
-    const store = await loadStore(folder);
-    return [200, 'application/json', JSON.stringify(summarize(store.spans)), skippedLines(store)];
+interface Answer {
+  status: number;
+  type: string;
+  body: string;
+  headers?: Record<string, string>;
+}
+
+const json = (status: number, value: unknown, headers?: Record<string, string>): Answer => ({ status, type: 'application/json', body: JSON.stringify(value), ...(headers && { headers }) });
+
+/** The page and the JSON API; every API answer says how many store lines were skipped as bad. */
+async function handle(index: StoreIndex, url: string): Promise<Answer> {
+  const { pathname: path, searchParams } = new URL(url, 'http://x');
+  if (path === '/') return { status: 200, type: 'text/html; charset=utf-8', body: PAGE };
+  const isTrace = /^\/api\/traces\/([0-9a-f]{32})$/.exec(path);
+  if (path !== '/api/traces' && path !== '/api/services' && isTrace === null) return { status: 404, type: 'text/plain', body: 'not found' };
+  await index.refresh();
+  const now = BigInt(Date.now()) * 1_000_000n;
+  const skipped = { [SKIPPED_LINES_HEADER]: String(index.skippedLines()) };
+  if (path === '/api/services') return json(200, index.services(), skipped);
+  if (isTrace !== null) {
+    const detail = await index.openTrace(isTrace[1]!, now);
+    return detail === undefined ? json(404, { error: 'no such trace' }, skipped) : json(200, detail, skipped);
   }
-  const m = /^\/api\/traces\/([0-9a-f]{32})$/.exec(path);
-  if (m) {
-    const store = await loadStore(folder);
-    const spans = store.spans.filter((s) => s.traceId === m[1]);
-    if (spans.length === 0) return [404, 'application/json', JSON.stringify({ error: 'no such trace' }), skippedLines(store)];
-    const logs = store.logs.filter((l) => l.traceId === m[1]);
-    // Metric series are aggregated across executions: show those recorded during the trace.
-    const start = spans.reduce((t, s) => (BigInt(s.start) < t ? BigInt(s.start) : t), BigInt(spans[0]!.start));
-    const end = spans.reduce((t, s) => (BigInt(s.end) > t ? BigInt(s.end) : t), BigInt(spans[0]!.end));
-    const metrics = store.metrics.filter((p) => BigInt(p.time) >= start && BigInt(p.time) <= end);
-    return [200, 'application/json', JSON.stringify({ spans, logs, metrics }), skippedLines(store)];
+  let query;
+  try {
+    query = parseQuery(searchParams);
+  } catch (e) {
+    if (!(e instanceof BadQuery)) throw e;
+    return json(400, { error: e.message }, skipped);
   }
-  return [404, 'text/plain', 'not found'];
+  const shown: TraceSummary[] = [];
+  let matched = 0;
+  index.forEachTrace(now, (digest, summary, lowerNames) => {
+    if (!matches(query, digest, summary, lowerNames)) return;
+    matched++;
+    if (shown.length < query.limit) shown.push(summary);
+  });
+  return json(200, shown, { ...skipped, [MATCHED_HEADER]: String(matched) });
 }

@@ -1,0 +1,687 @@
+/**
+ * The index of a store: where each trace's lines are, and a digest of each trace, so the viewer
+ * reads each line of the store once and then, to open a trace, only that trace's lines.
+ *
+ * Why an index beside the files, not a database: the store stays what the exporter writes (OTLP
+ * JSON lines that other tools read and other processes append to), no native package is needed,
+ * and an append by anyone is picked up by reading only the bytes added since the last look.
+ *
+ * How it follows the files. On every refresh each file is looked at (stat): a file that grew is
+ * read from where the index stopped, up to its last complete line (a line still being written,
+ * without its newline yet, is left for the next look). A file that shrank, has another inode, or
+ * whose first bytes changed (a hash of up to 4 KiB) was replaced: the index starts over. Each new
+ * line is parsed once: its spans and logs are filed under their traces, a bad line is counted.
+ *
+ * What it holds (and persists as `.sandtrace-index/index.json` in the store folder):
+ *
+ *   line 1, the header:  {"format":"sandtrace-store-index","version":1,
+ *                         "files":{"traces.jsonl":{"consumed":<bytes indexed>,"dev":…,"ino":…,
+ *                                  "mtimeMs":…,"head":"<sha256 of the first ≤4096 bytes>",
+ *                                  "skipped":<bad lines>}, "logs.jsonl":…, "metrics.jsonl":…},
+ *                         "bodyBytes":<length of line 2>,"bodySha256":"<its hash>"}
+ *   line 2, the body:    {"traces":[[traceId, [offset,length,…] of its traces.jsonl lines,
+ *                                    [offset,length,…] of its logs.jsonl lines, digest|null], …],
+ *                         "metrics":[offset,length,firstMs,lastMs, …]}   (one per metrics.jsonl line)
+ *
+ * A digest (trace-assembly.ts) is what the list shows of a trace and what filters look at. A
+ * trace with only logs so far has none and is not listed. Metric lines are found by time, since
+ * a trace shows the metric points recorded while it ran. An index file that does not parse, has
+ * another version, or whose body does not match its hash is counted and not used; one whose
+ * files' identity no longer matches the store is counted as stale and rebuilt.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BadStoreLine, parseLine, readLogs, readMetrics, readSpans, Resources, STORE_FILES, TRACE_ID, type Attributes, type LogLine, type StoreFile, type ViewLog, type ViewMetric, type ViewSpan } from './store-reader.js';
+import { digestOf, newestFirst, summaryOf, TraceAssembler, type TraceDigest, type TraceSummary } from './trace-assembly.js';
+import { attributeHash } from './trace-assembly.js';
+import { textOf } from './store-reader.js';
+
+export const INDEX_FOLDER = '.sandtrace-index';
+const INDEX_FILE = 'index.json';
+const FORMAT = 'sandtrace-store-index';
+const VERSION = 1;
+const HEAD_BYTES = 4096;
+const CHUNK_BYTES = 8 * 1024 * 1024;
+
+interface FileState {
+  /** Bytes indexed: the store file's complete lines up to here have been read. */
+  consumed: number;
+  dev: number;
+  ino: number;
+  mtimeMs: number;
+  /** sha256 of the first min(consumed, 4096) bytes. */
+  head: string;
+  skipped: number;
+}
+
+interface TraceEntry {
+  /** offset, length pairs of the traces.jsonl lines that hold its spans. */
+  spanLines: number[];
+  /** The same for logs.jsonl lines that hold its logs (and `span started` records). */
+  logLines: number[];
+  digest: TraceDigest | undefined;
+  /** Lower-cased span names, made when a name filter first needs them. */
+  lowerNames?: string[] | undefined;
+  /** The summary, kept until the digest changes (made again on each read while the trace runs). */
+  summary?: TraceSummary | undefined;
+}
+
+/** A trace as the API serves it. */
+export interface TraceDetail {
+  spans: ViewSpan[];
+  logs: ViewLog[];
+  metrics: ViewMetric[];
+  resources: Attributes[];
+}
+
+export interface IndexStats {
+  traces: number;
+  /** Per file: bytes indexed, and lines skipped as bad. */
+  files: Record<StoreFile, { indexedBytes: number; skippedLines: number }>;
+  /** The index was read from `.sandtrace-index/` when the viewer started, and matched the store. */
+  loadedFromDisk: boolean;
+  /** Store bytes (and lines) parsed to index them, since this viewer started. */
+  parsedBytes: number;
+  parsedLines: number;
+  /** Times the index started over, by cause. */
+  rebuilds: {
+    /** The persisted index did not parse, had another version, or did not match its hash. */
+    corruptIndex: number;
+    /** The persisted index described other files (replaced, shrunk or rewritten since). */
+    staleIndex: number;
+    /** A store file was replaced, shrank or had its first bytes changed while the viewer ran. */
+    storeReplaced: number;
+    /** A line the index points at was not a line of that trace when read. */
+    inconsistent: number;
+  };
+  /** Times the index was written to disk, and the last failure to write it. */
+  persisted: number;
+  persistFailed: number;
+  lastPersistError?: string;
+}
+
+/** A line the index points at is not what it recorded: the index starts over. */
+export class IndexInconsistent extends Error {
+  override readonly name = 'IndexInconsistent';
+}
+
+type Json = Record<string, any>;
+
+function emptyFile(): FileState {
+  return { consumed: 0, dev: 0, ino: 0, mtimeMs: 0, head: '', skipped: 0 };
+}
+
+/** The light form of a span kept while a trace is digested: only what the digest reads. */
+function light(s: ViewSpan, hashes: WeakMap<ViewSpan, number[]>): ViewSpan {
+  const keep: Attributes = {};
+  const source = s.attributes['guest.source'];
+  if (source !== undefined) keep['guest.source'] = source;
+  const out: ViewSpan = { ...s, attributes: keep, events: [], links: [] };
+  const h: number[] = [];
+  for (const [k, v] of Object.entries(s.attributes)) h.push(attributeHash(k), attributeHash(k, textOf(v)));
+  hashes.set(out, h);
+  return out;
+}
+
+/**
+ * @example
+ * const index = new StoreIndex('.sandtrace');
+ * await index.refresh();
+ * const detail = await index.openTrace(index.list({}, now).traces[0].traceId, now);
+ * await index.close();
+ */
+export class StoreIndex {
+  private files: Record<StoreFile, FileState> = { 'traces.jsonl': emptyFile(), 'logs.jsonl': emptyFile(), 'metrics.jsonl': emptyFile() };
+  private traces = new Map<string, TraceEntry>();
+  private metricLines: number[] = [];
+  /** Files whose head must be checked at the next refresh (after loading a persisted index). */
+  private unverified = new Set<StoreFile>();
+  private loaded = false;
+  private changed = false;
+  private lastPersist = 0;
+  private sorted: Array<[string, TraceEntry]> | undefined;
+  private serviceList: string[] | undefined;
+  private lock: Promise<unknown> = Promise.resolve();
+  private pending: Promise<void> | undefined;
+  private closed = false;
+  readonly stats: IndexStats = {
+    traces: 0,
+    files: { 'traces.jsonl': { indexedBytes: 0, skippedLines: 0 }, 'logs.jsonl': { indexedBytes: 0, skippedLines: 0 }, 'metrics.jsonl': { indexedBytes: 0, skippedLines: 0 } },
+    loadedFromDisk: false,
+    parsedBytes: 0,
+    parsedLines: 0,
+    rebuilds: { corruptIndex: 0, staleIndex: 0, storeReplaced: 0, inconsistent: 0 },
+    persisted: 0,
+    persistFailed: 0,
+  };
+
+  /**
+   * @param options.persist write the index beside the store (default true).
+   * @param options.persistEveryMs at most one write per this long while the store grows (default 5 s); close() writes the rest.
+   */
+  constructor(
+    readonly folder: string,
+    private readonly options: { persist?: boolean; persistEveryMs?: number } = {},
+  ) {}
+
+  /** Runs `fn` alone: no refresh, open or compaction runs beside it. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(fn, fn);
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Brings the index up to the files. Callers that arrive while a refresh runs share the next one,
+   * which starts after it: an append that finished before the call is always seen.
+   */
+  refresh(): Promise<void> {
+    if (this.pending !== undefined) return this.pending;
+    const next = this.exclusive(async () => {
+      if (this.pending === next) this.pending = undefined;
+      await this.update();
+    });
+    this.pending = next;
+    return next;
+  }
+
+  /** Lines of the store skipped as bad, all files. */
+  skippedLines(): number {
+    return STORE_FILES.reduce((n, f) => n + this.files[f].skipped, 0);
+  }
+
+  /**
+   * Calls `visit` for each trace that has spans, newest first, with its digest, its summary at
+   * `now` (kept between calls unless the trace is running) and its lower-cased span names (made
+   * when first asked for), until `visit` returns false.
+   */
+  forEachTrace(now: bigint, visit: (digest: TraceDigest, summary: TraceSummary, lowerNames: () => string[]) => boolean | void): void {
+    this.sorted ??= [...this.traces].filter(([, e]) => e.digest !== undefined).sort((a, b) => newestFirst(a[1].digest!, b[1].digest!));
+    for (const [id, e] of this.sorted) {
+      const d = e.digest!;
+      const summary = d.running > 0 || e.summary === undefined ? (e.summary = summaryOf(id, d, now)) : e.summary;
+      if (visit(d, summary, () => (e.lowerNames ??= d.names.map((n) => n.toLowerCase()))) === false) return;
+    }
+  }
+
+  /** Service names of the store's spans, sorted. */
+  services(): string[] {
+    if (this.serviceList === undefined) {
+      const all = new Set<string>();
+      for (const e of this.traces.values()) for (const s of e.digest?.services ?? []) all.add(s);
+      this.serviceList = [...all].sort();
+    }
+    return this.serviceList;
+  }
+
+  summary(traceId: string, now: bigint): TraceSummary | undefined {
+    const d = this.traces.get(traceId)?.digest;
+    return d === undefined ? undefined : summaryOf(traceId, d, now);
+  }
+
+  /** Where each trace's lines are (for compaction): offset, length pairs per file. */
+  lines(traceId: string): { spanLines: readonly number[]; logLines: readonly number[] } | undefined {
+    return this.traces.get(traceId);
+  }
+
+  /** The metrics.jsonl lines: offset, length, first and last point time (unix ms) for each. */
+  metricLineRanges(): readonly number[] {
+    return this.metricLines;
+  }
+
+  /** Bytes indexed per file. */
+  indexedBytes(file: StoreFile): number {
+    return this.files[file].consumed;
+  }
+
+  /**
+   * One trace, read from its lines only: its spans assembled as a whole-store read would (running
+   * spans ending at `now`), its logs, the metric points recorded while it ran, and its resources.
+   * Undefined when the store holds no span of it.
+   */
+  async openTrace(traceId: string, now: bigint): Promise<TraceDetail | undefined> {
+    return this.exclusive(async () => {
+      try {
+        return await this.read(traceId, now);
+      } catch (e) {
+        if (!(e instanceof IndexInconsistent)) throw e;
+        this.reset('inconsistent');
+        await this.update();
+        return this.read(traceId, now);
+      }
+    });
+  }
+
+  /** Forgets everything: the next refresh reads the store from its start (after compaction, or a replaced file). */
+  reset(cause: keyof IndexStats['rebuilds'] | 'compacted'): void {
+    if (cause !== 'compacted') this.stats.rebuilds[cause]++;
+    this.files = { 'traces.jsonl': emptyFile(), 'logs.jsonl': emptyFile(), 'metrics.jsonl': emptyFile() };
+    this.traces = new Map();
+    this.metricLines = [];
+    this.unverified.clear();
+    this.touched();
+  }
+
+  /** Writes the index if it changed since it was last written. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.exclusive(async () => {
+      if (this.changed) await this.persist();
+    });
+  }
+
+  private touched(): void {
+    this.changed = true;
+    this.sorted = undefined;
+    this.serviceList = undefined;
+  }
+
+  private async read(traceId: string, now: bigint): Promise<TraceDetail | undefined> {
+    const entry = this.traces.get(traceId);
+    if (entry?.digest === undefined) return undefined;
+    const resources = new Resources();
+    const assembler = new TraceAssembler();
+    await this.eachLine('traces.jsonl', entry.spanLines, (json) => {
+      const spans: ViewSpan[] = [];
+      readSpans(json, spans, resources, traceId);
+      if (spans.length === 0) throw new IndexInconsistent(`a traces.jsonl line holds no span of ${traceId}`);
+      for (const s of spans) assembler.addSpan(s);
+    });
+    await this.eachLine('logs.jsonl', entry.logLines, (json) => {
+      const logs: LogLine[] = [];
+      readLogs(json, logs, resources, traceId);
+      if (logs.length === 0) throw new IndexInconsistent(`a logs.jsonl line holds no log of ${traceId}`);
+      for (const l of logs) assembler.addLog(l);
+    });
+    const { spans, logs } = assembler.finish(now);
+    if (spans.length === 0) return undefined;
+    // Metric series are aggregated across executions: show those recorded during the trace.
+    let start = BigInt(spans[0]!.start);
+    let end = BigInt(spans[0]!.end);
+    for (const s of spans) {
+      if (BigInt(s.start) < start) start = BigInt(s.start);
+      if (BigInt(s.end) > end) end = BigInt(s.end);
+    }
+    const fromMs = Number(start / 1_000_000n);
+    const toMs = Number(end / 1_000_000n) + 1;
+    const wanted: number[] = [];
+    for (let i = 0; i < this.metricLines.length; i += 4) {
+      if (this.metricLines[i + 3]! >= fromMs && this.metricLines[i + 2]! <= toMs) wanted.push(this.metricLines[i]!, this.metricLines[i + 1]!);
+    }
+    const metrics: ViewMetric[] = [];
+    await this.eachLine('metrics.jsonl', wanted, (json) => {
+      const points: ViewMetric[] = [];
+      readMetrics(json, points);
+      for (const p of points) if (BigInt(p.time) >= start && BigInt(p.time) <= end) metrics.push(p);
+    });
+    // Each resource once, in the order its spans come (`span.resource` was numbered as they were read).
+    return { spans, logs, metrics, resources: resources.list };
+  }
+
+  /** Reads the lines at these offset, length pairs, checking each is a whole line, and hands each over parsed. */
+  private async eachLine(file: StoreFile, refs: readonly number[], use: (json: Json) => void): Promise<void> {
+    if (refs.length === 0) return;
+    const fd = await open(join(this.folder, file), 'r');
+    try {
+      for (let i = 0; i < refs.length; i += 2) {
+        const json = await this.lineAt(fd, file, refs[i]!, refs[i + 1]!);
+        try {
+          use(json);
+        } catch (e) {
+          if (!(e instanceof BadStoreLine)) throw e;
+          throw new IndexInconsistent(`${file} at ${refs[i]}: ${e.message}`);
+        }
+      }
+    } finally {
+      await fd.close();
+    }
+  }
+
+  private async lineAt(fd: FileHandle, file: StoreFile, offset: number, length: number): Promise<Json> {
+    // One byte before: the previous line's newline (none at the start of the file).
+    const before = offset > 0 ? 1 : 0;
+    const buf = Buffer.allocUnsafe(length + before);
+    const { bytesRead } = await fd.read(buf, 0, buf.length, offset - before);
+    if (bytesRead !== buf.length || buf[buf.length - 1] !== 10 || (before === 1 && buf[0] !== 10)) throw new IndexInconsistent(`${file} at ${offset}: not a whole line`);
+    try {
+      return parseLine(buf.toString('utf8', before, buf.length - 1));
+    } catch (e) {
+      if (!(e instanceof BadStoreLine)) throw e;
+      throw new IndexInconsistent(`${file} at ${offset}: ${e.message}`);
+    }
+  }
+
+  /** One refresh (under the lock). */
+  private async update(): Promise<void> {
+    if (!this.loaded) {
+      this.loaded = true;
+      if (this.options.persist !== false) await this.load();
+    }
+    let sizes = await this.check();
+    if (sizes === undefined) sizes = (await this.check())!;
+    const fold = new Fold();
+    for (const file of STORE_FILES) {
+      const size = sizes[file];
+      if (size > this.files[file].consumed) await this.scan(file, size, fold);
+    }
+    await this.digest(fold);
+    this.updateStats();
+    const parsed = fold.bytes;
+    if (parsed > 0 && this.options.persist !== false && (Date.now() - this.lastPersist > (this.options.persistEveryMs ?? 5000) || parsed > 16 * 1024 * 1024)) await this.persist();
+  }
+
+  /**
+   * Looks at the files: their sizes, or undefined after starting over because one was replaced
+   * (the caller looks again).
+   */
+  private async check(): Promise<Record<StoreFile, number> | undefined> {
+    const sizes = {} as Record<StoreFile, number>;
+    for (const file of STORE_FILES) {
+      const state = this.files[file];
+      let st;
+      try {
+        st = await stat(join(this.folder, file));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        st = undefined;
+      }
+      if (st === undefined) {
+        if (state.consumed > 0) return this.startOver(file);
+        sizes[file] = 0;
+        continue;
+      }
+      if (state.consumed === 0 && state.ino === 0) {
+        Object.assign(state, { dev: st.dev, ino: st.ino });
+      } else if (st.ino !== state.ino || st.dev !== state.dev || st.size < state.consumed) {
+        return this.startOver(file);
+      } else if (st.size !== state.consumed || st.mtimeMs !== state.mtimeMs || this.unverified.has(file)) {
+        // It grew, or was written to: still the same file if its first bytes, and the newline that
+        // ends what was indexed, are where they were.
+        if (!(await this.sameStart(file, state))) return this.startOver(file);
+      }
+      this.unverified.delete(file);
+      state.mtimeMs = st.mtimeMs;
+      sizes[file] = st.size;
+    }
+    return sizes;
+  }
+
+  private startOver(file: StoreFile): undefined {
+    this.reset(this.unverified.has(file) ? 'staleIndex' : 'storeReplaced');
+    return undefined;
+  }
+
+  private async sameStart(file: StoreFile, state: FileState): Promise<boolean> {
+    if (state.consumed === 0) return true;
+    const fd = await open(join(this.folder, file), 'r');
+    try {
+      const n = Math.min(state.consumed, HEAD_BYTES);
+      const head = Buffer.alloc(n);
+      await fd.read(head, 0, n, 0);
+      const last = Buffer.alloc(1);
+      await fd.read(last, 0, 1, state.consumed - 1);
+      return last[0] === 10 && createHash('sha256').update(head).digest('hex') === state.head;
+    } finally {
+      await fd.close();
+    }
+  }
+
+  /** Reads `file` from where the index stopped to its last complete line before `size`. */
+  private async scan(file: StoreFile, size: number, fold: Fold): Promise<void> {
+    const state = this.files[file];
+    const from = state.consumed;
+    const fd = await open(join(this.folder, file), 'r');
+    try {
+      let pos = from;
+      let carry: Buffer | undefined;
+      while (pos < size) {
+        const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, size - pos));
+        const { bytesRead } = await fd.read(chunk, 0, chunk.length, pos);
+        if (bytesRead === 0) break; // shrank meanwhile: the next look starts over
+        const data = carry === undefined ? chunk.subarray(0, bytesRead) : Buffer.concat([carry, chunk.subarray(0, bytesRead)]);
+        const base = pos - (carry?.length ?? 0);
+        let start = 0;
+        for (let nl = data.indexOf(10, start); nl >= 0; nl = data.indexOf(10, start)) {
+          this.line(file, data.toString('utf8', start, nl), base + start, nl + 1 - start, fold);
+          start = nl + 1;
+        }
+        carry = start < data.length ? Buffer.from(data.subarray(start)) : undefined;
+        pos += bytesRead;
+        state.consumed = pos - (carry?.length ?? 0);
+      }
+      // The head hash covers the first min(consumed, 4 KiB) bytes: redone while that grows.
+      if (from < HEAD_BYTES && state.consumed !== from) {
+        const n = Math.min(state.consumed, HEAD_BYTES);
+        const head = Buffer.alloc(n);
+        await fd.read(head, 0, n, 0);
+        state.head = createHash('sha256').update(head).digest('hex');
+      }
+    } finally {
+      await fd.close();
+    }
+  }
+
+  /** Files one complete line (without its newline) at `offset`, `length` bytes with it. */
+  private line(file: StoreFile, text: string, offset: number, length: number, fold: Fold): void {
+    if (text.trim() === '') return;
+    fold.bytes += length;
+    this.stats.parsedBytes += length;
+    this.stats.parsedLines++;
+    try {
+      const json = parseLine(text);
+      if (file === 'traces.jsonl') {
+        const spans: ViewSpan[] = [];
+        readSpans(json, spans, fold.resources);
+        for (const s of spans) {
+          const entry = this.entry(s.traceId, fold);
+          if (entry.spanLines[entry.spanLines.length - 2] !== offset) entry.spanLines.push(offset, length);
+          fold.assembler(s.traceId)?.addSpan(light(s, fold.hashes));
+        }
+      } else if (file === 'logs.jsonl') {
+        const logs: LogLine[] = [];
+        readLogs(json, logs, fold.resources);
+        for (const r of logs) {
+          const traceId = 'log' in r ? r.log.traceId : r.started.traceId;
+          if (traceId === undefined) continue; // shown with no trace
+          const entry = this.entry(traceId, fold);
+          if (entry.logLines[entry.logLines.length - 2] !== offset) entry.logLines.push(offset, length);
+          if ('started' in r) fold.assembler(traceId)?.addLog({ started: light(r.started, fold.hashes), identity: r.identity });
+        }
+      } else {
+        const points: ViewMetric[] = [];
+        readMetrics(json, points);
+        if (points.length > 0) {
+          let first = Infinity;
+          let last = -Infinity;
+          for (const p of points) {
+            const ms = Number(BigInt(p.time) / 1_000_000n);
+            if (ms < first) first = ms;
+            if (ms > last) last = ms;
+          }
+          this.metricLines.push(offset, length, first, last);
+        }
+      }
+      this.touched();
+    } catch (e) {
+      if (!(e instanceof BadStoreLine)) throw e;
+      this.files[file].skipped++;
+      this.touched();
+    }
+  }
+
+  private entry(traceId: string, fold: Fold): TraceEntry {
+    let entry = this.traces.get(traceId);
+    if (entry === undefined) {
+      entry = { spanLines: [], logLines: [], digest: undefined };
+      this.traces.set(traceId, entry);
+      fold.fresh.set(traceId, new TraceAssembler());
+    } else if (!fold.fresh.has(traceId)) fold.reload.add(traceId);
+    return entry;
+  }
+
+  /** Digests the traces this refresh touched: folded as read when new, re-read from their lines when not. */
+  private async digest(fold: Fold): Promise<void> {
+    for (const [traceId, assembler] of fold.fresh) this.setDigest(traceId, assembler.finish(0n).spans, fold.hashes);
+    for (const traceId of fold.reload) {
+      const entry = this.traces.get(traceId)!;
+      const assembler = new TraceAssembler();
+      const resources = new Resources();
+      await this.eachLine('traces.jsonl', entry.spanLines, (json) => {
+        const spans: ViewSpan[] = [];
+        readSpans(json, spans, resources, traceId);
+        for (const s of spans) assembler.addSpan(light(s, fold.hashes));
+      });
+      await this.eachLine('logs.jsonl', entry.logLines, (json) => {
+        const logs: LogLine[] = [];
+        readLogs(json, logs, resources, traceId);
+        for (const r of logs) if ('started' in r) assembler.addLog({ started: light(r.started, fold.hashes), identity: r.identity });
+      });
+      this.setDigest(traceId, assembler.finish(0n).spans, fold.hashes);
+    }
+  }
+
+  private setDigest(traceId: string, spans: ViewSpan[], hashes: WeakMap<ViewSpan, number[]>): void {
+    const entry = this.traces.get(traceId)!;
+    entry.lowerNames = undefined;
+    entry.summary = undefined;
+    if (spans.length === 0) {
+      entry.digest = undefined;
+      return;
+    }
+    const digest = digestOf(spans, false);
+    const all = new Set<number>();
+    for (const s of spans) for (const h of hashes.get(s) ?? []) all.add(h);
+    digest.attributes = [...all].sort((a, b) => a - b);
+    entry.digest = digest;
+  }
+
+  private updateStats(): void {
+    let listed = 0;
+    for (const e of this.traces.values()) if (e.digest !== undefined) listed++;
+    this.stats.traces = listed;
+    for (const f of STORE_FILES) this.stats.files[f] = { indexedBytes: this.files[f].consumed, skippedLines: this.files[f].skipped };
+  }
+
+  private path(): string {
+    return join(this.folder, INDEX_FOLDER, INDEX_FILE);
+  }
+
+  /** Writes the index: a temporary file, synced, renamed over the old one. */
+  private async persist(): Promise<void> {
+    if (STORE_FILES.every((f) => this.files[f].consumed === 0)) return;
+    const traces: unknown[] = [];
+    for (const [id, e] of this.traces) traces.push([id, e.spanLines, e.logLines, e.digest ?? null]);
+    const body = JSON.stringify({ traces, metrics: this.metricLines });
+    const header = JSON.stringify({ format: FORMAT, version: VERSION, files: this.files, bodyBytes: Buffer.byteLength(body), bodySha256: createHash('sha256').update(body).digest('hex') });
+    this.changed = false;
+    this.lastPersist = Date.now();
+    const dir = join(this.folder, INDEX_FOLDER);
+    const temp = join(dir, `${INDEX_FILE}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
+    try {
+      await mkdir(dir, { recursive: true });
+      const fd = await open(temp, 'w');
+      try {
+        await fd.writeFile(`${header}\n${body}\n`);
+        await fd.sync();
+      } finally {
+        await fd.close();
+      }
+      await rename(temp, this.path());
+      this.stats.persisted++;
+    } catch (e) {
+      // A read-only or full disk: the viewer works without a persisted index, and says so.
+      this.changed = true;
+      this.stats.persistFailed++;
+      this.stats.lastPersistError = (e as Error).message;
+      await unlink(temp).catch(() => undefined);
+    }
+  }
+
+  /** Reads the persisted index, if any; one that is not exactly what {@link persist} writes is counted and left. */
+  private async load(): Promise<void> {
+    let content: Buffer;
+    try {
+      content = await readFile(this.path());
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw e;
+    }
+    const parsed = parsePersisted(content);
+    if (parsed === undefined) {
+      this.stats.rebuilds.corruptIndex++;
+      return;
+    }
+    this.files = parsed.files;
+    this.traces = parsed.traces;
+    this.metricLines = parsed.metrics;
+    for (const f of STORE_FILES) if (this.files[f].consumed > 0 || this.files[f].ino !== 0) this.unverified.add(f);
+    this.stats.loadedFromDisk = true;
+    this.lastPersist = Date.now();
+    this.touched();
+    this.changed = false;
+  }
+}
+
+/** What one refresh folds: the traces first seen in it (digested as read), those seen before (re-read). */
+class Fold {
+  bytes = 0;
+  readonly resources = new Resources();
+  readonly fresh = new Map<string, TraceAssembler>();
+  readonly reload = new Set<string>();
+  readonly hashes = new WeakMap<ViewSpan, number[]>();
+
+  assembler(traceId: string): TraceAssembler | undefined {
+    return this.fresh.get(traceId);
+  }
+}
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+/** A persisted index, checked field by field against what {@link StoreIndex.persist} writes; undefined when it is not that. */
+function parsePersisted(content: Buffer): { files: Record<StoreFile, FileState>; traces: Map<string, TraceEntry>; metrics: number[] } | undefined {
+  const nl = content.indexOf(10);
+  if (nl < 0) return undefined;
+  let header: Json;
+  let body: Json;
+  try {
+    header = JSON.parse(content.toString('utf8', 0, nl));
+    if (typeof header !== 'object' || header === null || header.format !== FORMAT || header.version !== VERSION) return undefined;
+    const bodyBytes = content.subarray(nl + 1, content.length - 1);
+    if (content[content.length - 1] !== 10 || bodyBytes.length !== header.bodyBytes || createHash('sha256').update(bodyBytes).digest('hex') !== header.bodySha256) return undefined;
+    body = JSON.parse(bodyBytes.toString('utf8'));
+  } catch (e) {
+    if (!(e instanceof SyntaxError)) throw e;
+    return undefined;
+  }
+  const files = {} as Record<StoreFile, FileState>;
+  for (const f of STORE_FILES) {
+    const s = header.files?.[f];
+    if (typeof s !== 'object' || s === null || !isCount(s.consumed) || typeof s.dev !== 'number' || typeof s.ino !== 'number' || typeof s.mtimeMs !== 'number' || typeof s.head !== 'string' || !isCount(s.skipped)) return undefined;
+    files[f] = { consumed: s.consumed, dev: s.dev, ino: s.ino, mtimeMs: s.mtimeMs, head: s.head, skipped: s.skipped };
+  }
+  const refsFit = (refs: unknown, file: StoreFile): refs is number[] => Array.isArray(refs) && refs.length % 2 === 0 && refs.every(isCount) && refs.every((v, i) => i % 2 === 0 || (v > 0 && refs[i - 1] + v <= files[file].consumed));
+  if (typeof body !== 'object' || body === null || !Array.isArray(body.traces) || !Array.isArray(body.metrics) || body.metrics.length % 4 !== 0) return undefined;
+  for (let i = 0; i < body.metrics.length; i += 4) {
+    const [offset, length, first, last] = body.metrics.slice(i, i + 4);
+    if (!isCount(offset) || !isCount(length) || offset + length > files['metrics.jsonl'].consumed || typeof first !== 'number' || typeof last !== 'number') return undefined;
+  }
+  const traces = new Map<string, TraceEntry>();
+  for (const t of body.traces) {
+    if (!Array.isArray(t) || t.length !== 4 || typeof t[0] !== 'string' || !TRACE_ID.test(t[0]) || !refsFit(t[1], 'traces.jsonl') || !refsFit(t[2], 'logs.jsonl')) return undefined;
+    const d = t[3];
+    if (d !== null && !isDigest(d)) return undefined;
+    traces.set(t[0], { spanLines: t[1], logLines: t[2], digest: d ?? undefined });
+  }
+  return { files, traces, metrics: body.metrics };
+}
+
+function isDigest(d: Json): d is TraceDigest {
+  return (
+    typeof d === 'object' && d !== null && typeof d.root === 'string' && typeof d.start === 'string' && /^\d+$/.test(d.start) && typeof d.end === 'string' && /^\d+$/.test(d.end) &&
+    isCount(d.spans) && d.spans > 0 && isCount(d.errors) && isCount(d.running) && isCount(d.duplicateSpans) &&
+    isStrings(d.forced) && isStrings(d.executionIds) && isStrings(d.services) && isStrings(d.names) && Array.isArray(d.attributes) && d.attributes.every(isCount)
+  );
+}

@@ -1,0 +1,222 @@
+/**
+ * From the records of the store, in the order written, to the spans the viewer shows: one per
+ * (trace id, span id), running spans for `span started` records whose span is not written yet.
+ * The same rules serve a whole-store read (trace-store.ts `loadStore`), the index (which folds
+ * each trace once to describe it) and the opening of one trace by its lines.
+ *
+ * Then the digest of a trace: what the list shows of it and what filters look at, small enough to
+ * keep for every trace of a large store.
+ */
+import type { LogLine, ViewLog, ViewSpan } from './store-reader.js';
+import { textOf } from './store-reader.js';
+
+/** The spans and ordinary logs assembled, and what was dropped as duplicates. */
+export interface Assembled {
+  /** The spans written, then the running ones (only `span started` records). */
+  spans: ViewSpan[];
+  logs: ViewLog[];
+  duplicates: { spans: number; spanStarts: number };
+}
+
+/**
+ * Folds span records and log records (each kind in the order written) into spans.
+ *
+ * One record per span id. A replayed step re-emits the ids of the spans an earlier run already
+ * exported: the same span, written again. The first record is kept, so a later write never
+ * changes a trace already shown, with one exception: a record the host force-closed (the attempt
+ * died, or did not commit) gives way to a later one that ended normally, since the replay that
+ * finished is what happened. The count (×N on the span) says there were other records.
+ */
+export class TraceAssembler {
+  private readonly spans: ViewSpan[] = [];
+  private readonly byId = new Map<string, number>();
+  private duplicateSpans = 0;
+  private readonly logs: ViewLog[] = [];
+  private readonly started = new Map<string, { span: ViewSpan; identities: Set<string>; duplicates: number }>();
+  private duplicateStarts = 0;
+
+  addSpan(s: ViewSpan): void {
+    const key = s.traceId + s.spanId;
+    const at = this.byId.get(key);
+    if (at === undefined) {
+      this.byId.set(key, this.spans.length);
+      this.spans.push(s);
+      return;
+    }
+    const kept = this.spans[at]!;
+    this.duplicateSpans++;
+    const count = (kept.duplicates ?? 0) + 1;
+    if (kept.forcedCause !== undefined && s.forcedCause === undefined) this.spans[at] = s;
+    this.spans[at]!.duplicates = count;
+  }
+
+  addLog(r: LogLine): void {
+    if ('log' in r) {
+      this.logs.push(r.log);
+      return;
+    }
+    const key = r.started.traceId + r.started.spanId;
+    const seen = this.started.get(key);
+    if (seen === undefined) {
+      this.started.set(key, { span: r.started, identities: new Set([r.identity]), duplicates: 0 });
+    } else if (seen.identities.has(r.identity)) {
+      seen.duplicates++;
+      this.duplicateStarts++;
+    } else {
+      // A later commit of the same open span: its fields as they are now replace the earlier ones.
+      seen.identities.add(r.identity);
+      seen.span = r.started;
+    }
+  }
+
+  /** @param now unix ns: where running spans end (never before their start). */
+  finish(now: bigint): Assembled {
+    const spans = this.spans.slice();
+    for (const [key, { span, duplicates }] of this.started) {
+      if (this.byId.has(key)) continue; // the span closed: the span record wins
+      span.end = now > BigInt(span.start) ? now.toString() : span.start;
+      span.durationMs = Number(BigInt(span.end) - BigInt(span.start)) / 1e6;
+      if (duplicates > 0) span.duplicates = duplicates;
+      spans.push(span);
+    }
+    return { spans, logs: this.logs, duplicates: { spans: this.duplicateSpans, spanStarts: this.duplicateStarts } };
+  }
+}
+
+export interface TraceSummary {
+  traceId: string;
+  root: string;
+  start: string;
+  /** The trace's start, unix ms. */
+  startMs: number;
+  durationMs: number;
+  spans: number;
+  errors: number;
+  forced: string[];
+  executionIds: string[];
+  /** Spans of the trace still running (only a `span started` record): the trace is in progress. */
+  running: number;
+  /** Span records dropped because a span with the same ids was already written (replayed steps). */
+  duplicateSpans: number;
+  /** The `service.name` of the resources that wrote its spans. */
+  services: string[];
+}
+
+/**
+ * What the index keeps of a trace: its summary without the parts that depend on when it is read,
+ * and what filters match against (span names, and hashes of attribute keys and key=value pairs).
+ */
+export interface TraceDigest {
+  root: string;
+  start: string;
+  /** The latest end among its spans, running ones counted as ending at their start. */
+  end: string;
+  spans: number;
+  errors: number;
+  forced: string[];
+  executionIds: string[];
+  running: number;
+  duplicateSpans: number;
+  services: string[];
+  names: string[];
+  /** Sorted, distinct {@link attributeHash}es of `key` and of `key=value` over its spans. */
+  attributes: number[];
+}
+
+/**
+ * The digest of one trace's assembled spans (non-empty). Running spans must have been finished at
+ * a time not after their start (so `end` does not depend on the read); {@link summaryOf} adds it.
+ */
+export function digestOf(group: readonly ViewSpan[], keepAttributes = true): TraceDigest {
+  const ids = new Set(group.map((s) => s.spanId));
+  const roots = group.filter((s) => s.parentSpanId === undefined || !ids.has(s.parentSpanId));
+  let start = BigInt(group[0]!.start);
+  let end = BigInt(group[0]!.end);
+  for (const s of group) {
+    const a = BigInt(s.start);
+    const b = BigInt(s.end);
+    if (a < start) start = a;
+    if (b > end) end = b;
+  }
+  // Every run's root is its execution span: name the trace by the guest's own root span and source.
+  const root = roots[0] ?? group[0]!;
+  const guestRoot = root.name === 'sandtrace.execution' ? group.find((s) => s.parentSpanId === root.spanId) : undefined;
+  const source = root.attributes['guest.source'];
+  const hashes = new Set<number>();
+  if (keepAttributes) {
+    for (const s of group) {
+      for (const [k, v] of Object.entries(s.attributes)) {
+        hashes.add(attributeHash(k));
+        hashes.add(attributeHash(k, textOf(v)));
+      }
+    }
+  }
+  return {
+    root: guestRoot !== undefined ? `${guestRoot.name}${typeof source === 'string' ? ` · ${source}` : ''}` : root.name,
+    start: start.toString(),
+    end: end.toString(),
+    spans: group.length,
+    errors: group.filter((s) => s.status.code === 2).length,
+    forced: [...new Set(group.flatMap((s) => (s.forcedCause ? [s.forcedCause] : [])))],
+    executionIds: [...new Set(group.flatMap((s) => (s.executionId ? [s.executionId] : [])))],
+    running: group.filter((s) => s.running).length,
+    duplicateSpans: group.reduce((n, s) => n + (s.running ? 0 : (s.duplicates ?? 0)), 0),
+    services: [...new Set(group.map((s) => s.service))].filter((s) => s !== '').sort(),
+    names: [...new Set(group.map((s) => s.name))],
+    attributes: [...hashes].sort((a, b) => a - b),
+  };
+}
+
+/**
+ * The summary the list shows. `now` (unix ns), when given, is where running spans end: the
+ * digest's `end` does not count it yet.
+ */
+export function summaryOf(traceId: string, d: TraceDigest, now?: bigint): TraceSummary {
+  const start = BigInt(d.start);
+  let end = BigInt(d.end);
+  if (now !== undefined && d.running > 0 && now > end) end = now;
+  return {
+    traceId,
+    root: d.root,
+    start: d.start,
+    startMs: Number(start / 1_000_000n),
+    durationMs: Number(end - start) / 1e6,
+    spans: d.spans,
+    errors: d.errors,
+    forced: d.forced,
+    executionIds: d.executionIds,
+    running: d.running,
+    duplicateSpans: d.duplicateSpans,
+    services: d.services,
+  };
+}
+
+/** Newest first, by start (unix ns decimal strings, compared as numbers). */
+export function newestFirst(a: { start: string }, b: { start: string }): number {
+  if (a.start.length !== b.start.length) return b.start.length - a.start.length;
+  return a.start < b.start ? 1 : a.start > b.start ? -1 : 0;
+}
+
+/** The summaries of the traces of these spans, newest first (spans of a whole-store read). */
+export function summarize(spans: readonly ViewSpan[]): TraceSummary[] {
+  const byTrace = new Map<string, ViewSpan[]>();
+  for (const s of spans) (byTrace.get(s.traceId) ?? byTrace.set(s.traceId, []).get(s.traceId)!).push(s);
+  return [...byTrace].map(([traceId, group]) => summaryOf(traceId, digestOf(group, false))).sort(newestFirst);
+}
+
+/**
+ * A 52-bit hash (two 32-bit FNV-1a passes, so it is a safe integer) of an attribute key, or of a
+ * key and a value's text form. The index keeps these rather than every value: a filter on a pair
+ * no trace has could match one by collision, with odds near 2^-52 per pair the trace holds.
+ */
+export function attributeHash(key: string, value?: string): number {
+  const s = value === undefined ? key : `${key}\u0000${value}`;
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ (value === undefined ? 0x5bd1e995 : 0x27d4eb2f);
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x000193a3) ^ (b >>> 15);
+  }
+  return (a >>> 0) * 0x100000 + ((b >>> 0) & 0xfffff);
+}
