@@ -9,6 +9,7 @@ export function pageHtml(style: string, script: string): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>sandtrace — traces</title>
+<link rel="icon" href="data:,">
 <style>${style}</style>
 </head>
 <body>

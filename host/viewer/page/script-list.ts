@@ -30,7 +30,12 @@ function search() {
     from: minutes ? Date.now() - minutes * 60000 : range === 'custom' ? localTimeMs($('#filter-from')) : null,
     to: range === 'custom' ? localTimeMs($('#filter-to')) : null,
     execution: $('#filter-execution').value.trim(),
+    range,
   };
+}
+// What identifies a search: a relative range ("last hour") by its name, since its start moves with the clock.
+function searchKey(q) {
+  return RANGE_MINUTES[q.range] ? queryOf({ ...q, from: null }) + '&range=' + q.range : queryOf(q);
 }
 function queryOf(q) {
   const p = new URLSearchParams();
@@ -58,20 +63,33 @@ function summaryMatches(t, q) {
 // One answer at a time counts: a slower answer to an older search is dropped.
 let listSeq = 0;
 let answeredQuery = null;
+let refused = false;
 async function load() {
   const seq = ++listSeq;
-  const query = queryOf(search());
+  const q = search();
+  const query = queryOf(q);
   const res = await fetch('/api/traces' + (query ? '?' + query : ''));
   if (seq !== listSeq) return;
   showSkipped(res);
+  if (res.status === 400) {
+    // The server refused the search (a parameter it cannot read): said beside the form.
+    const body = await res.json();
+    if (seq !== listSeq) return;
+    const note = $('#filter-note');
+    note.hidden = false;
+    note.textContent = 'The search was refused: ' + (body && body.error ? body.error : 'bad query');
+    refused = true;
+    return;
+  }
   if (!res.ok) throw new Error('the trace list answered ' + res.status);
+  refused = false;
   const list = await res.json();
   if (seq !== listSeq) return;
   const matched = res.headers.get('X-Sandtrace-Matched');
   state.serverFilters = matched !== null;
   state.matched = matched === null ? null : Number(matched);
   state.answer = list;
-  answeredQuery = query;
+  answeredQuery = searchKey(q);
   // An unfiltered answer is the whole list: what was known before and is not in it left the store.
   if (!query) state.known.clear();
   for (const t of list) state.known.set(t.traceId, t);
@@ -107,8 +125,7 @@ function traceBadges(t) {
 
 function renderList() {
   const q = search();
-  const query = queryOf(q);
-  const answered = answeredQuery === query && state.answer !== null;
+  const answered = answeredQuery === searchKey(q) && state.answer !== null;
   // Until the answer to this search comes, the known summaries stand in, filtered here.
   const source = answered ? state.answer : [...state.known.values()].sort((a, b) => traceStartMs(b) - traceStartMs(a));
   const shown = source.filter((t) => summaryMatches(t, q));
@@ -131,8 +148,10 @@ function renderList() {
   $('#count').textContent = shown.length + ' of ' + total + ' traces' + (answered ? '' : ' …');
   const serverOnly = q.name || q.attrs.length;
   const note = $('#filter-note');
-  note.hidden = !(serverOnly && state.serverFilters === false);
-  note.textContent = 'This viewer does not search span names or attributes: those fields are not applied.';
+  if (!refused) {
+    note.hidden = !(serverOnly && state.serverFilters === false);
+    note.textContent = 'This viewer does not search span names or attributes: those fields are not applied.';
+  }
   toggleListButton();
 }
 

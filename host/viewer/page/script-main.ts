@@ -41,6 +41,8 @@ async function refresh() {
       again = false;
       const before = $$('.trace').length;
       await load();
+      live.listed = true;
+      showLive();
       if (state.trace && state.current === state.trace.id) {
         const span = state.currentSpan;
         if (await show(state.current)) openSpan(span, false);
@@ -57,17 +59,24 @@ async function refresh() {
   }
 }
 
+// The badge says live once the list is shown and the server's events are connected.
+const live = { connected: false, listed: false };
+const showLive = () => $('#live').classList.toggle('off', !(live.connected && live.listed));
 function initLive() {
   if (!window.EventSource) return;
-  const live = new EventSource('/api/events');
+  const events = new EventSource('/api/events');
   let opened = false;
-  live.addEventListener('store', refresh);
-  live.onopen = () => {
-    $('#live').classList.remove('off');
+  events.addEventListener('store', refresh);
+  events.onopen = () => {
+    live.connected = true;
+    showLive();
     if (opened) refresh(); // a reconnection: anything that changed meanwhile
     opened = true;
   };
-  live.onerror = () => $('#live').classList.add('off');
+  events.onerror = () => {
+    live.connected = false;
+    showLive();
+  };
 }
 
 function initPage() {
@@ -87,7 +96,10 @@ function initPage() {
   window.addEventListener('resize', () => { setListOpen(!$('#sidebar').hidden || !narrow() || !state.trace); toggleListButton(); });
   initLive();
   loadServices().catch(reportError);
-  load().catch(reportError);
+  load().then(() => {
+    live.listed = true;
+    showLive();
+  }, reportError);
   route();
 }
 initPage();

@@ -50,8 +50,13 @@ function buildTrace(traceId, data) {
   const t1 = spans.reduce((m, s) => (BigInt(s.end) > m ? BigInt(s.end) : m), BigInt(spans[0].end));
   const tr = {
     id: traceId, spans, logs: data.logs || [], metrics: data.metrics || [], resources: data.resources || [],
-    byId: new Map(spans.map((s) => [s.spanId, s])), t0, total: Number(t1 - t0) || 1, rows: [],
+    byId: new Map(spans.map((s) => [s.spanId, s])), t0, total: Number(t1 - t0) || 1, rows: [], logsBySpan: new Map(),
   };
+  for (const l of tr.logs) {
+    if (!l.spanId || l.traceId !== traceId) continue;
+    if (!tr.logsBySpan.has(l.spanId)) tr.logsBySpan.set(l.spanId, []);
+    tr.logsBySpan.get(l.spanId).push(l);
+  }
   const order = [];
   const walk = (parent, depth, parentRow) => {
     for (const s of (children.get(parent) || []).sort((a, b) => (BigInt(a.start) < BigInt(b.start) ? -1 : BigInt(a.start) > BigInt(b.start) ? 1 : 0))) {
@@ -68,7 +73,7 @@ function buildTrace(traceId, data) {
 // Events and logs of one span. A guest event exported both ways (eventsAs 'both') is a span event
 // and a log record with the same span, time and message: it is one event, shown once.
 function eventsOf(tr, s) {
-  const logs = tr.logs.filter((l) => l.spanId === s.spanId && l.traceId === tr.id);
+  const logs = tr.logsBySpan.get(s.spanId) || [];
   const twins = new Set();
   const events = s.events.map((e) => {
     const twin = logs.find((l) => !twins.has(l) && l.time === e.time && l.body === e.name);
