@@ -36,6 +36,7 @@ import { BadStoreLine, parseLine, readLogs, readMetrics, readSpans, Resources, S
 import { digestOf, newestFirst, summaryOf, TraceAssembler, type TraceDigest, type TraceSummary } from './trace-assembly.js';
 import { attributeHash } from './trace-assembly.js';
 import { textOf } from './store-reader.js';
+import type { CompactedFile } from './store-eviction.js';
 
 export const INDEX_FOLDER = '.sandtrace-index';
 const INDEX_FILE = 'index.json';
@@ -92,7 +93,7 @@ export interface IndexStats {
     staleIndex: number;
     /** A store file was replaced, shrank or had its first bytes changed while the viewer ran. */
     storeReplaced: number;
-    /** A line the index points at was not a line of that trace when read. */
+    /** A line the index points at was not a line of that trace when read (or a compaction failed). */
     inconsistent: number;
   };
   /** Times the index was written to disk, and the last failure to write it. */
@@ -197,12 +198,21 @@ export class StoreIndex {
    * when first asked for), until `visit` returns false.
    */
   forEachTrace(now: bigint, visit: (digest: TraceDigest, summary: TraceSummary, lowerNames: () => string[]) => boolean | void): void {
-    this.sorted ??= [...this.traces].filter(([, e]) => e.digest !== undefined).sort((a, b) => newestFirst(a[1].digest!, b[1].digest!));
-    for (const [id, e] of this.sorted) {
+    for (const [id, e] of this.newestFirst()) {
       const d = e.digest!;
       const summary = d.running > 0 || e.summary === undefined ? (e.summary = summaryOf(id, d, now)) : e.summary;
       if (visit(d, summary, () => (e.lowerNames ??= d.names.map((n) => n.toLowerCase()))) === false) return;
     }
+  }
+
+  /** The start (unix ms) of the oldest trace listed. */
+  oldestStartMs(): number | undefined {
+    const oldest = this.newestFirst().at(-1)?.[1].digest;
+    return oldest === undefined ? undefined : Number(BigInt(oldest.start) / 1_000_000n);
+  }
+
+  private newestFirst(): Array<[string, TraceEntry]> {
+    return (this.sorted ??= [...this.traces].filter(([, e]) => e.digest !== undefined).sort((a, b) => newestFirst(a[1].digest!, b[1].digest!)));
   }
 
   /** Service names of the store's spans, sorted. */
@@ -253,9 +263,58 @@ export class StoreIndex {
     });
   }
 
+  /** Runs `fn` alone, on an index brought up to the files first (compaction plans on it). */
+  whenCurrent<T>(fn: () => Promise<T>): Promise<T> {
+    return this.exclusive(async () => {
+      await this.update();
+      return fn();
+    });
+  }
+
+  /**
+   * After store-eviction.ts rewrote the files (under {@link whenCurrent}): the evicted traces are
+   * forgotten and every kept line's byte range moved to where the rewrite put it, so nothing is
+   * parsed again. Bytes appended during the rewrite are read at the next refresh.
+   */
+  async applyCompaction(evicted: ReadonlySet<string>, files: Record<StoreFile, CompactedFile>): Promise<void> {
+    const remap = (refs: number[], file: StoreFile): number[] => {
+      const out: number[] = [];
+      for (let i = 0; i < refs.length; i += 2) {
+        const to = files[file].map.map(refs[i]!, refs[i + 1]!);
+        if (to === undefined) throw new IndexInconsistent(`a kept line of ${file} at ${refs[i]} was dropped`);
+        out.push(to[0], to[1]);
+      }
+      return out;
+    };
+    try {
+      for (const id of evicted) this.traces.delete(id);
+      for (const e of this.traces.values()) {
+        e.spanLines = remap(e.spanLines, 'traces.jsonl');
+        e.logLines = remap(e.logLines, 'logs.jsonl');
+      }
+    } catch (e) {
+      if (!(e instanceof IndexInconsistent)) throw e;
+      this.reset('inconsistent');
+      return;
+    }
+    const metrics: number[] = [];
+    for (let i = 0; i < this.metricLines.length; i += 4) {
+      const to = files['metrics.jsonl'].map.map(this.metricLines[i]!, this.metricLines[i + 1]!);
+      if (to !== undefined) metrics.push(to[0], to[1], this.metricLines[i + 2]!, this.metricLines[i + 3]!);
+    }
+    this.metricLines = metrics;
+    for (const f of STORE_FILES) {
+      const { consumed, dev, ino, mtimeMs, head } = files[f];
+      this.files[f] = { consumed, dev, ino, mtimeMs, head, skipped: this.files[f].skipped };
+    }
+    this.touched();
+    this.updateStats();
+    if (this.options.persist !== false) await this.persist();
+  }
+
   /** Forgets everything: the next refresh reads the store from its start (after compaction, or a replaced file). */
-  reset(cause: keyof IndexStats['rebuilds'] | 'compacted'): void {
-    if (cause !== 'compacted') this.stats.rebuilds[cause]++;
+  reset(cause: keyof IndexStats['rebuilds']): void {
+    this.stats.rebuilds[cause]++;
     this.files = { 'traces.jsonl': emptyFile(), 'logs.jsonl': emptyFile(), 'metrics.jsonl': emptyFile() };
     this.traces = new Map();
     this.metricLines = [];
