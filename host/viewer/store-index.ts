@@ -44,6 +44,8 @@ const FORMAT = 'sandtrace-store-index';
 const VERSION = 1;
 const HEAD_BYTES = 4096;
 const CHUNK_BYTES = 8 * 1024 * 1024;
+/** A trace no traces.jsonl line has added to in this many lines is digested during a read (see settle). */
+const SETTLE_LINES = 64;
 
 interface FileState {
   /** Bytes indexed: the store file's complete lines up to here have been read. */
@@ -113,16 +115,21 @@ function emptyFile(): FileState {
   return { consumed: 0, dev: 0, ino: 0, mtimeMs: 0, head: '', skipped: 0 };
 }
 
-/** The light form of a span kept while a trace is digested: only what the digest reads. */
+const NONE: never[] = [];
+
+/**
+ * Makes a span read for the index light, in place: only what its digest reads stays (its
+ * attributes become their hashes, kept in `hashes`).
+ */
 function light(s: ViewSpan, hashes: WeakMap<ViewSpan, number[]>): ViewSpan {
-  const keep: Attributes = {};
-  const source = s.attributes['guest.source'];
-  if (source !== undefined) keep['guest.source'] = source;
-  const out: ViewSpan = { ...s, attributes: keep, events: [], links: [] };
   const h: number[] = [];
-  for (const [k, v] of Object.entries(s.attributes)) h.push(attributeHash(k), attributeHash(k, textOf(v)));
-  hashes.set(out, h);
-  return out;
+  for (const k in s.attributes) h.push(attributeHash(k), attributeHash(k, textOf(s.attributes[k]!)));
+  hashes.set(s, h);
+  const source = s.attributes['guest.source'];
+  s.attributes = source === undefined ? {} : { 'guest.source': source };
+  s.events = NONE;
+  s.links = NONE;
+  return s;
 }
 
 /**
@@ -141,6 +148,8 @@ export class StoreIndex {
   private loaded = false;
   private changed = false;
   private lastPersist = 0;
+  /** Store bytes parsed since the index was last written: what a restart would parse again. */
+  private unpersisted = 0;
   private sorted: Array<[string, TraceEntry]> | undefined;
   private serviceList: string[] | undefined;
   private lock: Promise<unknown> = Promise.resolve();
@@ -159,7 +168,9 @@ export class StoreIndex {
 
   /**
    * @param options.persist write the index beside the store (default true).
-   * @param options.persistEveryMs at most one write per this long while the store grows (default 5 s); close() writes the rest.
+   * @param options.persistEveryMs while the store grows, the index is written when what a restart
+   *   would parse again passes 16 MiB and a quarter of the store, or after this long (default 60 s);
+   *   close() writes the rest.
    */
   constructor(
     readonly folder: string,
@@ -427,8 +438,11 @@ export class StoreIndex {
     }
     await this.digest(fold);
     this.updateStats();
-    const parsed = fold.bytes;
-    if (parsed > 0 && this.options.persist !== false && (Date.now() - this.lastPersist > (this.options.persistEveryMs ?? 5000) || parsed > 16 * 1024 * 1024)) await this.persist();
+    this.unpersisted += fold.bytes;
+    if (fold.bytes === 0 || this.options.persist === false) return;
+    const indexed = STORE_FILES.reduce((n, f) => n + this.files[f].consumed, 0);
+    const worthIt = this.unpersisted > 16 * 1024 * 1024 && this.unpersisted > indexed / 4;
+    if (worthIt || Date.now() - this.lastPersist > (this.options.persistEveryMs ?? 60_000)) await this.persist();
   }
 
   /**
@@ -538,14 +552,16 @@ export class StoreIndex {
           if (entry.spanLines[entry.spanLines.length - 2] !== offset) entry.spanLines.push(offset, length);
           fold.assembler(s.traceId)?.addSpan(light(s, fold.hashes));
         }
+        if (++fold.lines % SETTLE_LINES === 0) this.settle(fold);
       } else if (file === 'logs.jsonl') {
         const logs: LogLine[] = [];
         readLogs(json, logs, fold.resources);
         for (const r of logs) {
           const traceId = 'log' in r ? r.log.traceId : r.started.traceId;
           if (traceId === undefined) continue; // shown with no trace
-          const entry = this.entry(traceId, fold);
+          const entry = this.entry(traceId, fold, 'started' in r);
           if (entry.logLines[entry.logLines.length - 2] !== offset) entry.logLines.push(offset, length);
+          // Ordinary logs are shown with the trace but change nothing in its digest.
           if ('started' in r) fold.assembler(traceId)?.addLog({ started: light(r.started, fold.hashes), identity: r.identity });
         }
       } else {
@@ -570,19 +586,41 @@ export class StoreIndex {
     }
   }
 
-  private entry(traceId: string, fold: Fold): TraceEntry {
+  /**
+   * The trace's entry. A trace new in this refresh is folded as its lines come; one digested before
+   * that a record changes (`changes`: spans and `span started` records do, ordinary logs do not)
+   * is re-read from its lines at the end.
+   */
+  private entry(traceId: string, fold: Fold, changes = true): TraceEntry {
     let entry = this.traces.get(traceId);
     if (entry === undefined) {
       entry = { spanLines: [], logLines: [], digest: undefined };
       this.traces.set(traceId, entry);
-      fold.fresh.set(traceId, new TraceAssembler());
-    } else if (!fold.fresh.has(traceId)) fold.reload.add(traceId);
+      fold.fresh.set(traceId, { assembler: new TraceAssembler(), lastLine: fold.lines });
+    } else {
+      const fresh = fold.fresh.get(traceId);
+      if (fresh !== undefined) fresh.lastLine = fold.lines;
+      else if (changes) fold.reload.add(traceId);
+    }
     return entry;
+  }
+
+  /**
+   * While traces.jsonl is read, traces no line has added to for a while are digested and let go
+   * (a trace's spans are written close together), so a first read of a large store does not hold
+   * every span at once. Should a later line add to one, it is re-read from its lines at the end.
+   */
+  private settle(fold: Fold): void {
+    for (const [traceId, f] of fold.fresh) {
+      if (fold.lines - f.lastLine < SETTLE_LINES) continue;
+      this.setDigest(traceId, f.assembler.finish(0n).spans, fold.hashes);
+      fold.fresh.delete(traceId);
+    }
   }
 
   /** Digests the traces this refresh touched: folded as read when new, re-read from their lines when not. */
   private async digest(fold: Fold): Promise<void> {
-    for (const [traceId, assembler] of fold.fresh) this.setDigest(traceId, assembler.finish(0n).spans, fold.hashes);
+    for (const [traceId, { assembler }] of fold.fresh) this.setDigest(traceId, assembler.finish(0n).spans, fold.hashes);
     for (const traceId of fold.reload) {
       const entry = this.traces.get(traceId)!;
       const assembler = new TraceAssembler();
@@ -636,6 +674,7 @@ export class StoreIndex {
     const header = JSON.stringify({ format: FORMAT, version: VERSION, files: this.files, bodyBytes: Buffer.byteLength(body), bodySha256: createHash('sha256').update(body).digest('hex') });
     this.changed = false;
     this.lastPersist = Date.now();
+    this.unpersisted = 0;
     const dir = join(this.folder, INDEX_FOLDER);
     const temp = join(dir, `${INDEX_FILE}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
     try {
@@ -686,13 +725,16 @@ export class StoreIndex {
 /** What one refresh folds: the traces first seen in it (digested as read), those seen before (re-read). */
 class Fold {
   bytes = 0;
+  /** traces.jsonl lines read so far. */
+  lines = 0;
   readonly resources = new Resources();
-  readonly fresh = new Map<string, TraceAssembler>();
+  /** Traces first seen in this refresh, not digested yet: their spans so far, and the line that last added to them. */
+  readonly fresh = new Map<string, { assembler: TraceAssembler; lastLine: number }>();
   readonly reload = new Set<string>();
   readonly hashes = new WeakMap<ViewSpan, number[]>();
 
   assembler(traceId: string): TraceAssembler | undefined {
-    return this.fresh.get(traceId);
+    return this.fresh.get(traceId)?.assembler;
   }
 }
 

@@ -130,13 +130,11 @@ export interface TraceDigest {
 export function digestOf(group: readonly ViewSpan[], keepAttributes = true): TraceDigest {
   const ids = new Set(group.map((s) => s.spanId));
   const roots = group.filter((s) => s.parentSpanId === undefined || !ids.has(s.parentSpanId));
-  let start = BigInt(group[0]!.start);
-  let end = BigInt(group[0]!.end);
+  let start = group[0]!.start;
+  let end = group[0]!.end;
   for (const s of group) {
-    const a = BigInt(s.start);
-    const b = BigInt(s.end);
-    if (a < start) start = a;
-    if (b > end) end = b;
+    if (compareNs(s.start, start) < 0) start = s.start;
+    if (compareNs(s.end, end) > 0) end = s.end;
   }
   // Every run's root is its execution span: name the trace by the guest's own root span and source.
   const root = roots[0] ?? group[0]!;
@@ -153,8 +151,8 @@ export function digestOf(group: readonly ViewSpan[], keepAttributes = true): Tra
   }
   return {
     root: guestRoot !== undefined ? `${guestRoot.name}${typeof source === 'string' ? ` · ${source}` : ''}` : root.name,
-    start: start.toString(),
-    end: end.toString(),
+    start,
+    end,
     spans: group.length,
     errors: group.filter((s) => s.status.code === 2).length,
     forced: [...new Set(group.flatMap((s) => (s.forcedCause ? [s.forcedCause] : [])))],
@@ -191,10 +189,15 @@ export function summaryOf(traceId: string, d: TraceDigest, now?: bigint): TraceS
   };
 }
 
-/** Newest first, by start (unix ns decimal strings, compared as numbers). */
+/** Two unix ns times as the store writes them (decimal digits, no leading zeros), compared as numbers. */
+export function compareNs(a: string, b: string): number {
+  if (a.length !== b.length) return a.length - b.length;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Newest first, by start. */
 export function newestFirst(a: { start: string }, b: { start: string }): number {
-  if (a.start.length !== b.start.length) return b.start.length - a.start.length;
-  return a.start < b.start ? 1 : a.start > b.start ? -1 : 0;
+  return compareNs(b.start, a.start);
 }
 
 /** The summaries of the traces of these spans, newest first (spans of a whole-store read). */
@@ -210,13 +213,22 @@ export function summarize(spans: readonly ViewSpan[]): TraceSummary[] {
  * no trace has could match one by collision, with odds near 2^-52 per pair the trace holds.
  */
 export function attributeHash(key: string, value?: string): number {
-  const s = value === undefined ? key : `${key}\u0000${value}`;
   let a = 0x811c9dc5;
   let b = 0x01000193 ^ (value === undefined ? 0x5bd1e995 : 0x27d4eb2f);
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
     a = Math.imul(a ^ c, 0x01000193);
     b = Math.imul(b ^ c, 0x000193a3) ^ (b >>> 15);
+  }
+  if (value !== undefined) {
+    // A 0 between key and value: `ab`=`c` and `a`=`bc` differ.
+    a = Math.imul(a, 0x01000193);
+    b = Math.imul(b, 0x000193a3) ^ (b >>> 15);
+    for (let i = 0; i < value.length; i++) {
+      const c = value.charCodeAt(i);
+      a = Math.imul(a ^ c, 0x01000193);
+      b = Math.imul(b ^ c, 0x000193a3) ^ (b >>> 15);
+    }
   }
   return (a >>> 0) * 0x100000 + ((b >>> 0) & 0xfffff);
 }
