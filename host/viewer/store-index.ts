@@ -117,19 +117,23 @@ function emptyFile(): FileState {
 
 const NONE: never[] = [];
 
+/** A span made light for a digest: its attributes as hashes. */
+interface LightSpan extends ViewSpan {
+  hashes: number[];
+}
+
 /**
  * Makes a span read for the index light, in place: only what its digest reads stays (its
- * attributes become their hashes, kept in `hashes`).
+ * attributes become their hashes).
  */
-function light(s: ViewSpan, hashes: WeakMap<ViewSpan, number[]>): ViewSpan {
+function light(s: ViewSpan): LightSpan {
   const h: number[] = [];
   for (const k in s.attributes) h.push(attributeHash(k), attributeHash(k, textOf(s.attributes[k]!)));
-  hashes.set(s, h);
   const source = s.attributes['guest.source'];
   s.attributes = source === undefined ? {} : { 'guest.source': source };
   s.events = NONE;
   s.links = NONE;
-  return s;
+  return Object.assign(s, { hashes: h });
 }
 
 /**
@@ -538,7 +542,8 @@ export class StoreIndex {
 
   /** Files one complete line (without its newline) at `offset`, `length` bytes with it. */
   private line(file: StoreFile, text: string, offset: number, length: number, fold: Fold): void {
-    if (text.trim() === '') return;
+    // A blank line is no record (and no bad line); a line is rarely blank, so trim only when it may be.
+    if (text.charCodeAt(0) !== 123 && text.trim() === '') return;
     fold.bytes += length;
     this.stats.parsedBytes += length;
     this.stats.parsedLines++;
@@ -550,7 +555,7 @@ export class StoreIndex {
         for (const s of spans) {
           const entry = this.entry(s.traceId, fold);
           if (entry.spanLines[entry.spanLines.length - 2] !== offset) entry.spanLines.push(offset, length);
-          fold.assembler(s.traceId)?.addSpan(light(s, fold.hashes));
+          fold.assembler(s.traceId)?.addSpan(light(s));
         }
         if (++fold.lines % SETTLE_LINES === 0) this.settle(fold);
       } else if (file === 'logs.jsonl') {
@@ -562,7 +567,7 @@ export class StoreIndex {
           const entry = this.entry(traceId, fold, 'started' in r);
           if (entry.logLines[entry.logLines.length - 2] !== offset) entry.logLines.push(offset, length);
           // Ordinary logs are shown with the trace but change nothing in its digest.
-          if ('started' in r) fold.assembler(traceId)?.addLog({ started: light(r.started, fold.hashes), identity: r.identity });
+          if ('started' in r) fold.assembler(traceId)?.addLog({ started: light(r.started), identity: r.identity });
         }
       } else {
         const points: ViewMetric[] = [];
@@ -596,7 +601,7 @@ export class StoreIndex {
     if (entry === undefined) {
       entry = { spanLines: [], logLines: [], digest: undefined };
       this.traces.set(traceId, entry);
-      fold.fresh.set(traceId, { assembler: new TraceAssembler(), lastLine: fold.lines });
+      fold.fresh.set(traceId, { assembler: new TraceAssembler<LightSpan>(), lastLine: fold.lines });
     } else {
       const fresh = fold.fresh.get(traceId);
       if (fresh !== undefined) fresh.lastLine = fold.lines;
@@ -613,33 +618,33 @@ export class StoreIndex {
   private settle(fold: Fold): void {
     for (const [traceId, f] of fold.fresh) {
       if (fold.lines - f.lastLine < SETTLE_LINES) continue;
-      this.setDigest(traceId, f.assembler.finish(0n).spans, fold.hashes);
+      this.setDigest(traceId, f.assembler.finish(0n).spans);
       fold.fresh.delete(traceId);
     }
   }
 
   /** Digests the traces this refresh touched: folded as read when new, re-read from their lines when not. */
   private async digest(fold: Fold): Promise<void> {
-    for (const [traceId, { assembler }] of fold.fresh) this.setDigest(traceId, assembler.finish(0n).spans, fold.hashes);
+    for (const [traceId, { assembler }] of fold.fresh) this.setDigest(traceId, assembler.finish(0n).spans);
     for (const traceId of fold.reload) {
       const entry = this.traces.get(traceId)!;
-      const assembler = new TraceAssembler();
+      const assembler = new TraceAssembler<LightSpan>();
       const resources = new Resources();
       await this.eachLine('traces.jsonl', entry.spanLines, (json) => {
         const spans: ViewSpan[] = [];
         readSpans(json, spans, resources, traceId);
-        for (const s of spans) assembler.addSpan(light(s, fold.hashes));
+        for (const s of spans) assembler.addSpan(light(s));
       });
       await this.eachLine('logs.jsonl', entry.logLines, (json) => {
         const logs: LogLine[] = [];
         readLogs(json, logs, resources, traceId);
-        for (const r of logs) if ('started' in r) assembler.addLog({ started: light(r.started, fold.hashes), identity: r.identity });
+        for (const r of logs) if ('started' in r) assembler.addLog({ started: light(r.started), identity: r.identity });
       });
-      this.setDigest(traceId, assembler.finish(0n).spans, fold.hashes);
+      this.setDigest(traceId, assembler.finish(0n).spans);
     }
   }
 
-  private setDigest(traceId: string, spans: ViewSpan[], hashes: WeakMap<ViewSpan, number[]>): void {
+  private setDigest(traceId: string, spans: LightSpan[]): void {
     const entry = this.traces.get(traceId)!;
     entry.lowerNames = undefined;
     entry.summary = undefined;
@@ -648,9 +653,15 @@ export class StoreIndex {
       return;
     }
     const digest = digestOf(spans, false);
-    const all = new Set<number>();
-    for (const s of spans) for (const h of hashes.get(s) ?? []) all.add(h);
-    digest.attributes = [...all].sort((a, b) => a - b);
+    let n = 0;
+    for (const s of spans) n += s.hashes.length;
+    const all = new Float64Array(n);
+    n = 0;
+    for (const s of spans) for (const h of s.hashes) all[n++] = h;
+    all.sort();
+    const distinct: number[] = [];
+    for (let i = 0; i < all.length; i++) if (i === 0 || all[i] !== all[i - 1]) distinct.push(all[i]!);
+    digest.attributes = distinct;
     entry.digest = digest;
   }
 
@@ -729,11 +740,10 @@ class Fold {
   lines = 0;
   readonly resources = new Resources();
   /** Traces first seen in this refresh, not digested yet: their spans so far, and the line that last added to them. */
-  readonly fresh = new Map<string, { assembler: TraceAssembler; lastLine: number }>();
+  readonly fresh = new Map<string, { assembler: TraceAssembler<LightSpan>; lastLine: number }>();
   readonly reload = new Set<string>();
-  readonly hashes = new WeakMap<ViewSpan, number[]>();
 
-  assembler(traceId: string): TraceAssembler | undefined {
+  assembler(traceId: string): TraceAssembler<LightSpan> | undefined {
     return this.fresh.get(traceId)?.assembler;
   }
 }

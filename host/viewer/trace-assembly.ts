@@ -11,9 +11,9 @@ import type { LogLine, ViewLog, ViewSpan } from './store-reader.js';
 import { textOf } from './store-reader.js';
 
 /** The spans and ordinary logs assembled, and what was dropped as duplicates. */
-export interface Assembled {
+export interface Assembled<S extends ViewSpan = ViewSpan> {
   /** The spans written, then the running ones (only `span started` records). */
-  spans: ViewSpan[];
+  spans: S[];
   logs: ViewLog[];
   duplicates: { spans: number; spanStarts: number };
 }
@@ -27,15 +27,15 @@ export interface Assembled {
  * died, or did not commit) gives way to a later one that ended normally, since the replay that
  * finished is what happened. The count (×N on the span) says there were other records.
  */
-export class TraceAssembler {
-  private readonly spans: ViewSpan[] = [];
+export class TraceAssembler<S extends ViewSpan = ViewSpan> {
+  private readonly spans: S[] = [];
   private readonly byId = new Map<string, number>();
   private duplicateSpans = 0;
   private readonly logs: ViewLog[] = [];
-  private readonly started = new Map<string, { span: ViewSpan; identities: Set<string>; duplicates: number }>();
+  private readonly started = new Map<string, { span: S; identities: Set<string>; duplicates: number }>();
   private duplicateStarts = 0;
 
-  addSpan(s: ViewSpan): void {
+  addSpan(s: S): void {
     const key = s.traceId + s.spanId;
     const at = this.byId.get(key);
     if (at === undefined) {
@@ -50,7 +50,7 @@ export class TraceAssembler {
     this.spans[at]!.duplicates = count;
   }
 
-  addLog(r: LogLine): void {
+  addLog(r: LogLine<S>): void {
     if ('log' in r) {
       this.logs.push(r.log);
       return;
@@ -70,7 +70,7 @@ export class TraceAssembler {
   }
 
   /** @param now unix ns: where running spans end (never before their start). */
-  finish(now: bigint): Assembled {
+  finish(now: bigint): Assembled<S> {
     const spans = this.spans.slice();
     for (const [key, { span, duplicates }] of this.started) {
       if (this.byId.has(key)) continue; // the span closed: the span record wins

@@ -3,6 +3,11 @@
  * only, and only to requests whose Host names that address. The page loads nothing from anywhere
  * else. Lines of the store that are not what the exporter writes are skipped and counted.
  *
+ * The API reads the store through its index (store-index.ts): `/api/traces` (summaries, newest
+ * first, filtered by query parameters: trace-filter.ts), `/api/traces/<id>` (one trace, read from
+ * its own lines), `/api/services`, and `/api/store` (what the index and the cap did). With a cap
+ * (`maxStoreBytes`, `maxStoreAgeMs`) the oldest traces are evicted (store-eviction.ts).
+ *
  * With `otlpPort`, it also receives OTLP/HTTP into the store (see otlp-ingest.ts), and
  * `/api/events` tells open pages (server-sent events) when the store changed, by ingest or by
  * another process appending to it.
