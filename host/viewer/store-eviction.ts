@@ -20,11 +20,11 @@
  * not matter to the reader). A crash between the three renames leaves some files compacted and
  * others not: the reader shows the logs of an evicted trace as logs of no listed trace.
  */
-import { createHash } from 'node:crypto';
 import { appendFile, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { STORE_FILES, type StoreFile } from './store-reader.js';
 import type { StoreIndex } from './store-index.js';
+import { headHash } from './store-lines.js';
 
 export interface EvictionPolicy {
   /** The store's three files together are kept at or under this many bytes. */
@@ -233,14 +233,7 @@ async function compactFile(folder: string, file: StoreFile, indexed: number, tou
       stats.lateBytesCopied += rest.length;
     }
     const st = await stat(path);
-    const headFd = await open(path, 'r');
-    const head = Buffer.alloc(Math.min(consumed, 4096));
-    try {
-      await headFd.read(head, 0, head.length, 0);
-    } finally {
-      await headFd.close();
-    }
-    return { map, consumed, dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs, head: createHash('sha256').update(head).digest('hex') };
+    return { map, consumed, dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs, head: await headHash(path, consumed) };
   } catch (e) {
     // The store file is untouched until the rename; the temporary file goes. The first error is the one reported.
     await target.close().catch(() => undefined);

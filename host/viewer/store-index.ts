@@ -12,16 +12,17 @@
  * whose first bytes changed (a hash of up to 4 KiB) was replaced: the index starts over. Each new
  * line is parsed once: its spans and logs are filed under their traces, a bad line is counted.
  *
- * What it holds (and persists as `.sandtrace-index/index.json` in the store folder):
+ * What it holds, per trace: the byte ranges (offset, length) of the traces.jsonl lines that hold
+ * its spans and of the logs.jsonl lines that hold its logs, and its digest; per metrics.jsonl
+ * line: its range and the time of its first and last point. It is kept on disk beside the store
+ * (`.sandtrace-index/index.json`, format in store-index-file.ts), so a restart reads only the
+ * bytes added since.
  *
- *   line 1, the header:  {"format":"sandtrace-store-index","version":1,
- *                         "files":{"traces.jsonl":{"consumed":<bytes indexed>,"dev":…,"ino":…,
- *                                  "mtimeMs":…,"head":"<sha256 of the first ≤4096 bytes>",
- *                                  "skipped":<bad lines>}, "logs.jsonl":…, "metrics.jsonl":…},
- *                         "bodyBytes":<length of line 2>,"bodySha256":"<its hash>"}
- *   line 2, the body:    {"traces":[[traceId, [offset,length,…] of its traces.jsonl lines,
- *                                    [offset,length,…] of its logs.jsonl lines, digest|null], …],
- *                         "metrics":[offset,length,firstMs,lastMs, …]}   (one per metrics.jsonl line)
+ * How a trace is described. A trace first seen in a refresh is folded as its lines come (the same
+ * assembly as a whole-store read: trace-assembly.ts) and digested once no line has added to it
+ * for a while; a trace described before that a new span or `span started` record changes is
+ * re-read from its own lines. Ordinary logs only add a line range. A compaction
+ * (store-eviction.ts) moves the ranges of the lines it kept instead of starting over.
  *
  * A digest (trace-assembly.ts) is what the list shows of a trace and what filters look at. A
  * trace with only logs so far has none and is not listed. Metric lines are found by time, since
@@ -29,46 +30,18 @@
  * another version, or whose body does not match its hash is counted and not used; one whose
  * files' identity no longer matches the store is counted as stale and rebuilt.
  */
-import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BadStoreLine, parseLine, readLogs, readMetrics, readSpans, Resources, STORE_FILES, TRACE_ID, type Attributes, type LogLine, type StoreFile, type ViewLog, type ViewMetric, type ViewSpan } from './store-reader.js';
-import { digestOf, newestFirst, summaryOf, TraceAssembler, type TraceDigest, type TraceSummary } from './trace-assembly.js';
-import { attributeHash } from './trace-assembly.js';
-import { textOf } from './store-reader.js';
 import type { CompactedFile } from './store-eviction.js';
+import { readIndexFile, writeIndexFile, type FileState, type TraceEntry } from './store-index-file.js';
+import { HEAD_BYTES, headHash, IndexInconsistent, readLinesAt, sameStart, scanLines } from './store-lines.js';
+import { BadStoreLine, parseLine, readLogs, readMetrics, readSpans, Resources, STORE_FILES, textOf, type Attributes, type LogLine, type StoreFile, type ViewLog, type ViewMetric, type ViewSpan } from './store-reader.js';
+import { attributeHash, digestOf, newestFirst, summaryOf, TraceAssembler, type TraceDigest, type TraceSummary } from './trace-assembly.js';
 
-export const INDEX_FOLDER = '.sandtrace-index';
-const INDEX_FILE = 'index.json';
-const FORMAT = 'sandtrace-store-index';
-const VERSION = 1;
-const HEAD_BYTES = 4096;
-const CHUNK_BYTES = 8 * 1024 * 1024;
+export { INDEX_FOLDER } from './store-index-file.js';
+export { IndexInconsistent } from './store-lines.js';
 /** A trace no traces.jsonl line has added to in this many lines is digested during a read (see settle). */
 const SETTLE_LINES = 64;
-
-interface FileState {
-  /** Bytes indexed: the store file's complete lines up to here have been read. */
-  consumed: number;
-  dev: number;
-  ino: number;
-  mtimeMs: number;
-  /** sha256 of the first min(consumed, 4096) bytes. */
-  head: string;
-  skipped: number;
-}
-
-interface TraceEntry {
-  /** offset, length pairs of the traces.jsonl lines that hold its spans. */
-  spanLines: number[];
-  /** The same for logs.jsonl lines that hold its logs (and `span started` records). */
-  logLines: number[];
-  digest: TraceDigest | undefined;
-  /** Lower-cased span names, made when a name filter first needs them. */
-  lowerNames?: string[] | undefined;
-  /** The summary, kept until the digest changes (made again on each read while the trace runs). */
-  summary?: TraceSummary | undefined;
-}
 
 /** A trace as the API serves it. */
 export interface TraceDetail {
@@ -104,16 +77,9 @@ export interface IndexStats {
   lastPersistError?: string;
 }
 
-/** A line the index points at is not what it recorded: the index starts over. */
-export class IndexInconsistent extends Error {
-  override readonly name = 'IndexInconsistent';
-}
 
-type Json = Record<string, any>;
 
-function emptyFile(): FileState {
-  return { consumed: 0, dev: 0, ino: 0, mtimeMs: 0, head: '', skipped: 0 };
-}
+const emptyFile = (): FileState => ({ consumed: 0, dev: 0, ino: 0, mtimeMs: 0, head: '', skipped: 0 });
 
 const NONE: never[] = [];
 
@@ -340,6 +306,7 @@ export class StoreIndex {
   /** Writes the index if it changed since it was last written. */
   async close(): Promise<void> {
     if (this.closed) return;
+    // A first read of a large store in progress stops at the next chunk; what it read is kept.
     this.closed = true;
     await this.exclusive(async () => {
       if (this.changed) await this.persist();
@@ -394,37 +361,9 @@ export class StoreIndex {
     return { spans, logs, metrics, resources: resources.list };
   }
 
-  /** Reads the lines at these offset, length pairs, checking each is a whole line, and hands each over parsed. */
-  private async eachLine(file: StoreFile, refs: readonly number[], use: (json: Json) => void): Promise<void> {
-    if (refs.length === 0) return;
-    const fd = await open(join(this.folder, file), 'r');
-    try {
-      for (let i = 0; i < refs.length; i += 2) {
-        const json = await this.lineAt(fd, file, refs[i]!, refs[i + 1]!);
-        try {
-          use(json);
-        } catch (e) {
-          if (!(e instanceof BadStoreLine)) throw e;
-          throw new IndexInconsistent(`${file} at ${refs[i]}: ${e.message}`);
-        }
-      }
-    } finally {
-      await fd.close();
-    }
-  }
-
-  private async lineAt(fd: FileHandle, file: StoreFile, offset: number, length: number): Promise<Json> {
-    // One byte before: the previous line's newline (none at the start of the file).
-    const before = offset > 0 ? 1 : 0;
-    const buf = Buffer.allocUnsafe(length + before);
-    const { bytesRead } = await fd.read(buf, 0, buf.length, offset - before);
-    if (bytesRead !== buf.length || buf[buf.length - 1] !== 10 || (before === 1 && buf[0] !== 10)) throw new IndexInconsistent(`${file} at ${offset}: not a whole line`);
-    try {
-      return parseLine(buf.toString('utf8', before, buf.length - 1));
-    } catch (e) {
-      if (!(e instanceof BadStoreLine)) throw e;
-      throw new IndexInconsistent(`${file} at ${offset}: ${e.message}`);
-    }
+  /** Reads a trace's lines of `file` (see store-lines.ts). */
+  private eachLine(file: StoreFile, refs: readonly number[], use: (json: Record<string, any>) => void): Promise<void> {
+    return readLinesAt(join(this.folder, file), refs, use);
   }
 
   /** One refresh (under the lock). */
@@ -476,7 +415,7 @@ export class StoreIndex {
       } else if (st.size !== state.consumed || st.mtimeMs !== state.mtimeMs || this.unverified.has(file)) {
         // It grew, or was written to: still the same file if its first bytes, and the newline that
         // ends what was indexed, are where they were.
-        if (!(await this.sameStart(file, state))) return this.startOver(file);
+        if (!(await sameStart(join(this.folder, file), state.consumed, state.head))) return this.startOver(file);
       }
       this.unverified.delete(file);
       state.mtimeMs = st.mtimeMs;
@@ -490,54 +429,14 @@ export class StoreIndex {
     return undefined;
   }
 
-  private async sameStart(file: StoreFile, state: FileState): Promise<boolean> {
-    if (state.consumed === 0) return true;
-    const fd = await open(join(this.folder, file), 'r');
-    try {
-      const n = Math.min(state.consumed, HEAD_BYTES);
-      const head = Buffer.alloc(n);
-      await fd.read(head, 0, n, 0);
-      const last = Buffer.alloc(1);
-      await fd.read(last, 0, 1, state.consumed - 1);
-      return last[0] === 10 && createHash('sha256').update(head).digest('hex') === state.head;
-    } finally {
-      await fd.close();
-    }
-  }
-
   /** Reads `file` from where the index stopped to its last complete line before `size`. */
   private async scan(file: StoreFile, size: number, fold: Fold): Promise<void> {
     const state = this.files[file];
     const from = state.consumed;
-    const fd = await open(join(this.folder, file), 'r');
-    try {
-      let pos = from;
-      let carry: Buffer | undefined;
-      while (pos < size) {
-        const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, size - pos));
-        const { bytesRead } = await fd.read(chunk, 0, chunk.length, pos);
-        if (bytesRead === 0) break; // shrank meanwhile: the next look starts over
-        const data = carry === undefined ? chunk.subarray(0, bytesRead) : Buffer.concat([carry, chunk.subarray(0, bytesRead)]);
-        const base = pos - (carry?.length ?? 0);
-        let start = 0;
-        for (let nl = data.indexOf(10, start); nl >= 0; nl = data.indexOf(10, start)) {
-          this.line(file, data.toString('utf8', start, nl), base + start, nl + 1 - start, fold);
-          start = nl + 1;
-        }
-        carry = start < data.length ? Buffer.from(data.subarray(start)) : undefined;
-        pos += bytesRead;
-        state.consumed = pos - (carry?.length ?? 0);
-      }
-      // The head hash covers the first min(consumed, 4 KiB) bytes: redone while that grows.
-      if (from < HEAD_BYTES && state.consumed !== from) {
-        const n = Math.min(state.consumed, HEAD_BYTES);
-        const head = Buffer.alloc(n);
-        await fd.read(head, 0, n, 0);
-        state.head = createHash('sha256').update(head).digest('hex');
-      }
-    } finally {
-      await fd.close();
-    }
+    const path = join(this.folder, file);
+    state.consumed = await scanLines(path, from, size, (text, offset, length) => this.line(file, text, offset, length, fold), () => this.closed);
+    // The head hash covers the first min(consumed, 4 KiB) bytes: redone while that grows.
+    if (from < HEAD_BYTES && state.consumed !== from) state.head = await headHash(path, state.consumed);
   }
 
   /** Files one complete line (without its newline) at `offset`, `length` bytes with it. */
@@ -672,59 +571,35 @@ export class StoreIndex {
     for (const f of STORE_FILES) this.stats.files[f] = { indexedBytes: this.files[f].consumed, skippedLines: this.files[f].skipped };
   }
 
-  private path(): string {
-    return join(this.folder, INDEX_FOLDER, INDEX_FILE);
-  }
-
-  /** Writes the index: a temporary file, synced, renamed over the old one. */
+  /** Writes the index beside the store (see store-index-file.ts); a failure is counted, not thrown. */
   private async persist(): Promise<void> {
     if (STORE_FILES.every((f) => this.files[f].consumed === 0)) return;
-    const traces: unknown[] = [];
-    for (const [id, e] of this.traces) traces.push([id, e.spanLines, e.logLines, e.digest ?? null]);
-    const body = JSON.stringify({ traces, metrics: this.metricLines });
-    const header = JSON.stringify({ format: FORMAT, version: VERSION, files: this.files, bodyBytes: Buffer.byteLength(body), bodySha256: createHash('sha256').update(body).digest('hex') });
     this.changed = false;
     this.lastPersist = Date.now();
     this.unpersisted = 0;
-    const dir = join(this.folder, INDEX_FOLDER);
-    const temp = join(dir, `${INDEX_FILE}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
     try {
-      await mkdir(dir, { recursive: true });
-      const fd = await open(temp, 'w');
-      try {
-        await fd.writeFile(`${header}\n${body}\n`);
-        await fd.sync();
-      } finally {
-        await fd.close();
-      }
-      await rename(temp, this.path());
+      await writeIndexFile(this.folder, { files: this.files, traces: this.traces, metrics: this.metricLines });
       this.stats.persisted++;
     } catch (e) {
       // A read-only or full disk: the viewer works without a persisted index, and says so.
       this.changed = true;
       this.stats.persistFailed++;
       this.stats.lastPersistError = (e as Error).message;
-      await unlink(temp).catch(() => undefined);
     }
   }
 
   /** Reads the persisted index, if any; one that is not exactly what {@link persist} writes is counted and left. */
   private async load(): Promise<void> {
-    let content: Buffer;
-    try {
-      content = await readFile(this.path());
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw e;
-    }
-    const parsed = parsePersisted(content);
-    if (parsed === undefined) {
+    const saved = await readIndexFile(this.folder);
+    if (saved === 'none') return;
+    if (saved === 'corrupt') {
       this.stats.rebuilds.corruptIndex++;
       return;
     }
-    this.files = parsed.files;
-    this.traces = parsed.traces;
-    this.metricLines = parsed.metrics;
+    this.files = saved.files;
+    this.traces = saved.traces;
+    this.metricLines = saved.metrics;
+    // Its files' identity is checked against the store at the first look (check): stale if it differs.
     for (const f of STORE_FILES) if (this.files[f].consumed > 0 || this.files[f].ino !== 0) this.unverified.add(f);
     this.stats.loadedFromDisk = true;
     this.lastPersist = Date.now();
@@ -746,53 +621,4 @@ class Fold {
   assembler(traceId: string): TraceAssembler<LightSpan> | undefined {
     return this.fresh.get(traceId)?.assembler;
   }
-}
-
-const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
-
-/** A persisted index, checked field by field against what {@link StoreIndex.persist} writes; undefined when it is not that. */
-function parsePersisted(content: Buffer): { files: Record<StoreFile, FileState>; traces: Map<string, TraceEntry>; metrics: number[] } | undefined {
-  const nl = content.indexOf(10);
-  if (nl < 0) return undefined;
-  let header: Json;
-  let body: Json;
-  try {
-    header = JSON.parse(content.toString('utf8', 0, nl));
-    if (typeof header !== 'object' || header === null || header.format !== FORMAT || header.version !== VERSION) return undefined;
-    const bodyBytes = content.subarray(nl + 1, content.length - 1);
-    if (content[content.length - 1] !== 10 || bodyBytes.length !== header.bodyBytes || createHash('sha256').update(bodyBytes).digest('hex') !== header.bodySha256) return undefined;
-    body = JSON.parse(bodyBytes.toString('utf8'));
-  } catch (e) {
-    if (!(e instanceof SyntaxError)) throw e;
-    return undefined;
-  }
-  const files = {} as Record<StoreFile, FileState>;
-  for (const f of STORE_FILES) {
-    const s = header.files?.[f];
-    if (typeof s !== 'object' || s === null || !isCount(s.consumed) || typeof s.dev !== 'number' || typeof s.ino !== 'number' || typeof s.mtimeMs !== 'number' || typeof s.head !== 'string' || !isCount(s.skipped)) return undefined;
-    files[f] = { consumed: s.consumed, dev: s.dev, ino: s.ino, mtimeMs: s.mtimeMs, head: s.head, skipped: s.skipped };
-  }
-  const refsFit = (refs: unknown, file: StoreFile): refs is number[] => Array.isArray(refs) && refs.length % 2 === 0 && refs.every(isCount) && refs.every((v, i) => i % 2 === 0 || (v > 0 && refs[i - 1] + v <= files[file].consumed));
-  if (typeof body !== 'object' || body === null || !Array.isArray(body.traces) || !Array.isArray(body.metrics) || body.metrics.length % 4 !== 0) return undefined;
-  for (let i = 0; i < body.metrics.length; i += 4) {
-    const [offset, length, first, last] = body.metrics.slice(i, i + 4);
-    if (!isCount(offset) || !isCount(length) || offset + length > files['metrics.jsonl'].consumed || typeof first !== 'number' || typeof last !== 'number') return undefined;
-  }
-  const traces = new Map<string, TraceEntry>();
-  for (const t of body.traces) {
-    if (!Array.isArray(t) || t.length !== 4 || typeof t[0] !== 'string' || !TRACE_ID.test(t[0]) || !refsFit(t[1], 'traces.jsonl') || !refsFit(t[2], 'logs.jsonl')) return undefined;
-    const d = t[3];
-    if (d !== null && !isDigest(d)) return undefined;
-    traces.set(t[0], { spanLines: t[1], logLines: t[2], digest: d ?? undefined });
-  }
-  return { files, traces, metrics: body.metrics };
-}
-
-function isDigest(d: Json): d is TraceDigest {
-  return (
-    typeof d === 'object' && d !== null && typeof d.root === 'string' && typeof d.start === 'string' && /^\d+$/.test(d.start) && typeof d.end === 'string' && /^\d+$/.test(d.end) &&
-    isCount(d.spans) && d.spans > 0 && isCount(d.errors) && isCount(d.running) && isCount(d.duplicateSpans) &&
-    isStrings(d.forced) && isStrings(d.executionIds) && isStrings(d.services) && isStrings(d.names) && Array.isArray(d.attributes) && d.attributes.every(isCount)
-  );
 }

@@ -182,6 +182,9 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     });
   const capTimer = cap.active ? setInterval(capInBackground, evictEveryMs) : undefined;
   capTimer?.unref();
+  // The index is read (or built) from the start, not at the first request; that request joins it.
+  // A failure here (an unreadable store) comes again at that request, which answers it.
+  const warm = index.refresh().then(capInBackground, (e: unknown) => e);
   let ingest: OtlpIngest | undefined;
   const server = http.createServer((req, res) => {
     const host = req.headers.host?.toLowerCase();
@@ -226,7 +229,9 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       events.close();
       server.closeAllConnections();
       server.close(() => resolve());
-    }).then(() => index.close());
+    })
+      .then(() => index.close())
+      .then(() => warm);
   if (options.otlpPort !== undefined) {
     try {
       // Loaded only here: ingest needs protobufjs, which importing sandtrace must not load.
