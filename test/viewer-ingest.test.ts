@@ -313,6 +313,7 @@ describe('sandtrace view is live', () => {
       const page = await browser.newPage({ viewport: { width: 1200, height: 700 } });
       await page.goto(viewer.url);
       await page.waitForSelector('#live:not(.off)');
+      await page.waitForSelector('.trace'); // the list and the event stream load side by side
       assert.equal(await page.locator('.trace').count(), 1);
       await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
       await page.locator('.trace', { hasText: 'already there' }).click();

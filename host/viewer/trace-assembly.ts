@@ -11,9 +11,9 @@ import type { LogLine, ViewLog, ViewSpan } from './store-reader.js';
 import { textOf } from './store-reader.js';
 
 /** The spans and ordinary logs assembled, and what was dropped as duplicates. */
-export interface Assembled {
+export interface Assembled<S extends ViewSpan = ViewSpan> {
   /** The spans written, then the running ones (only `span started` records). */
-  spans: ViewSpan[];
+  spans: S[];
   logs: ViewLog[];
   duplicates: { spans: number; spanStarts: number };
 }
@@ -27,15 +27,15 @@ export interface Assembled {
  * died, or did not commit) gives way to a later one that ended normally, since the replay that
  * finished is what happened. The count (×N on the span) says there were other records.
  */
-export class TraceAssembler {
-  private readonly spans: ViewSpan[] = [];
+export class TraceAssembler<S extends ViewSpan = ViewSpan> {
+  private readonly spans: S[] = [];
   private readonly byId = new Map<string, number>();
   private duplicateSpans = 0;
   private readonly logs: ViewLog[] = [];
-  private readonly started = new Map<string, { span: ViewSpan; identities: Set<string>; duplicates: number }>();
+  private readonly started = new Map<string, { span: S; identities: Set<string>; duplicates: number }>();
   private duplicateStarts = 0;
 
-  addSpan(s: ViewSpan): void {
+  addSpan(s: S): void {
     const key = s.traceId + s.spanId;
     const at = this.byId.get(key);
     if (at === undefined) {
@@ -50,7 +50,7 @@ export class TraceAssembler {
     this.spans[at]!.duplicates = count;
   }
 
-  addLog(r: LogLine): void {
+  addLog(r: LogLine<S>): void {
     if ('log' in r) {
       this.logs.push(r.log);
       return;
@@ -70,7 +70,7 @@ export class TraceAssembler {
   }
 
   /** @param now unix ns: where running spans end (never before their start). */
-  finish(now: bigint): Assembled {
+  finish(now: bigint): Assembled<S> {
     const spans = this.spans.slice();
     for (const [key, { span, duplicates }] of this.started) {
       if (this.byId.has(key)) continue; // the span closed: the span record wins
@@ -130,13 +130,11 @@ export interface TraceDigest {
 export function digestOf(group: readonly ViewSpan[], keepAttributes = true): TraceDigest {
   const ids = new Set(group.map((s) => s.spanId));
   const roots = group.filter((s) => s.parentSpanId === undefined || !ids.has(s.parentSpanId));
-  let start = BigInt(group[0]!.start);
-  let end = BigInt(group[0]!.end);
+  let start = group[0]!.start;
+  let end = group[0]!.end;
   for (const s of group) {
-    const a = BigInt(s.start);
-    const b = BigInt(s.end);
-    if (a < start) start = a;
-    if (b > end) end = b;
+    if (compareNs(s.start, start) < 0) start = s.start;
+    if (compareNs(s.end, end) > 0) end = s.end;
   }
   // Every run's root is its execution span: name the trace by the guest's own root span and source.
   const root = roots[0] ?? group[0]!;
@@ -153,8 +151,8 @@ export function digestOf(group: readonly ViewSpan[], keepAttributes = true): Tra
   }
   return {
     root: guestRoot !== undefined ? `${guestRoot.name}${typeof source === 'string' ? ` · ${source}` : ''}` : root.name,
-    start: start.toString(),
-    end: end.toString(),
+    start,
+    end,
     spans: group.length,
     errors: group.filter((s) => s.status.code === 2).length,
     forced: [...new Set(group.flatMap((s) => (s.forcedCause ? [s.forcedCause] : [])))],
@@ -191,10 +189,15 @@ export function summaryOf(traceId: string, d: TraceDigest, now?: bigint): TraceS
   };
 }
 
-/** Newest first, by start (unix ns decimal strings, compared as numbers). */
+/** Two unix ns times as the store writes them (decimal digits, no leading zeros), compared as numbers. */
+export function compareNs(a: string, b: string): number {
+  if (a.length !== b.length) return a.length - b.length;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Newest first, by start. */
 export function newestFirst(a: { start: string }, b: { start: string }): number {
-  if (a.start.length !== b.start.length) return b.start.length - a.start.length;
-  return a.start < b.start ? 1 : a.start > b.start ? -1 : 0;
+  return compareNs(b.start, a.start);
 }
 
 /** The summaries of the traces of these spans, newest first (spans of a whole-store read). */
@@ -210,13 +213,22 @@ export function summarize(spans: readonly ViewSpan[]): TraceSummary[] {
  * no trace has could match one by collision, with odds near 2^-52 per pair the trace holds.
  */
 export function attributeHash(key: string, value?: string): number {
-  const s = value === undefined ? key : `${key}\u0000${value}`;
   let a = 0x811c9dc5;
   let b = 0x01000193 ^ (value === undefined ? 0x5bd1e995 : 0x27d4eb2f);
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
     a = Math.imul(a ^ c, 0x01000193);
     b = Math.imul(b ^ c, 0x000193a3) ^ (b >>> 15);
+  }
+  if (value !== undefined) {
+    // A 0 between key and value: `ab`=`c` and `a`=`bc` differ.
+    a = Math.imul(a, 0x01000193);
+    b = Math.imul(b, 0x000193a3) ^ (b >>> 15);
+    for (let i = 0; i < value.length; i++) {
+      const c = value.charCodeAt(i);
+      a = Math.imul(a ^ c, 0x01000193);
+      b = Math.imul(b ^ c, 0x000193a3) ^ (b >>> 15);
+    }
   }
   return (a >>> 0) * 0x100000 + ((b >>> 0) & 0xfffff);
 }

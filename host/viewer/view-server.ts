@@ -3,6 +3,11 @@
  * only, and only to requests whose Host names that address. The page loads nothing from anywhere
  * else. Lines of the store that are not what the exporter writes are skipped and counted.
  *
+ * The API reads the store through its index (store-index.ts): `/api/traces` (summaries, newest
+ * first, filtered by query parameters: trace-filter.ts), `/api/traces/<id>` (one trace, read from
+ * its own lines), `/api/services`, and `/api/store` (what the index and the cap did). With a cap
+ * (`maxStoreBytes`, `maxStoreAgeMs`) the oldest traces are evicted (store-eviction.ts).
+ *
  * With `otlpPort`, it also receives OTLP/HTTP into the store (see otlp-ingest.ts), and
  * `/api/events` tells open pages (server-sent events) when the store changed, by ingest or by
  * another process appending to it.
@@ -13,6 +18,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { IngestStats, OtlpIngest } from './otlp-ingest.js';
 import { PAGE } from './page.js';
+import { StoreCap, type EvictionStats } from './store-eviction.js';
 import { StoreIndex, type IndexStats } from './store-index.js';
 import { checkStoreLine } from './store-reader.js';
 import type { TraceSummary } from './trace-assembly.js';
@@ -26,6 +32,8 @@ export interface Viewer {
   readonly ingest?: IngestStats;
   /** What the store's index holds and did (also at `/api/store`). */
   readonly store: IndexStats;
+  /** What the cap evicted (also at `/api/store`). */
+  readonly eviction: EvictionStats;
   close(): Promise<void>;
 }
 
@@ -41,6 +49,15 @@ export interface ViewerOptions {
   pollMs?: number;
   /** Keep the store's index in `.sandtrace-index/` beside it, so a restart reads only what was added (default true). */
   persistIndex?: boolean;
+  /**
+   * Cap the store: over this many bytes (its three files together), the oldest traces (by start)
+   * are evicted, down to 90% of it. See store-eviction.ts.
+   */
+  maxStoreBytes?: number;
+  /** Evict traces that started longer ago than this. */
+  maxStoreAgeMs?: number;
+  /** The least time between two compactions (default 10 s); the cap is also looked at this often while idle. */
+  evictEveryMs?: number;
 }
 
 /** The response header that says how many lines of the store were skipped as bad. */
@@ -154,6 +171,20 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   let hosts = new Set<string>();
   const events = new StoreEvents(options.folder, options.pollMs ?? 250);
   const index = new StoreIndex(options.folder, { ...(options.persistIndex !== undefined && { persist: options.persistIndex }) });
+  const policy = { ...(options.maxStoreBytes !== undefined && { maxBytes: options.maxStoreBytes }), ...(options.maxStoreAgeMs !== undefined && { maxAgeMs: options.maxStoreAgeMs }) };
+  const evictEveryMs = options.evictEveryMs ?? 10_000;
+  const cap = new StoreCap(options.folder, index, policy, evictEveryMs);
+  /** A cap looked at in the background (timer, ingest): a failure is counted, the server keeps serving. */
+  const capInBackground = () =>
+    void cap.check().catch((e: unknown) => {
+      cap.stats.failed++;
+      cap.stats.lastError = (e as Error).message;
+    });
+  const capTimer = cap.active ? setInterval(capInBackground, evictEveryMs) : undefined;
+  capTimer?.unref();
+  // The index is read (or built) from the start, not at the first request; that request joins it.
+  // A failure here (an unreadable store) comes again at that request, which answers it.
+  const warm = index.refresh().then(capInBackground, (e: unknown) => e);
   let ingest: OtlpIngest | undefined;
   const server = http.createServer((req, res) => {
     const host = req.headers.host?.toLowerCase();
@@ -169,7 +200,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
         .refresh()
         .then(() => {
           res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
-          res.end(JSON.stringify({ index: index.stats }));
+          res.end(JSON.stringify({ index: index.stats, eviction: { policy, ...cap.stats } }));
         })
         .catch((e: unknown) => failed(res, e));
       return;
@@ -179,7 +210,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       res.end(JSON.stringify(ingest === undefined ? { receiving: false } : { receiving: true, otlpUrl: ingest.url, ...ingest.stats }));
       return;
     }
-    handle(index, req.url ?? '/')
+    handle(index, cap, req.url ?? '/')
       .then(({ status, type, body, headers }) => {
         res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store', ...headers });
         res.end(body);
@@ -194,10 +225,13 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   hosts = loopbackHosts(port);
   const closeServer = () =>
     new Promise<void>((resolve) => {
+      clearInterval(capTimer);
       events.close();
       server.closeAllConnections();
       server.close(() => resolve());
-    }).then(() => index.close());
+    })
+      .then(() => index.close())
+      .then(() => warm);
   if (options.otlpPort !== undefined) {
     try {
       // Loaded only here: ingest needs protobufjs, which importing sandtrace must not load.
@@ -206,7 +240,10 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
         folder: options.folder,
         port: options.otlpPort,
         ...(options.otlpMaxBodyBytes !== undefined && { maxBodyBytes: options.otlpMaxBodyBytes }),
-        onAppend: () => events.changed(),
+        onAppend: () => {
+          events.changed();
+          capInBackground();
+        },
         checkLine: checkStoreLine,
       });
     } catch (e) {
@@ -218,6 +255,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
     url: `http://127.0.0.1:${port}/`,
     ...(ingest !== undefined && { otlpUrl: ingest.url, ingest: ingest.stats }),
     store: index.stats,
+    eviction: cap.stats,
     close: async () => {
       await ingest?.close();
       await closeServer();
@@ -241,12 +279,13 @@ interface Answer {
 const json = (status: number, value: unknown, headers?: Record<string, string>): Answer => ({ status, type: 'application/json', body: JSON.stringify(value), ...(headers && { headers }) });
 
 /** The page and the JSON API; every API answer says how many store lines were skipped as bad. */
-async function handle(index: StoreIndex, url: string): Promise<Answer> {
+async function handle(index: StoreIndex, cap: StoreCap, url: string): Promise<Answer> {
   const { pathname: path, searchParams } = new URL(url, 'http://x');
   if (path === '/') return { status: 200, type: 'text/html; charset=utf-8', body: PAGE };
   const isTrace = /^\/api\/traces\/([0-9a-f]{32})$/.exec(path);
   if (path !== '/api/traces' && path !== '/api/services' && isTrace === null) return { status: 404, type: 'text/plain', body: 'not found' };
   await index.refresh();
+  await cap.check();
   const now = BigInt(Date.now()) * 1_000_000n;
   const skipped = { [SKIPPED_LINES_HEADER]: String(index.skippedLines()) };
   if (path === '/api/services') return json(200, index.services(), skipped);

@@ -1,0 +1,340 @@
+/**
+ * Caps a store: when it is over `maxBytes`, or holds traces that started more than `maxAgeMs`
+ * ago, the oldest traces (by start) are evicted. Each of the three files is rewritten without
+ * their records: lines that hold only other traces are copied byte for byte, a line that also
+ * holds an evicted trace is rewritten with the rest of its records (or dropped when nothing is
+ * left), and metric lines whose points all come before the oldest trace kept are dropped. Lines
+ * that are not the exporter's (skipped as bad) are kept as they are: they belong to no trace.
+ * Under a size cap, eviction goes down to 90% of it, so the store is not rewritten on every append.
+ *
+ * Each file is replaced atomically: written to a temporary file beside it, synced, renamed over
+ * it. The index is not rebuilt: the new offset of every line kept is known, so its byte ranges
+ * are moved (store-index.ts `applyCompaction`).
+ *
+ * Other writers keep appending meanwhile (the FileExporter and OTLP ingest open the file for each
+ * append). Before the rename, what was appended since the copy began is copied too, until the
+ * size holds still; after the rename, bytes that still reached the old file (an append that
+ * opened it just before) are appended to the new one. What remains: an append whose write is
+ * split in two and straddles the rename could be cut, and such a late line can come after
+ * lines written to the new file meanwhile (lines are whole requests, so order between them does
+ * not matter to the reader). A crash between the three renames leaves some files compacted and
+ * others not: the reader shows the logs of an evicted trace as logs of no listed trace.
+ */
+import { appendFile, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { STORE_FILES, type StoreFile } from './store-reader.js';
+import type { StoreIndex } from './store-index.js';
+import { headHash } from './store-lines.js';
+
+export interface EvictionPolicy {
+  /** The store's three files together are kept at or under this many bytes. */
+  maxBytes?: number;
+  /** Traces that started longer ago than this are evicted. */
+  maxAgeMs?: number;
+}
+
+export interface EvictionStats {
+  /** Compactions done, and traces evicted by them. */
+  runs: number;
+  evictedTraces: number;
+  /** The store's bytes before and after the last compaction. */
+  lastBytesBefore?: number;
+  lastBytesAfter?: number;
+  /** Bytes other writers appended during compactions, copied before the rename; and after it. */
+  tailBytesCopied: number;
+  lateBytesCopied: number;
+  /** Compactions that failed (the store is left as it was; the index is rebuilt). */
+  failed: number;
+  lastError?: string;
+}
+
+/** Under a size cap, evict down to this share of it. */
+const LOW_WATER = 0.9;
+const COPY_CHUNK = 8 * 1024 * 1024;
+
+/**
+ * Where the lines of a compacted file went: `map(offset, length)` gives a kept line's new offset
+ * and length, undefined for a dropped one.
+ */
+export class LineMap {
+  /** Old offsets where a run of lines copied unchanged starts, and how far it moved (new − old). */
+  private readonly runStarts: number[] = [];
+  private readonly runShifts: number[] = [];
+  private readonly rewritten = new Map<number, [number, number] | undefined>();
+
+  copied(oldOffset: number, newOffset: number): void {
+    this.runStarts.push(oldOffset);
+    this.runShifts.push(newOffset - oldOffset);
+  }
+
+  rewrote(oldOffset: number, to: [number, number] | undefined): void {
+    this.rewritten.set(oldOffset, to);
+  }
+
+  map(offset: number, length: number): [number, number] | undefined {
+    if (this.rewritten.has(offset)) return this.rewritten.get(offset);
+    let lo = 0;
+    let hi = this.runStarts.length - 1;
+    let at = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.runStarts[mid]! <= offset) {
+        at = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return at < 0 ? undefined : [offset + this.runShifts[at]!, length];
+  }
+}
+
+/** A store file after compaction: where its lines went, and its new identity (its indexed part). */
+export interface CompactedFile {
+  map: LineMap;
+  consumed: number;
+  dev: number;
+  ino: number;
+  mtimeMs: number;
+  head: string;
+}
+
+/** The traces to evict, oldest first, and the metric lines to drop with them. */
+export function planEviction(index: StoreIndex, policy: EvictionPolicy, sizes: Record<StoreFile, number>, nowMs: number): { traces: Set<string>; metricLines: Set<number> } {
+  const traces = new Set<string>();
+  const metricLines = new Set<number>();
+  const oldestFirst: Array<{ id: string; startMs: number }> = [];
+  index.forEachTrace(BigInt(nowMs) * 1_000_000n, (_, s) => void oldestFirst.push({ id: s.traceId, startMs: s.startMs }));
+  oldestFirst.reverse();
+  // Each line's bytes are shared among the traces it holds.
+  const holders = new Map<string, number>();
+  const refs = (id: string) => index.lines(id)!;
+  for (const { id } of oldestFirst) {
+    const { spanLines, logLines } = refs(id);
+    for (let i = 0; i < spanLines.length; i += 2) holders.set(`t${spanLines[i]}`, (holders.get(`t${spanLines[i]}`) ?? 0) + 1);
+    for (let i = 0; i < logLines.length; i += 2) holders.set(`l${logLines[i]}`, (holders.get(`l${logLines[i]}`) ?? 0) + 1);
+  }
+  const share = (id: string) => {
+    const { spanLines, logLines } = refs(id);
+    let n = 0;
+    for (let i = 0; i < spanLines.length; i += 2) n += spanLines[i + 1]! / holders.get(`t${spanLines[i]}`)!;
+    for (let i = 0; i < logLines.length; i += 2) n += logLines[i + 1]! / holders.get(`l${logLines[i]}`)!;
+    return n;
+  };
+  const metrics: Array<[offset: number, length: number, lastMs: number]> = [];
+  const m = index.metricLineRanges();
+  for (let i = 0; i < m.length; i += 4) metrics.push([m[i]!, m[i + 1]!, m[i + 3]!]);
+  metrics.sort((a, b) => a[2] - b[2]);
+  let bytes = sizes['traces.jsonl'] + sizes['logs.jsonl'] + sizes['metrics.jsonl'];
+  const target = policy.maxBytes === undefined ? Infinity : bytes > policy.maxBytes ? policy.maxBytes * LOW_WATER : Infinity;
+  const cutoff = policy.maxAgeMs === undefined ? -Infinity : nowMs - policy.maxAgeMs;
+  let m0 = 0;
+  for (let k = 0; k < oldestFirst.length; k++) {
+    const t = oldestFirst[k]!;
+    if (bytes <= target && t.startMs >= cutoff) break;
+    traces.add(t.id);
+    bytes -= share(t.id);
+    // Metric points from before the oldest trace kept are shown with no trace: dropped with them.
+    const keptStart = oldestFirst[k + 1]?.startMs ?? Infinity;
+    for (; m0 < metrics.length && metrics[m0]![2] < keptStart; m0++) {
+      metricLines.add(metrics[m0]![0]);
+      bytes -= metrics[m0]![1];
+    }
+  }
+  return { traces, metricLines };
+}
+
+/**
+ * Rewrites the store without `evict` (trace ids) and the metric lines at `dropMetrics` (offsets).
+ * Call under the index's lock (StoreIndex.exclusive), on an index that is up to date.
+ */
+export async function compactStore(folder: string, index: StoreIndex, evict: ReadonlySet<string>, dropMetrics: ReadonlySet<number>, stats: EvictionStats): Promise<Record<StoreFile, CompactedFile>> {
+  const touched: Record<StoreFile, Set<number>> = { 'traces.jsonl': new Set(), 'logs.jsonl': new Set(), 'metrics.jsonl': new Set(dropMetrics) };
+  for (const id of evict) {
+    const { spanLines, logLines } = index.lines(id)!;
+    for (let i = 0; i < spanLines.length; i += 2) touched['traces.jsonl'].add(spanLines[i]!);
+    for (let i = 0; i < logLines.length; i += 2) touched['logs.jsonl'].add(logLines[i]!);
+  }
+  const out = {} as Record<StoreFile, CompactedFile>;
+  for (const file of STORE_FILES) out[file] = await compactFile(folder, file, index.indexedBytes(file), touched[file], (line) => (file === 'metrics.jsonl' ? undefined : without(file, line, evict)), stats);
+  return out;
+}
+
+/** A line with the records of evicted traces taken out: the line to write, or undefined when nothing is left. */
+function without(file: StoreFile, text: string, evict: ReadonlySet<string>): string | undefined {
+  const json = JSON.parse(text) as Record<string, any>;
+  const [resourceKey, scopeKey, itemKey] = file === 'traces.jsonl' ? ['resourceSpans', 'scopeSpans', 'spans'] : ['resourceLogs', 'scopeLogs', 'logRecords'];
+  json[resourceKey] = (json[resourceKey] as Array<Record<string, any>>).filter((r) => {
+    r[scopeKey] = ((r[scopeKey] ?? []) as Array<Record<string, any>>).filter((s) => {
+      s[itemKey] = ((s[itemKey] ?? []) as Array<Record<string, any>>).filter((item) => !evict.has(item.traceId));
+      return s[itemKey].length > 0;
+    });
+    return r[scopeKey].length > 0;
+  });
+  return json[resourceKey].length > 0 ? `${JSON.stringify(json)}\n` : undefined;
+}
+
+async function compactFile(folder: string, file: StoreFile, indexed: number, touched: ReadonlySet<number>, rewrite: (line: string) => string | undefined, stats: EvictionStats): Promise<CompactedFile> {
+  const path = join(folder, file);
+  const temp = join(folder, `.${file}.compact-${process.pid}.tmp`);
+  const map = new LineMap();
+  let source: FileHandle;
+  try {
+    source = await open(path, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    return { map, consumed: 0, dev: 0, ino: 0, mtimeMs: 0, head: '' };
+  }
+  const target = await open(temp, 'w');
+  try {
+    let written = 0;
+    const copy = async (from: number, to: number) => {
+      for (let pos = from; pos < to; ) {
+        const chunk = Buffer.allocUnsafe(Math.min(COPY_CHUNK, to - pos));
+        const { bytesRead } = await source.read(chunk, 0, chunk.length, pos);
+        if (bytesRead === 0) throw new Error(`${file} shrank during compaction`);
+        await target.write(chunk, 0, bytesRead, written);
+        written += bytesRead;
+        pos += bytesRead;
+      }
+    };
+    // The indexed part: runs of untouched lines copied as they are, touched lines rewritten.
+    let pos = 0;
+    for (const offset of [...touched].sort((a, b) => a - b)) {
+      map.copied(pos, written);
+      await copy(pos, offset);
+      const line = await lineAt(source, offset);
+      const kept = rewrite(line.text);
+      if (kept === undefined) map.rewrote(offset, undefined);
+      else {
+        map.rewrote(offset, [written, Buffer.byteLength(kept)]);
+        await target.write(kept, written);
+        written += Buffer.byteLength(kept);
+      }
+      pos = offset + line.length;
+    }
+    map.copied(pos, written);
+    await copy(pos, indexed);
+    const consumed = written;
+    // What other writers appended meanwhile, until the size holds still; then the rename.
+    let copiedTo = indexed;
+    for (let size = (await source.stat()).size; size > copiedTo; size = (await source.stat()).size) {
+      await copy(copiedTo, size);
+      stats.tailBytesCopied += size - copiedTo;
+      copiedTo = size;
+    }
+    await target.sync();
+    await target.close();
+    await rename(temp, path);
+    // An append that opened the old file just before the rename lands there: carried over.
+    const late = (await source.stat()).size;
+    if (late > copiedTo) {
+      const rest = Buffer.allocUnsafe(late - copiedTo);
+      await source.read(rest, 0, rest.length, copiedTo);
+      await appendFile(path, rest);
+      stats.lateBytesCopied += rest.length;
+    }
+    const st = await stat(path);
+    return { map, consumed, dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs, head: await headHash(path, consumed) };
+  } catch (e) {
+    // The store file is untouched until the rename; the temporary file goes. The first error is the one reported.
+    await target.close().catch(() => undefined);
+    await unlink(temp).catch(() => undefined);
+    throw e;
+  } finally {
+    await source.close();
+  }
+}
+
+/** The size of each store file (0 for one not written yet). */
+export async function storeSizes(folder: string): Promise<Record<StoreFile, number>> {
+  const sizes = {} as Record<StoreFile, number>;
+  for (const f of STORE_FILES) {
+    try {
+      sizes[f] = (await stat(join(folder, f))).size;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      sizes[f] = 0;
+    }
+  }
+  return sizes;
+}
+
+/** The line starting at `offset` (its text without the newline, and its length with it). */
+async function lineAt(fd: FileHandle, offset: number): Promise<{ text: string; length: number }> {
+  let size = 64 * 1024;
+  for (;;) {
+    const buf = Buffer.allocUnsafe(size);
+    const { bytesRead } = await fd.read(buf, 0, size, offset);
+    const nl = buf.subarray(0, bytesRead).indexOf(10);
+    if (nl >= 0) return { text: buf.toString('utf8', 0, nl), length: nl + 1 };
+    if (bytesRead < size) throw new Error(`no whole line at ${offset}`);
+    size *= 4;
+  }
+}
+
+/**
+ * Keeps a store under its cap: {@link check} (after reads, after ingest, and on a timer) compacts
+ * when the store is over it, at most once per `minIntervalMs`.
+ *
+ * @example
+ * const cap = new StoreCap('.sandtrace', index, { maxBytes: 500 * 2 ** 20, maxAgeMs: 7 * 86_400_000 });
+ * await cap.check();
+ */
+export class StoreCap {
+  readonly stats: EvictionStats = { runs: 0, evictedTraces: 0, tailBytesCopied: 0, lateBytesCopied: 0, failed: 0 };
+  private lastRun = -Infinity;
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly folder: string,
+    private readonly index: StoreIndex,
+    readonly policy: EvictionPolicy,
+    private readonly minIntervalMs = 10_000,
+  ) {}
+
+  get active(): boolean {
+    return this.policy.maxBytes !== undefined || this.policy.maxAgeMs !== undefined;
+  }
+
+  /**
+   * Compacts if the store is over its cap (and the last compaction is not too recent); shares a
+   * check already running. Whether it is over is read from the index: refresh it first.
+   */
+  check(nowMs = Date.now()): Promise<void> {
+    if (!this.active || nowMs - this.lastRun < this.minIntervalMs || !this.over(nowMs)) return Promise.resolve();
+    return (this.running ??= this.run(nowMs).finally(() => (this.running = undefined)));
+  }
+
+  /** Whether the store, as last indexed, is over the cap: a look at the index, no file read. */
+  private over(nowMs: number): boolean {
+    const bytes = STORE_FILES.reduce((n, f) => n + this.index.indexedBytes(f), 0);
+    if (this.policy.maxBytes !== undefined && bytes > this.policy.maxBytes) return true;
+    const oldest = this.index.oldestStartMs();
+    return this.policy.maxAgeMs !== undefined && oldest !== undefined && oldest < nowMs - this.policy.maxAgeMs;
+  }
+
+  private run(nowMs: number): Promise<void> {
+    return this.index.whenCurrent(async () => {
+      const sizes = await storeSizes(this.folder);
+      const plan = planEviction(this.index, this.policy, sizes, nowMs);
+      if (plan.traces.size === 0 && plan.metricLines.size === 0) return;
+      this.lastRun = nowMs;
+      const before = sizes['traces.jsonl'] + sizes['logs.jsonl'] + sizes['metrics.jsonl'];
+      let files;
+      try {
+        files = await compactStore(this.folder, this.index, plan.traces, plan.metricLines, this.stats);
+      } catch (e) {
+        // The files renamed so far are compacted, the others not: the index starts over on the store as it is.
+        this.stats.failed++;
+        this.stats.lastError = (e as Error).message;
+        this.index.reset('inconsistent');
+        return;
+      }
+      await this.index.applyCompaction(plan.traces, files);
+      this.stats.runs++;
+      this.stats.evictedTraces += plan.traces.size;
+      this.stats.lastBytesBefore = before;
+      const after = await storeSizes(this.folder);
+      this.stats.lastBytesAfter = after['traces.jsonl'] + after['logs.jsonl'] + after['metrics.jsonl'];
+    });
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Byte-level access to a store file of JSON lines: reading the complete lines appended after an
+ * offset (a last line without its newline yet is left for later), reading single lines at known
+ * offsets (checking they are whole lines), and the hash of a file's first bytes that tells the
+ * same file from a replaced one.
+ */
+import { createHash } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
+import { BadStoreLine, parseLine } from './store-reader.js';
+
+/** The first bytes a file's identity hash covers. */
+export const HEAD_BYTES = 4096;
+const CHUNK_BYTES = 8 * 1024 * 1024;
+
+/** A line the index points at is not what it recorded: the index starts over. */
+export class IndexInconsistent extends Error {
+  override readonly name = 'IndexInconsistent';
+}
+
+type Json = Record<string, any>;
+
+/**
+ * Calls `onLine` for each complete line in [from, size) (its text without the newline, its offset
+ * and its length with it), in order, reading in chunks; stops early when `stop()` says so after a
+ * chunk. Returns the offset after the last complete line read.
+ */
+export async function scanLines(path: string, from: number, size: number, onLine: (text: string, offset: number, length: number) => void, stop: () => boolean): Promise<number> {
+  const fd = await open(path, 'r');
+  let consumed = from;
+  try {
+    let pos = from;
+    let carry: Buffer | undefined;
+    while (pos < size && !stop()) {
+      const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, size - pos));
+      const { bytesRead } = await fd.read(chunk, 0, chunk.length, pos);
+      if (bytesRead === 0) break; // shrank meanwhile: the next look starts over
+      const data = carry === undefined ? chunk.subarray(0, bytesRead) : Buffer.concat([carry, chunk.subarray(0, bytesRead)]);
+      const base = pos - (carry?.length ?? 0);
+      let start = 0;
+      for (let nl = data.indexOf(10, start); nl >= 0; nl = data.indexOf(10, start)) {
+        onLine(data.toString('utf8', start, nl), base + start, nl + 1 - start);
+        start = nl + 1;
+      }
+      carry = start < data.length ? Buffer.from(data.subarray(start)) : undefined;
+      pos += bytesRead;
+      consumed = pos - (carry?.length ?? 0);
+    }
+  } finally {
+    await fd.close();
+  }
+  return consumed;
+}
+
+/**
+ * Reads the lines at these offset, length pairs, checks each is a whole line that parses, and
+ * hands each over parsed; a line that is not, or that `use` finds not to be what it expects
+ * ({@link BadStoreLine}), throws {@link IndexInconsistent}.
+ */
+export async function readLinesAt(path: string, refs: readonly number[], use: (json: Json) => void): Promise<void> {
+  if (refs.length === 0) return;
+  const fd = await open(path, 'r');
+  try {
+    for (let i = 0; i < refs.length; i += 2) {
+      const offset = refs[i]!;
+      try {
+        use(await lineAt(fd, offset, refs[i + 1]!));
+      } catch (e) {
+        if (!(e instanceof BadStoreLine)) throw e;
+        throw new IndexInconsistent(`${path} at ${offset}: ${e.message}`);
+      }
+    }
+  } finally {
+    await fd.close();
+  }
+}
+
+async function lineAt(fd: FileHandle, offset: number, length: number): Promise<Json> {
+  // One byte before: the previous line's newline (none at the start of the file).
+  const before = offset > 0 ? 1 : 0;
+  const buf = Buffer.allocUnsafe(length + before);
+  const { bytesRead } = await fd.read(buf, 0, buf.length, offset - before);
+  if (bytesRead !== buf.length || buf[buf.length - 1] !== 10 || (before === 1 && buf[0] !== 10)) throw new BadStoreLine('not a whole line');
+  return parseLine(buf.toString('utf8', before, buf.length - 1));
+}
+
+/** sha256 (hex) of the first min(`upTo`, {@link HEAD_BYTES}) bytes of a file. */
+export async function headHash(path: string, upTo: number): Promise<string> {
+  const fd = await open(path, 'r');
+  try {
+    return await headHashOf(fd, upTo);
+  } finally {
+    await fd.close();
+  }
+}
+
+async function headHashOf(fd: FileHandle, upTo: number): Promise<string> {
+  const head = Buffer.alloc(Math.min(upTo, HEAD_BYTES));
+  await fd.read(head, 0, head.length, 0);
+  return createHash('sha256').update(head).digest('hex');
+}
+
+/** Whether a file still starts as it did (`head`) and still has a newline ending its first `consumed` bytes. */
+export async function sameStart(path: string, consumed: number, head: string): Promise<boolean> {
+  if (consumed === 0) return true;
+  const fd = await open(path, 'r');
+  try {
+    const last = Buffer.alloc(1);
+    await fd.read(last, 0, 1, consumed - 1);
+    return last[0] === 10 && (await headHashOf(fd, consumed)) === head;
+  } finally {
+    await fd.close();
+  }
+}

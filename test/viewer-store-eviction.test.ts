@@ -1,0 +1,161 @@
+/**
+ * The store cap: the oldest traces evicted by size or age, lines shared with kept traces rewritten
+ * keeping them, the index moved rather than rebuilt, and appends by other writers during a
+ * compaction kept.
+ */
+import assert from 'node:assert/strict';
+import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import type { EvictionStats } from '../host/viewer/store-eviction.js';
+import { StoreCap } from '../host/viewer/store-eviction.js';
+import { StoreIndex, type IndexStats } from '../host/viewer/store-index.js';
+import type { TraceSummary } from '../host/viewer/trace-assembly.js';
+import type { ViewSpan } from '../host/viewer/store-reader.js';
+import { loadStore, summarize } from '../host/viewer/trace-store.js';
+import { MATCHED_HEADER, startViewer, type Viewer } from '../host/viewer/view-server.js';
+import { writeSyntheticStore } from './helpers/synthetic-store.js';
+
+const folders: string[] = [];
+const viewers: Viewer[] = [];
+after(async () => {
+  for (const v of viewers) await v.close();
+  for (const f of folders) await rm(f, { recursive: true });
+});
+async function newFolder(): Promise<string> {
+  const f = await mkdtemp(join(tmpdir(), 'sandtrace-evict-'));
+  folders.push(f);
+  return f;
+}
+async function storeBytes(folder: string): Promise<number> {
+  let n = 0;
+  for (const f of ['traces.jsonl', 'logs.jsonl', 'metrics.jsonl']) n += (await stat(join(folder, f))).size;
+  return n;
+}
+async function apiStore(v: Viewer): Promise<{ index: IndexStats; eviction: EvictionStats & { policy: unknown } }> {
+  return (await fetch(`${v.url}api/store`)).json() as never;
+}
+async function list(v: Viewer): Promise<TraceSummary[]> {
+  return (await fetch(`${v.url}api/traces?limit=100000`)).json() as Promise<TraceSummary[]>;
+}
+
+describe('the store cap', () => {
+  test('over --max-store-bytes, the oldest traces are evicted: shared lines keep the other traces, the index is moved not rebuilt, a restart reuses it', async () => {
+    const folder = await newFolder();
+    const store = await writeSyntheticStore(folder, { traces: 2000, spansPerTrace: 10, batch: 512, services: 3 });
+    const before = await storeBytes(folder);
+    const cap = Math.floor(before / 2);
+    const v = await startViewer({ folder, port: 0, maxStoreBytes: cap, evictEveryMs: 0 });
+    viewers.push(v);
+
+    const kept = await list(v);
+    const { index, eviction } = await apiStore(v);
+    assert.equal(eviction.runs, 1);
+    assert.ok(eviction.evictedTraces > 0);
+    assert.equal(kept.length + eviction.evictedTraces, 2000);
+    assert.equal(eviction.lastBytesBefore, before);
+    const now = await storeBytes(folder);
+    assert.equal(eviction.lastBytesAfter, now);
+    assert.ok(now <= cap, `${now} bytes ≤ the cap of ${cap}`);
+    assert.ok(now >= cap * 0.7, `not far below 90% of the cap: ${now}`);
+    assert.deepEqual(eviction.policy, { maxBytes: cap });
+
+    // The oldest went: every kept trace started after every evicted one.
+    const keptIds = new Set(kept.map((t) => t.traceId));
+    const evicted = store.traceIds.filter((id) => !keptIds.has(id));
+    assert.deepEqual(evicted, store.traceIds.slice(0, evicted.length));
+    const inFiles = new Set<string>();
+    for (const f of ['traces.jsonl', 'logs.jsonl']) for (const m of (await readFile(join(folder, f), 'utf8')).matchAll(/"traceId":"([0-9a-f]{32})"/g)) inFiles.add(m[1]!);
+    assert.deepEqual([...inFiles].sort(), [...keptIds].sort(), 'the files hold the kept traces, and only them');
+    assert.equal((await fetch(`${v.url}api/traces/${evicted.at(-1)}`)).status, 404);
+
+    // The first trace kept shared a line with evicted ones (lines hold ~50 traces): whole, from its moved range.
+    const firstKept = store.traceIds[evicted.length]!;
+    const detail = (await (await fetch(`${v.url}api/traces/${firstKept}`)).json()) as { spans: ViewSpan[]; logs: unknown[] };
+    assert.equal(detail.spans.length, 10);
+    assert.equal(detail.logs.length, 1);
+    assert.equal(index.parsedBytes, before, 'the compacted store was not parsed again');
+    assert.equal(index.rebuilds.inconsistent + index.rebuilds.storeReplaced, 0);
+
+    // The rewritten files read back whole, and agree with the index.
+    const whole = await loadStore(folder);
+    assert.deepEqual(whole.skippedLines, { traces: 0, logs: 0, metrics: 0 });
+    assert.deepEqual(summarize(whole.spans).map((t) => t.traceId), kept.map((t) => t.traceId));
+
+    await v.close();
+    viewers.pop();
+    const again = await startViewer({ folder, port: 0, maxStoreBytes: cap, evictEveryMs: 0 });
+    viewers.push(again);
+    assert.equal((await fetch(`${again.url}api/traces?limit=1`)).headers.get(MATCHED_HEADER), String(kept.length));
+    const restarted = await apiStore(again);
+    assert.equal(restarted.index.loadedFromDisk, true);
+    assert.equal(restarted.index.parsedBytes, 0);
+    assert.equal(restarted.index.rebuilds.staleIndex, 0);
+    assert.equal(restarted.eviction.runs, 0, 'under the cap now');
+  });
+
+  test('--max-store-age evicts traces that started before the age, and metric lines older than every trace kept', async () => {
+    const folder = await newFolder();
+    const nowMs = Date.now();
+    // Trace i starts i ms after t0: the first 1,500 are older than 3 s.
+    const t0 = BigInt(nowMs - 4000) * 1_000_000n;
+    await writeSyntheticStore(folder, { traces: 2000, t0 });
+    const metricsBefore = (await readFile(join(folder, 'metrics.jsonl'), 'utf8')).trim().split('\n').length;
+    const index = new StoreIndex(folder, { persist: false });
+    const cap = new StoreCap(folder, index, { maxAgeMs: 3000 }, 0);
+    await index.refresh();
+    await cap.check(nowMs);
+    assert.equal(cap.stats.runs, 1);
+    assert.equal(cap.stats.evictedTraces, 1000);
+    const starts: number[] = [];
+    index.forEachTrace(0n, (_, s) => void starts.push(s.startMs));
+    assert.equal(starts.length, 1000);
+    assert.ok(Math.min(...starts) >= nowMs - 3000);
+    const metrics = await readFile(join(folder, 'metrics.jsonl'), 'utf8');
+    const kept = metrics.trim().split('\n');
+    assert.ok(kept.length < metricsBefore, 'old metric lines dropped');
+    for (const line of kept) {
+      const times = [...line.matchAll(/"timeUnixNano":"(\d+)"/g)].map((m) => Number(BigInt(m[1]!) / 1_000_000n));
+      assert.ok(Math.max(...times) >= Math.min(...starts), 'each kept metric line has a point from the time of a kept trace');
+    }
+    await cap.check(nowMs);
+    assert.equal(cap.stats.runs, 1, 'nothing more to evict');
+    await index.close();
+  });
+
+  test('lines other writers append during a compaction are kept, and indexed at the next look', async () => {
+    const folder = await newFolder();
+    const store = await writeSyntheticStore(folder, { traces: 20_000, spansPerTrace: 4 });
+    const extra = await newFolder();
+    const more = await writeSyntheticStore(extra, { traces: 60, spansPerTrace: 2, batch: 2, t0: store.t0 + 10n ** 12n, idOffset: 1_000_000 });
+    const lines = (await readFile(join(extra, 'traces.jsonl'), 'utf8')).trim().split('\n');
+    assert.equal(lines.length, 60);
+    const index = new StoreIndex(folder, { persist: false });
+    await index.refresh();
+    const cap = new StoreCap(folder, index, { maxBytes: Math.floor((await storeBytes(folder)) / 2) }, 0);
+    // Another writer appends a line whenever the event loop turns, all through the compaction.
+    let appending = true;
+    let appended = 0;
+    const writer = (async () => {
+      while (appending || appended < lines.length) {
+        if (appended < lines.length) await appendFile(join(folder, 'traces.jsonl'), `${lines[appended++]}\n`);
+        else await new Promise((r) => setImmediate(r));
+      }
+    })();
+    await cap.check();
+    appending = false;
+    await writer;
+    assert.equal(cap.stats.runs, 1);
+    await index.refresh();
+    const listed = new Set<string>();
+    index.forEachTrace(0n, (_, s) => void listed.add(s.traceId));
+    for (const id of more.traceIds) assert.ok(listed.has(id), `${id}, appended during or after the compaction, is kept`);
+    assert.equal(listed.size, 20_000 - cap.stats.evictedTraces + 60);
+    const whole = await loadStore(folder);
+    assert.deepEqual(whole.skippedLines, { traces: 0, logs: 0, metrics: 0 });
+    assert.equal(new Set(whole.spans.map((s) => s.traceId)).size, listed.size);
+    console.log(`# appended during compaction: ${cap.stats.tailBytesCopied} bytes copied before the rename, ${cap.stats.lateBytesCopied} after`);
+    await index.close();
+  });
+});
