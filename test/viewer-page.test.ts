@@ -233,6 +233,17 @@ describe('viewer page', { skip }, () => {
     const box = (await exec.boundingBox())!;
     assert.ok(box.x >= lane.x - 0.5 && box.x + box.width <= lane.x + lane.width + 0.5, 'drawn only inside the lane');
     assert.equal(await page.locator('.row', { hasText: 'price item' }).first().locator('.bar').isHidden(), true, 'an earlier sibling is out of the window');
+    // Dragging across the overview chooses a window of the whole trace: here its first tenth, where only the execution span is.
+    await page.click('#zoom-reset');
+    const overview = (await page.locator('#minimap').boundingBox())!;
+    await page.mouse.move(overview.x + 1, overview.y + 10);
+    await page.mouse.down();
+    await page.mouse.move(overview.x + overview.width * 0.05, overview.y + 10, { steps: 3 });
+    await page.mouse.move(overview.x + overview.width * 0.1, overview.y + 10, { steps: 3 });
+    await page.mouse.up();
+    assert.match(await page.locator('#window-text').innerText(), / of /);
+    assert.equal(await exec.evaluate((el) => el.classList.contains('cut-r') && !el.classList.contains('cut-l')), true);
+    assert.equal(await page.locator('.row', { hasText: 'checkout' }).locator('.bar').isHidden(), true, 'the guest runs later than the first tenth');
   });
 
   test('events are drawn on their span bar at their time, with a label, and listed once in the details with their offset', async (t) => {

@@ -45,7 +45,7 @@ async function refresh() {
       showLive();
       if (state.trace && state.current === state.trace.id) {
         const span = state.currentSpan;
-        if (await show(state.current)) openSpan(span, false);
+        if ((await show(state.current)) === true) openSpan(span, false);
       }
       const after = $$('.trace').length;
       if (after !== before) announce($('#count').textContent);

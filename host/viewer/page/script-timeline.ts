@@ -102,10 +102,12 @@ function layout() {
   $('#zoom-reset').disabled = whole;
 }
 
-// Where a pointer is, as ns: on the axis (the window) or on the overview (the whole trace).
+// Where a pointer is, as ns: on the axis (the window) or on the overview (the whole trace). Within
+// 3 px of an end is that end, so a drag from the edge starts at the very start.
 function nsAt(el, clientX, whole) {
   const rect = el.getBoundingClientRect();
-  const f = Math.max(0, Math.min(1, (clientX - rect.left) / (rect.width || 1)));
+  const x = clientX - rect.left;
+  const f = x <= 3 ? 0 : x >= rect.width - 3 ? 1 : x / (rect.width || 1);
   return whole ? f * state.trace.total : view.from + f * (view.to - view.from);
 }
 

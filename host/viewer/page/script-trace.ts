@@ -15,7 +15,8 @@ function statusText(s) {
   return 'ok';
 }
 
-// Fetches and draws a trace; false when it is not drawn (not in the store, or another was chosen meanwhile).
+// Fetches and draws a trace: true when drawn, 'unchanged' when it is drawn already as the store has it,
+// false when it is not (not in the store, or another was chosen meanwhile).
 async function show(traceId) {
   state.current = traceId;
   for (const el of $$('.trace')) el.classList.toggle('selected', el.dataset.trace === traceId);
@@ -31,9 +32,12 @@ async function show(traceId) {
     return false;
   }
   if (!res.ok) throw new Error('the trace answered ' + res.status);
-  const data = await res.json();
+  const text = await res.text();
   if (state.current !== traceId) return false;
-  renderTrace(traceId, data);
+  // A refresh that finds the open trace as it was leaves it alone: no redraw under the pointer or the focus.
+  if (state.trace && state.trace.id === traceId && state.trace.text === text) return 'unchanged';
+  renderTrace(traceId, JSON.parse(text));
+  state.trace.text = text;
   return true;
 }
 
