@@ -181,6 +181,7 @@ describe('viewer page', { skip }, () => {
     assert.ok(ticks1.filter((l) => l !== '').every((l) => /^\d+(\.\d+)? (ns|µs|ms|s)$/.test(l)), ticks1.join(' | '));
     const widths0 = await barWidths(page);
     await page.screenshot({ path: join(SHOTS, 'waterfall-zoomed.png') });
+    t.diagnostic(`screenshots: ${SHOTS}`);
 
     // Zoom out (button), then in (key on the axis): bars inside the window both times halve, then double.
     await page.click('#zoom-out');
@@ -442,6 +443,7 @@ describe('viewer page', { skip }, () => {
     const nameCol = (await page.locator('.row .name').first().boundingBox())!.width;
     assert.ok(nameCol <= 130, `the name column narrows (${nameCol} px)`);
     await page.screenshot({ path: join(SHOTS, 'narrow-trace.png'), fullPage: true });
+    t.diagnostic(`screenshots: ${SHOTS}`);
     await page.click('#toggle-list');
     assert.equal(await page.locator('#sidebar').isVisible(), true);
     assert.ok((await width()) <= 360);

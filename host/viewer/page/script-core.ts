@@ -40,6 +40,8 @@ function wallClock(unixMs) {
   const p = (n, w) => String(n).padStart(w || 2, '0');
   return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + ' ' + p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds()) + '.' + p(d.getMilliseconds(), 3);
 }
+// The same time in UTC (ISO 8601), or '' beyond what a Date holds.
+const isoTime = (unixMs) => (Number.isFinite(unixMs) && Math.abs(unixMs) <= 8.64e15 ? new Date(unixMs).toISOString() : '');
 const nsToMs = (ns) => Number(BigInt(ns) / 1000000n);
 const traceStartMs = (t) => (typeof t.startMs === 'number' ? t.startMs : nsToMs(t.start));
 

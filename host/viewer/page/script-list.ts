@@ -132,7 +132,7 @@ function renderList() {
   const focused = document.activeElement && document.activeElement.classList.contains('trace') ? document.activeElement.dataset.trace : null;
   $('#traces').innerHTML = shown.map((t) =>
     '<li><a class="trace" href="' + esc(hashFor(t.traceId)) + '" tabindex="-1" data-trace="' + esc(t.traceId) + '" aria-label="' + esc(traceLabel(t)) + '">' +
-    '<span class="when" title="' + esc(new Date(traceStartMs(t)).toISOString()) + '">' + esc(wallClock(traceStartMs(t))) + '</span>' +
+    '<span class="when" title="' + esc(isoTime(traceStartMs(t))) + '">' + esc(wallClock(traceStartMs(t))) + '</span>' +
     '<span class="root">' + esc(t.root) + '</span>' + (t.errors ? '<span class="badge error">' + esc(t.errors) + ' error' + (t.errors > 1 ? 's' : '') + '</span>' : '') +
     t.forced.map((c) => '<span class="badge forced">✖ ' + esc(c) + '</span>').join('') + traceBadges(t) +
     '<span class="meta" style="display:block">' + [t.spans + ' spans', (t.running ? '≥ ' : '') + ms(t.durationMs),

@@ -132,10 +132,10 @@ function renderTrace(traceId, data) {
   const rows = tr.rows.map((r) => rowHtml(tr, r)).join('');
   $('#main').innerHTML =
     '<header class="trace-head"><h2 id="trace-title" tabindex="-1">' + esc(summary ? summary.root : root.name) + (summary ? traceBadges(summary) : '') + '</h2>' +
-    '<div class="meta">started <time datetime="' + esc(new Date(startMs).toISOString()) + '">' + esc(wallClock(startMs)) + '</time> · ' + esc(tr.spans.length) + ' spans · ' + esc(nsText(tr.total)) +
+    '<div class="meta">started <time datetime="' + esc(isoTime(startMs)) + '">' + esc(wallClock(startMs)) + '</time> · ' + esc(tr.spans.length) + ' spans · ' + esc(nsText(tr.total)) +
     (services.length ? ' · ' + services.map((n) => '<span class="badge svc">' + esc(n) + '</span>').join('') : '') +
     ' · trace <code class="id">' + esc(traceId) + '</code> <button type="button" class="copy" data-copy="' + esc(traceId) + '" aria-label="Copy the trace id">Copy</button></div></header>' +
-    '<div class="toolbar" role="toolbar" aria-label="Time window">' +
+    '<div class="toolbar" role="group" aria-label="Time window">' +
     '<button type="button" id="zoom-in" data-zoom="in" aria-label="Zoom in" title="Zoom in (+)">+</button>' +
     '<button type="button" id="zoom-out" data-zoom="out" aria-label="Zoom out" title="Zoom out (−)">−</button>' +
     '<button type="button" id="pan-left" data-zoom="left" aria-label="Pan left" title="Pan left (shift+←)">◀</button>' +

@@ -115,7 +115,6 @@ main:focus { outline: none; }
 .evlist li { white-space: pre-wrap; }
 .evlist .at { color: var(--muted); display: inline-block; min-width: 7em; }
 .links a { font-family: ui-monospace, monospace; font-size: 12px; }
-#notice { margin: 6px 0; padding: 6px 10px; border-radius: 6px; background: #fff0d5; color: #5a3a00; }
 
 /* Metrics; a histogram as its buckets */
 .metric { margin: 6px 0; }
@@ -133,7 +132,6 @@ main:focus { outline: none; }
   .layout { display: block; }
   aside { border-right: 0; border-bottom: 1px solid var(--line); max-height: 70vh; }
   main { overflow: visible; padding: 8px; }
-  #filters { grid-template-columns: 1fr; }
   .waterfall { max-height: none; }
   .ids { grid-template-columns: minmax(0, 1fr); }
   .hist li { grid-template-columns: 56px 1fr 32px; }
