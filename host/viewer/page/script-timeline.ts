@@ -60,14 +60,18 @@ function layout() {
     const l = x(r.s);
     const rr = x(r.e);
     const visible = rr >= 0 && l <= 100;
-    r.bar.hidden = !visible;
+    if (r.bar.hidden === visible) r.bar.hidden = !visible;
     if (visible) {
       const cl = Math.max(0, l);
       const cr = Math.min(100, rr);
       r.bar.style.left = cl + '%';
       r.bar.style.width = Math.max(0, cr - cl) + '%';
-      r.bar.classList.toggle('cut-l', l < 0);
-      r.bar.classList.toggle('cut-r', rr > 100 && !r.span.running);
+      const cut = (l < 0 ? 1 : 0) + (rr > 100 && !r.span.running ? 2 : 0);
+      if (r.cut !== cut) {
+        r.cut = cut;
+        r.bar.classList.toggle('cut-l', (cut & 1) !== 0);
+        r.bar.classList.toggle('cut-r', (cut & 2) !== 0);
+      }
     }
     for (const ev of r.evs) {
       const p = x(ev.t);

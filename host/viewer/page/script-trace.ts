@@ -64,7 +64,7 @@ function buildTrace(traceId, data) {
   const order = [];
   const walk = (parent, depth, parentRow) => {
     for (const s of (children.get(parent) || []).sort((a, b) => (BigInt(a.start) < BigInt(b.start) ? -1 : BigInt(a.start) > BigInt(b.start) ? 1 : 0))) {
-      const row = { span: s, depth, parent: parentRow, kids: (children.get(s.spanId) || []).length, s: Number(BigInt(s.start) - t0), e: Number(BigInt(s.end) - t0), evs: [] };
+      const row = { span: s, depth, parent: parentRow, kids: (children.get(s.spanId) || []).length, folded: false, s: Number(BigInt(s.start) - t0), e: Number(BigInt(s.end) - t0), evs: [] };
       order.push(row);
       walk(s.spanId, depth + 1, row);
     }
@@ -87,11 +87,13 @@ function eventsOf(tr, s) {
   return { events, logs: logs.filter((l) => !twins.has(l)) };
 }
 
+// Indentation per level, set per drawing (narrower at 360 px).
+let indentPx = 16;
 function rowHtml(tr, r) {
   const s = r.span;
   const err = s.status.code === 2;
   const state_ = s.running ? ' running' : err ? ' error' : '';
-  const indent = r.depth * (narrow() ? 8 : 16);
+  const indent = r.depth * indentPx;
   const { events } = eventsOf(tr, s);
   const label = s.name + ', ' + (s.running ? 'at least ' : '') + ms(s.durationMs) + ', ' + statusText(s) +
     (s.service ? ', service ' + s.service : '') + (events.length ? ', ' + events.length + ' event' + (events.length > 1 ? 's' : '') : '');
@@ -129,6 +131,7 @@ function renderTrace(traceId, data) {
   const root = tr.rows[0].span;
   const startMs = nsToMs(tr.t0);
   const services = [...new Set(tr.spans.map((s) => s.service).filter(Boolean))];
+  indentPx = narrow() ? 8 : 16;
   const rows = tr.rows.map((r) => rowHtml(tr, r)).join('');
   $('#main').innerHTML =
     '<header class="trace-head"><h2 id="trace-title" tabindex="-1">' + esc(summary ? summary.root : root.name) + (summary ? traceBadges(summary) : '') + '</h2>' +
@@ -150,8 +153,9 @@ function renderTrace(traceId, data) {
     '<div class="rows" id="rows" role="tree" aria-label="Spans of the trace">' + '<div class="gridlines" id="gridlines" aria-hidden="true"></div>' + rows + '</div></div>' +
     '<section class="details" id="details" tabindex="-1" aria-label="Span details">Click a span for its fields and events.</section>' +
     metricsHtml(tr.metrics);
+  const rowEls = $('#rows').children;
   tr.rows.forEach((r, i) => {
-    r.el = $('#rows').children[i + 1];
+    r.el = rowEls[i + 1];
     r.bar = $('.bar', r.el);
     $$('.ev', r.el).forEach((el, j) => (r.evs[j].el = el));
   });
@@ -184,12 +188,14 @@ function hiddenByFold(r) {
   return false;
 }
 function applyCollapsed() {
+  // Only what changes is written: a trace of thousands of rows is not restyled whole.
   for (const r of state.trace.rows) {
-    r.el.hidden = hiddenByFold(r);
-    if (r.kids) {
-      const open = !collapsed.has(r.span.spanId);
-      r.el.setAttribute('aria-expanded', String(open));
-      $('.caret', r.el).textContent = open ? '▾' : '▸';
+    const hidden = hiddenByFold(r);
+    if (r.el.hidden !== hidden) r.el.hidden = hidden;
+    if (r.kids && r.folded !== collapsed.has(r.span.spanId)) {
+      r.folded = collapsed.has(r.span.spanId);
+      r.el.setAttribute('aria-expanded', String(!r.folded));
+      $('.caret', r.el).textContent = r.folded ? '▸' : '▾';
     }
   }
 }

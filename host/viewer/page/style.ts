@@ -81,7 +81,8 @@ main:focus { outline: none; }
 .rows { position: relative; min-width: calc(var(--name-w) + 120px + var(--dur-w)); }
 .gridlines { position: absolute; top: 0; bottom: 0; left: var(--name-w); right: var(--dur-w); pointer-events: none; }
 .gridlines div { position: absolute; top: 0; bottom: 0; border-left: 1px solid #eef1f4; }
-.row { align-items: center; height: var(--row-h); cursor: pointer; position: relative; }
+/* Rows out of view are not laid out or painted until scrolled to (a trace of thousands of spans opens fast). */
+.row { align-items: center; height: var(--row-h); cursor: pointer; position: relative; content-visibility: auto; contain-intrinsic-size: auto var(--row-h); }
 .row:hover { background: #f1f4f8; }
 .row.open { background: #e6eefc; }
 .row:focus-visible { outline-offset: -2px; }
