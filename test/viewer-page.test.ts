@@ -53,7 +53,7 @@ function handWrittenLine(chargeSpan: string): string {
   });
   return JSON.stringify({
     resourceSpans: [{
-      resource: { attributes: [{ key: 'service.name', value: { stringValue: 'billing-api' } }, { key: 'host.name', value: { stringValue: 'ledger-7' } }] },
+      resource: { attributes: [{ key: 'service.name', value: { stringValue: 'billing-api' } }, { key: 'host.name', value: { stringValue: 'ledger-7' } }, { key: 'team', value: { stringValue: '<u>ledger</u>' } }] },
       scopeSpans: [{
         scope: { name: 'billing' },
         spans: [
@@ -66,6 +66,8 @@ function handWrittenLine(chargeSpan: string): string {
           }),
           span('1000000000000002', 'follow up', now - 4_000_000n, now - 1_000_000n, {
             parentSpanId: '1000000000000001',
+            attributes: [{ key: '<b>note</b>', value: { stringValue: '<img src=x onerror="window.pwned=1">' } }],
+            events: [{ timeUnixNano: String(now - 2_000_000n), name: '<i>retry</i>', attributes: [{ key: 'why', value: { stringValue: '<script>window.pwned=2</script>' } }] }],
             links: [
               { traceId: shop, spanId: chargeSpan, attributes: [{ key: 'why', value: { stringValue: 'paid by' } }] },
               { traceId: MISSING, spanId: '2000000000000002', attributes: [] },
@@ -538,5 +540,18 @@ describe('viewer page', { skip }, () => {
     await page.locator('#details .links a', { hasText: MISSING }).click();
     await page.locator('#missing').waitFor();
     assert.match(await page.locator('#missing').innerText(), /is not in the store/);
+  });
+
+  test('what the store holds is text, never markup: span fields, events, resources', async (t) => {
+    if (needsFilterApi(t)) return;
+    const page = await openPage(t, { hash: `#trace=${LINKED}&span=1000000000000002` });
+    await page.locator('#details .links').waitFor();
+    const details = await page.locator('#details').innerText();
+    assert.match(details, /<b>note<\/b> = "<img src=x onerror=\\"window\.pwned=1\\">"/);
+    assert.match(details, /<i>retry<\/i> \{"why": "<script>window\.pwned=2<\/script>"\}/);
+    assert.match(details, /team = "<u>ledger<\/u>"/);
+    assert.match((await page.locator('.row', { hasText: 'follow up' }).locator('.ev').getAttribute('aria-label'))!, /^event <i>retry<\/i> at /);
+    assert.equal(await page.locator('#main img, #main b, #main i, #main u, #main script').count(), 0);
+    assert.equal(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned), undefined);
   });
 });

@@ -63,7 +63,7 @@ function detailsHtml(s) {
     row('parent', !s.parentSpanId ? '(root)' : parent ? '<a href="' + esc(hashFor(tr.id, parent.spanId)) + '">' + esc(parent.name) + '</a> <code>' + esc(s.parentSpanId) + '</code>' : '<code>' + esc(s.parentSpanId) + '</code> (not in this trace)') +
     (s.service ? row('service', esc(s.service)) : '') +
     row('scope', esc(s.scope || '—')) +
-    row('started', esc(wallClock(nsToMs(s.start))) + ' <span class="meta">(+' + esc(offsetText(off)) + ' from the trace start)</span>') +
+    row('started', esc(wallClock(nsToMs(s.start))) + ' <span class="meta">(' + (off > 0 ? '+' + esc(offsetText(off)) + ' from the trace start' : 'the trace start') + ')</span>') +
     row('duration', (s.running ? '≥ ' : '') + esc(ms(s.durationMs)) + ' <button type="button" class="copy" data-zoom="span">Zoom to span</button>') +
     (s.executionId ? row('execution', esc(s.executionId)) : '') +
     '</dl>' +
