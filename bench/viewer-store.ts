@@ -5,8 +5,8 @@
  *
  * Writes a store in the FileExporter's format (test/helpers/synthetic-store.ts), then through
  * HTTP: the first list (the index is built), opening traces (median and max of 25), a filtered
- * list, the viewer restarted (the persisted index read, only new bytes parsed), an append by
- * another writer picked up.
+ * list, the viewer restarted (the persisted index read, only new bytes parsed), and a cap at half
+ * the store (the compaction timed, traces opened after it).
  */
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -75,6 +75,18 @@ try {
   const reopen: number[] = [];
   for (let i = 0; i < 9; i++) reopen.push((await timed(async () => (await fetch(`${viewer.url}api/traces/${traceIds[i * 31]}`)).arrayBuffer()))[1]);
   console.log(`open after restart: median ${median(reopen).toFixed(1)} ms`);
+  await viewer.close();
+
+  // The cap: half the store evicted (the oldest traces), the files rewritten, the index moved.
+  viewer = await startViewer({ folder, port: 0, maxStoreBytes: Math.floor(total / 2), evictEveryMs: 0 });
+  const [, capMs] = await timed(async () => (await fetch(`${viewer.url}api/traces?limit=1`)).arrayBuffer());
+  const capped = (await (await fetch(`${viewer.url}api/store`)).json()) as { index: { parsedBytes: number; traces: number }; eviction: { evictedTraces: number; lastBytesBefore: number; lastBytesAfter: number } };
+  console.log(
+    `cap at half: first list with the compaction ${(capMs / 1000).toFixed(2)} s, ${capped.eviction.evictedTraces} traces evicted, ${(capped.eviction.lastBytesBefore / 2 ** 20).toFixed(0)} → ${(capped.eviction.lastBytesAfter / 2 ** 20).toFixed(0)} MB, ${capped.index.traces} kept, parsed ${capped.index.parsedBytes} bytes`,
+  );
+  const afterCap: number[] = [];
+  for (let i = 0; i < 9; i++) afterCap.push((await timed(async () => (await fetch(`${viewer.url}api/traces/${traceIds[traceIds.length - 1 - i * 31]}`)).arrayBuffer()))[1]);
+  console.log(`open after the compaction: median ${median(afterCap).toFixed(1)} ms`);
   await viewer.close();
 } finally {
   if (keep === undefined) await rm(folder, { recursive: true });

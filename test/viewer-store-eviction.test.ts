@@ -4,10 +4,12 @@
  * compaction kept.
  */
 import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
 import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import type { EvictionStats } from '../host/viewer/store-eviction.js';
 import { StoreCap } from '../host/viewer/store-eviction.js';
 import { StoreIndex, type IndexStats } from '../host/viewer/store-index.js';
@@ -157,5 +159,46 @@ describe('the store cap', () => {
     assert.equal(new Set(whole.spans.map((s) => s.traceId)).size, listed.size);
     console.log(`# appended during compaction: ${cap.stats.tailBytesCopied} bytes copied before the rename, ${cap.stats.lateBytesCopied} after`);
     await index.close();
+  });
+});
+
+describe('sandtrace view --max-store-bytes / --max-store-age', () => {
+  const CLI = fileURLToPath(new URL('../host/cli/main.js', import.meta.url));
+
+  test('the command caps the store it serves, and refuses sizes and durations it cannot read', async () => {
+    for (const [option, value, message] of [
+      ['--max-store-bytes', '12Q', /--max-store-bytes needs a size such as 500M or 2G, got '12Q'/],
+      ['--max-store-age', '3 years', /--max-store-age needs a duration such as 30m, 12h or 7d/],
+    ] as const) {
+      const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve) =>
+        execFile(process.execPath, [CLI, 'view', '--port', '0', '--otlp-port', 'off', option, value], (error, _, stderr) => resolve({ code: (error as { code?: number } | null)?.code ?? 0, stderr })),
+      );
+      assert.equal(code, 2);
+      assert.match(stderr, message);
+    }
+
+    const folder = await newFolder();
+    await writeSyntheticStore(folder, { traces: 500 });
+    const before = await storeBytes(folder);
+    const child = spawn(process.execPath, [CLI, 'view', folder, '--port', '0', '--otlp-port', 'off', '--max-store-bytes', `${Math.floor(before / 1024 / 2)}k`, '--max-store-age', '7d'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (d) => {
+          out += d;
+          const m = /sandtrace view: (http:\/\/\S+)/.exec(out);
+          if (m) resolve(m[1]!);
+        });
+        child.on('close', (code) => reject(new Error(`exited ${code}`)));
+      });
+      await fetch(`${url}api/traces`);
+      const { eviction } = (await (await fetch(`${url}api/store`)).json()) as { eviction: EvictionStats & { policy: unknown } };
+      assert.deepEqual(eviction.policy, { maxBytes: Math.floor(before / 1024 / 2) * 1024, maxAgeMs: 7 * 86_400_000 });
+      assert.equal(eviction.runs, 1);
+      assert.ok((await storeBytes(folder)) <= Math.floor(before / 1024 / 2) * 1024);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.on('close', r));
+    }
   });
 });

@@ -18,11 +18,10 @@
  * (`.sandtrace-index/index.json`, format in store-index-file.ts), so a restart reads only the
  * bytes added since.
  *
- * How a trace is described. A trace first seen in a refresh is folded as its lines come (the same
- * assembly as a whole-store read: trace-assembly.ts) and digested once no line has added to it
- * for a while; a trace described before that a new span or `span started` record changes is
- * re-read from its own lines. Ordinary logs only add a line range. A compaction
- * (store-eviction.ts) moves the ranges of the lines it kept instead of starting over.
+ * How a trace is described (store-index-fold.ts): a trace first seen in a refresh is folded as its
+ * lines come, with the same assembly as a whole-store read (trace-assembly.ts); a trace described
+ * before that a new span or `span started` record changes is re-read from its own lines. A
+ * compaction (store-eviction.ts) moves the ranges of the lines it kept instead of starting over.
  *
  * A digest (trace-assembly.ts) is what the list shows of a trace and what filters look at. A
  * trace with only logs so far has none and is not listed. Metric lines are found by time, since
@@ -33,15 +32,14 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CompactedFile } from './store-eviction.js';
+import { IndexFold } from './store-index-fold.js';
 import { readIndexFile, writeIndexFile, type FileState, type TraceEntry } from './store-index-file.js';
 import { HEAD_BYTES, headHash, IndexInconsistent, readLinesAt, sameStart, scanLines } from './store-lines.js';
-import { BadStoreLine, parseLine, readLogs, readMetrics, readSpans, Resources, STORE_FILES, textOf, type Attributes, type LogLine, type StoreFile, type ViewLog, type ViewMetric, type ViewSpan } from './store-reader.js';
-import { attributeHash, digestOf, newestFirst, summaryOf, TraceAssembler, type TraceDigest, type TraceSummary } from './trace-assembly.js';
+import { readLogs, readMetrics, readSpans, Resources, STORE_FILES, type Attributes, type LogLine, type StoreFile, type ViewLog, type ViewMetric, type ViewSpan } from './store-reader.js';
+import { newestFirst, summaryOf, TraceAssembler, type TraceDigest, type TraceSummary } from './trace-assembly.js';
 
 export { INDEX_FOLDER } from './store-index-file.js';
 export { IndexInconsistent } from './store-lines.js';
-/** A trace no traces.jsonl line has added to in this many lines is digested during a read (see settle). */
-const SETTLE_LINES = 64;
 
 /** A trace as the API serves it. */
 export interface TraceDetail {
@@ -80,27 +78,6 @@ export interface IndexStats {
 
 
 const emptyFile = (): FileState => ({ consumed: 0, dev: 0, ino: 0, mtimeMs: 0, head: '', skipped: 0 });
-
-const NONE: never[] = [];
-
-/** A span made light for a digest: its attributes as hashes. */
-interface LightSpan extends ViewSpan {
-  hashes: number[];
-}
-
-/**
- * Makes a span read for the index light, in place: only what its digest reads stays (its
- * attributes become their hashes).
- */
-function light(s: ViewSpan): LightSpan {
-  const h: number[] = [];
-  for (const k in s.attributes) h.push(attributeHash(k), attributeHash(k, textOf(s.attributes[k]!)));
-  const source = s.attributes['guest.source'];
-  s.attributes = source === undefined ? {} : { 'guest.source': source };
-  s.events = NONE;
-  s.links = NONE;
-  return Object.assign(s, { hashes: h });
-}
 
 /**
  * @example
@@ -374,12 +351,16 @@ export class StoreIndex {
     }
     let sizes = await this.check();
     if (sizes === undefined) sizes = (await this.check())!;
-    const fold = new Fold();
+    const fold = new IndexFold(this.traces, this.metricLines);
     for (const file of STORE_FILES) {
       const size = sizes[file];
       if (size > this.files[file].consumed) await this.scan(file, size, fold);
     }
-    await this.digest(fold);
+    await fold.finish((file, refs, use) => this.eachLine(file, refs, use));
+    this.stats.parsedBytes += fold.bytes;
+    this.stats.parsedLines += fold.lines;
+    for (const f of STORE_FILES) this.files[f].skipped += fold.skipped[f];
+    if (fold.lines > 0) this.touched();
     this.updateStats();
     this.unpersisted += fold.bytes;
     if (fold.bytes === 0 || this.options.persist === false) return;
@@ -430,138 +411,13 @@ export class StoreIndex {
   }
 
   /** Reads `file` from where the index stopped to its last complete line before `size`. */
-  private async scan(file: StoreFile, size: number, fold: Fold): Promise<void> {
+  private async scan(file: StoreFile, size: number, fold: IndexFold): Promise<void> {
     const state = this.files[file];
     const from = state.consumed;
     const path = join(this.folder, file);
-    state.consumed = await scanLines(path, from, size, (text, offset, length) => this.line(file, text, offset, length, fold), () => this.closed);
+    state.consumed = await scanLines(path, from, size, (text, offset, length) => fold.line(file, text, offset, length), () => this.closed);
     // The head hash covers the first min(consumed, 4 KiB) bytes: redone while that grows.
     if (from < HEAD_BYTES && state.consumed !== from) state.head = await headHash(path, state.consumed);
-  }
-
-  /** Files one complete line (without its newline) at `offset`, `length` bytes with it. */
-  private line(file: StoreFile, text: string, offset: number, length: number, fold: Fold): void {
-    // A blank line is no record (and no bad line); a line is rarely blank, so trim only when it may be.
-    if (text.charCodeAt(0) !== 123 && text.trim() === '') return;
-    fold.bytes += length;
-    this.stats.parsedBytes += length;
-    this.stats.parsedLines++;
-    try {
-      const json = parseLine(text);
-      if (file === 'traces.jsonl') {
-        const spans: ViewSpan[] = [];
-        readSpans(json, spans, fold.resources);
-        for (const s of spans) {
-          const entry = this.entry(s.traceId, fold);
-          if (entry.spanLines[entry.spanLines.length - 2] !== offset) entry.spanLines.push(offset, length);
-          fold.assembler(s.traceId)?.addSpan(light(s));
-        }
-        if (++fold.lines % SETTLE_LINES === 0) this.settle(fold);
-      } else if (file === 'logs.jsonl') {
-        const logs: LogLine[] = [];
-        readLogs(json, logs, fold.resources);
-        for (const r of logs) {
-          const traceId = 'log' in r ? r.log.traceId : r.started.traceId;
-          if (traceId === undefined) continue; // shown with no trace
-          const entry = this.entry(traceId, fold, 'started' in r);
-          if (entry.logLines[entry.logLines.length - 2] !== offset) entry.logLines.push(offset, length);
-          // Ordinary logs are shown with the trace but change nothing in its digest.
-          if ('started' in r) fold.assembler(traceId)?.addLog({ started: light(r.started), identity: r.identity });
-        }
-      } else {
-        const points: ViewMetric[] = [];
-        readMetrics(json, points);
-        if (points.length > 0) {
-          let first = Infinity;
-          let last = -Infinity;
-          for (const p of points) {
-            const ms = Number(BigInt(p.time) / 1_000_000n);
-            if (ms < first) first = ms;
-            if (ms > last) last = ms;
-          }
-          this.metricLines.push(offset, length, first, last);
-        }
-      }
-      this.touched();
-    } catch (e) {
-      if (!(e instanceof BadStoreLine)) throw e;
-      this.files[file].skipped++;
-      this.touched();
-    }
-  }
-
-  /**
-   * The trace's entry. A trace new in this refresh is folded as its lines come; one digested before
-   * that a record changes (`changes`: spans and `span started` records do, ordinary logs do not)
-   * is re-read from its lines at the end.
-   */
-  private entry(traceId: string, fold: Fold, changes = true): TraceEntry {
-    let entry = this.traces.get(traceId);
-    if (entry === undefined) {
-      entry = { spanLines: [], logLines: [], digest: undefined };
-      this.traces.set(traceId, entry);
-      fold.fresh.set(traceId, { assembler: new TraceAssembler<LightSpan>(), lastLine: fold.lines });
-    } else {
-      const fresh = fold.fresh.get(traceId);
-      if (fresh !== undefined) fresh.lastLine = fold.lines;
-      else if (changes) fold.reload.add(traceId);
-    }
-    return entry;
-  }
-
-  /**
-   * While traces.jsonl is read, traces no line has added to for a while are digested and let go
-   * (a trace's spans are written close together), so a first read of a large store does not hold
-   * every span at once. Should a later line add to one, it is re-read from its lines at the end.
-   */
-  private settle(fold: Fold): void {
-    for (const [traceId, f] of fold.fresh) {
-      if (fold.lines - f.lastLine < SETTLE_LINES) continue;
-      this.setDigest(traceId, f.assembler.finish(0n).spans);
-      fold.fresh.delete(traceId);
-    }
-  }
-
-  /** Digests the traces this refresh touched: folded as read when new, re-read from their lines when not. */
-  private async digest(fold: Fold): Promise<void> {
-    for (const [traceId, { assembler }] of fold.fresh) this.setDigest(traceId, assembler.finish(0n).spans);
-    for (const traceId of fold.reload) {
-      const entry = this.traces.get(traceId)!;
-      const assembler = new TraceAssembler<LightSpan>();
-      const resources = new Resources();
-      await this.eachLine('traces.jsonl', entry.spanLines, (json) => {
-        const spans: ViewSpan[] = [];
-        readSpans(json, spans, resources, traceId);
-        for (const s of spans) assembler.addSpan(light(s));
-      });
-      await this.eachLine('logs.jsonl', entry.logLines, (json) => {
-        const logs: LogLine[] = [];
-        readLogs(json, logs, resources, traceId);
-        for (const r of logs) if ('started' in r) assembler.addLog({ started: light(r.started), identity: r.identity });
-      });
-      this.setDigest(traceId, assembler.finish(0n).spans);
-    }
-  }
-
-  private setDigest(traceId: string, spans: LightSpan[]): void {
-    const entry = this.traces.get(traceId)!;
-    entry.lowerNames = undefined;
-    entry.summary = undefined;
-    if (spans.length === 0) {
-      entry.digest = undefined;
-      return;
-    }
-    const digest = digestOf(spans, false);
-    let n = 0;
-    for (const s of spans) n += s.hashes.length;
-    const all = new Float64Array(n);
-    n = 0;
-    for (const s of spans) for (const h of s.hashes) all[n++] = h;
-    all.sort();
-    const distinct: number[] = [];
-    for (let i = 0; i < all.length; i++) if (i === 0 || all[i] !== all[i - 1]) distinct.push(all[i]!);
-    digest.attributes = distinct;
-    entry.digest = digest;
   }
 
   private updateStats(): void {
@@ -605,20 +461,5 @@ export class StoreIndex {
     this.lastPersist = Date.now();
     this.touched();
     this.changed = false;
-  }
-}
-
-/** What one refresh folds: the traces first seen in it (digested as read), those seen before (re-read). */
-class Fold {
-  bytes = 0;
-  /** traces.jsonl lines read so far. */
-  lines = 0;
-  readonly resources = new Resources();
-  /** Traces first seen in this refresh, not digested yet: their spans so far, and the line that last added to them. */
-  readonly fresh = new Map<string, { assembler: TraceAssembler<LightSpan>; lastLine: number }>();
-  readonly reload = new Set<string>();
-
-  assembler(traceId: string): TraceAssembler<LightSpan> | undefined {
-    return this.fresh.get(traceId)?.assembler;
   }
 }

@@ -65,6 +65,11 @@ export function parseQuery(params: URLSearchParams): TraceQuery {
   return q;
 }
 
+/** Whether the query filters nothing (only a limit): every trace matches. */
+export function filtersNothing(q: TraceQuery): boolean {
+  return q.services.length === 0 && q.attributes.length === 0 && q.name === undefined && q.status === undefined && q.minMs === undefined && q.maxMs === undefined && q.fromMs === undefined && q.toMs === undefined && q.execution === undefined;
+}
+
 function hasHash(sorted: readonly number[], h: number): boolean {
   let lo = 0;
   let hi = sorted.length - 1;

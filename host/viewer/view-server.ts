@@ -22,7 +22,7 @@ import { StoreCap, type EvictionStats } from './store-eviction.js';
 import { StoreIndex, type IndexStats } from './store-index.js';
 import { checkStoreLine } from './store-reader.js';
 import type { TraceSummary } from './trace-assembly.js';
-import { BadQuery, matches, parseQuery } from './trace-filter.js';
+import { BadQuery, filtersNothing, matches, parseQuery } from './trace-filter.js';
 
 export interface Viewer {
   url: string;
@@ -302,10 +302,19 @@ async function handle(index: StoreIndex, cap: StoreCap, url: string): Promise<An
   }
   const shown: TraceSummary[] = [];
   let matched = 0;
-  index.forEachTrace(now, (digest, summary, lowerNames) => {
-    if (!matches(query, digest, summary, lowerNames)) return;
-    matched++;
-    if (shown.length < query.limit) shown.push(summary);
-  });
+  if (filtersNothing(query)) {
+    // Every trace matches: only the first `limit` need their summaries.
+    matched = index.stats.traces;
+    index.forEachTrace(now, (_, summary) => {
+      if (shown.length >= query.limit) return false;
+      shown.push(summary);
+    });
+  } else {
+    index.forEachTrace(now, (digest, summary, lowerNames) => {
+      if (!matches(query, digest, summary, lowerNames)) return;
+      matched++;
+      if (shown.length < query.limit) shown.push(summary);
+    });
+  }
   return json(200, shown, { ...skipped, [MATCHED_HEADER]: String(matched) });
 }
