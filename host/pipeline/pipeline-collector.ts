@@ -68,6 +68,7 @@ interface PipelineSnapshot {
 
 /** Random bytes fetched at once for ids (one call to the OS generator per 2,700 root spans). */
 const ID_POOL = 64 * 1024;
+const EMPTY_POOL = new Uint8Array(0);
 /** This collector's key in a span snapshot. */
 const SNAPSHOT_KEY = 'pipeline';
 /** Body of the log record that reports a span still open when its execution commits. */
@@ -89,7 +90,8 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
   private lastId = 0;
   private lastSpan: LiveSpan | undefined = undefined;
   private nextId = 1;
-  private readonly pool = new Uint8Array(ID_POOL);
+  /** Filled on the first random id (a collector that only derives ids never holds it). */
+  private pool = EMPTY_POOL;
   private poolPos = ID_POOL;
   /** Id derivation key of the execution seen last (spans of one execution come together). */
   private idKey: SpanIdKey | undefined;
@@ -332,7 +334,7 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
   }
 
   /**
-   * Random non-zero ids, cut from a pool filled by the OS generator (one syscall per 4 KiB).
+   * Random non-zero ids, cut from a pool filled by the OS generator (one call per 64 KiB).
    * Web Crypto's global rather than node:crypto, which would cost every host a few milliseconds
    * at import; the global loads its generator on the first id.
    */
@@ -353,6 +355,7 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
 
   private refillPool(): void {
     // getRandomValues fills at most 64 KiB per call.
+    if (this.pool.length === 0) this.pool = new Uint8Array(ID_POOL);
     crypto.getRandomValues(this.pool);
     this.poolPos = 0;
   }
@@ -387,3 +390,11 @@ export function hexBytes(s: string): Uint8Array {
 }
 
 export type { SpanLink };
+
+/**
+ * One collector that never dies. V8 builds a class instance's hidden class field by field and
+ * drops that chain at a full GC when no instance is left; the optimized newSpan, event and
+ * tryClose depend on it and are deoptimized then. A host that makes a collector per run (or per
+ * batch of runs) would warm them up again after every idle GC; holding one instance prevents it.
+ */
+export const KEEP_PIPELINE_COLLECTOR_SHAPE = new PipelineCollector({ handlers: {} });
