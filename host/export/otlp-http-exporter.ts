@@ -4,7 +4,8 @@
  * Retries only 429, 502, 503, 504 and connection failures or timeouts, with exponential backoff
  * and jitter, honouring Retry-After (seconds or an HTTP date), all within one deadline per
  * export. Other statuses fail at once. A 200 with partial_success is not retried; its rejected
- * count is reported. Empty exports send nothing; oversized ones are split.
+ * count is reported. Empty exports send nothing; oversized ones are split, and the parts sent
+ * one at a time.
  */
 import type { Agent, ClientRequest, IncomingHttpHeaders } from 'node:http';
 import type { LogRecord, SpanRecord } from '../pipeline/telemetry-records.js';
@@ -204,11 +205,19 @@ export class OtlpHttpExporter implements Exporter {
     const body = encode(items);
     if (body.length > this.config.maxRequestBytes) {
       if (items.length === 1) return this.fail(signal, 1, 0, new ExportError(`one item encodes to ${body.length} bytes, over maxRequestBytes (${this.config.maxRequestBytes})`, false, undefined, 'tooLarge'));
-      const half = items.length >> 1;
-      const [a, b] = await Promise.all([this.exportItems(signal, items.slice(0, half), encode), this.exportItems(signal, items.slice(half), encode)]);
-      return merge(a, b);
+      // The halves go one after the other, each encoded when its turn comes and let go once it is
+      // answered; this body is not held meanwhile. An oversized export so holds one part's body
+      // at a time (at most maxRequestBytes, compressed when gzip is on), never the whole.
+      return this.exportSplit(signal, items, encode);
     }
     return this.send(signal, body, items.length);
+  }
+
+  private async exportSplit<T>(signal: Signal, items: readonly T[], encode: (items: readonly T[]) => Uint8Array): Promise<ExportResult> {
+    const half = items.length >> 1;
+    const a = await this.exportItems(signal, items.slice(0, half), encode);
+    const b = await this.exportItems(signal, items.slice(half), encode);
+    return merge(a, b);
   }
 
   /** One export: attempts until success, a final failure, or the deadline (the export's, or shutdown's). */

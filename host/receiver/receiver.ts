@@ -616,7 +616,9 @@ export class TracingEventReceiver {
     if (rec.id < this.firstSpanId && this.spanIdFloor) throw new ReceiveError('DUPLICATE_SPAN_ID', `span id ${rec.id} was allocated by an earlier execution of this workflow; this execution's ids start at ${this.firstSpanId}`);
     const parentEntry = typeof rec.parent === 'number' ? this.span(rec.parent) : undefined;
     if (this.spans.size >= this.maxOpenSpans) throw new ReceiveError('LIMIT_EXCEEDED', `span ${rec.id} exceeds maxOpenSpans (${this.maxOpenSpans})`);
-    const depth = rec.parent === null ? 0 : (parentEntry ?? this.stack[this.stack.length - 1])?.depth ?? 0; // the top is never a hole
+    const stack = this.stack;
+    // The top is never a hole. (An empty stack is not read at index -1: that is a named-property lookup, slow.)
+    const depth = rec.parent === null ? 0 : (parentEntry ?? (stack.length > 0 ? stack[stack.length - 1] : undefined))?.depth ?? 0;
     if (depth >= this.maxDepth) throw new ReceiveError('LIMIT_EXCEEDED', `span ${rec.id} would nest ${depth + 1} deep; maxDepth is ${this.maxDepth}`);
     const enabled = this.isEnabled(slot);
     if (reader !== undefined) {
