@@ -160,19 +160,25 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
     const span = typeof info.parent === 'number' ? this.find(info.parent)?.record : undefined;
     // splitMessage, inline: no result object per event.
     let message: string | undefined;
-    const attributes: Values = [];
     const values = info.values;
+    let kept = 0;
     for (let i = 0; i < values.length; i++) {
       const pair = values[i]!;
       if (pair[0] === 'message') message = messageText(pair[1]);
-      else if (!isEmptyValue(pair[1])) attributes.push(pair);
+      else if (!isEmptyValue(pair[1])) kept++;
+    }
+    // An array of exactly its items (a span waits in the export queue, and an array grown by push holds 17 slots).
+    const attributes: Values = new Array(kept);
+    for (let i = 0, k = 0; k < kept; i++) {
+      const pair = values[i]!;
+      if (pair[0] !== 'message' && !isEmptyValue(pair[1])) attributes[k++] = pair;
     }
     const body = message ?? info.meta.name;
     if (span !== undefined && this.spanEvents) {
       const events = span.events;
       if (events.length >= this.maxEvents) span.droppedEvents++;
       else {
-        const event: SpanEventRecord = { time: info.time, name: body, attributes: exactly(attributes) };
+        const event: SpanEventRecord = { time: info.time, name: body, attributes };
         // The first event in an array of one: a span waits in the export queue, and an array grown by push holds 17 slots.
         if (events.length === 0) span.events = [event];
         else events.push(event);
@@ -210,8 +216,16 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
     this.forget(id);
     const record = span.record;
     record.end = time;
-    const attributes = record.attributes;
     const values = span.values;
+    let kept = record.attributes.length + (record.executionId !== undefined ? 1 : 0) + (forced !== undefined ? 2 : 0);
+    for (let i = 0; i < values.length; i++) {
+      const pair = values[i]!;
+      if (!isEmptyValue(pair[1]) && !(pair[0] === 'error' && isErrorValue(pair[1]))) kept++;
+    }
+    // An array of exactly its items, counted first (as the event's attributes above).
+    const attributes: Values = new Array(kept);
+    let k = 0;
+    for (const pair of record.attributes) attributes[k++] = pair;
     for (let i = 0; i < values.length; i++) {
       const pair = values[i]!;
       const [key, value] = pair;
@@ -222,15 +236,16 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
         record.events.push(exceptionEvent(value.error, time));
         continue;
       }
-      attributes.push(pair); // values are replaced pair by pair, never changed in place: the pair itself is the attribute
+      attributes[k++] = pair; // values are replaced pair by pair, never changed in place: the pair itself is the attribute
     }
-    if (record.executionId !== undefined) attributes.push(['sandtrace.execution.id', record.executionId]);
+    if (record.executionId !== undefined) attributes[k++] = ['sandtrace.execution.id', record.executionId];
     if (forced !== undefined) {
       record.forced = forced;
       record.status = { code: 'error', message: forced.message };
-      attributes.push(['sandtrace.force_closed', true], ['sandtrace.termination.cause', forced.cause]);
+      attributes[k++] = ['sandtrace.force_closed', true];
+      attributes[k++] = ['sandtrace.termination.cause', forced.cause];
     }
-    record.attributes = exactly(attributes);
+    record.attributes = attributes;
     this.handlers.onSpan?.(record);
     return true;
   }
@@ -369,14 +384,6 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
     crypto.getRandomValues(this.pool);
     this.poolPos = 0;
   }
-}
-
-/**
- * The array, as one holding exactly its items: the span waits in the export queue, where an array
- * grown by push keeps 17 slots (about 110 bytes more per array).
- */
-function exactly<T>(items: T[]): T[] {
-  return items.length === 0 ? items : items.slice();
 }
 
 /** The shape check behind {@link PipelineCollector.validateSnapshot}: each field as persistSpan writes it. */
