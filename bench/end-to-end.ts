@@ -55,13 +55,20 @@
  *   frame received, decoded and queued; exports overlapping) + time of `batching.shutdown()` after
  *   it (exporting what is still queued), medians over the rounds.
  *
+ * - **CPU per span**: `process.cpuUsage()` over the same timed round, divided by its spans: every
+ *   thread of the bench process (sandtrace: the guest's worker, and gzip on libuv's thread pool;
+ *   OpenTelemetry: its gzip streams there too), not the sink's process. On a machine whose cores
+ *   are busy with other work, spans per second approach the inverse of this figure, whatever
+ *   overlaps what.
+ *
  * Ratios are sandtrace's spans per second over the baseline's, per round (the pair measured back
  * to back, in alternating order); the table shows medians and [min–max] over the rounds.
  *
  * Host cost per record: frames captured from a real guest run (the workload above, N_REPLAY
  * spans, 5 records per span: new span, enter, event, exit, close), replayed into a fresh
  * `TracingEventReceiver` (shared callsite registry, an execution id, random span ids as a
- * non-workflow run has) feeding a `PipelineCollector` (events as span events) with no-op handlers:
+ * non-workflow run has, the guest's spans under an execution span opened first, as the runner
+ * does) feeding a `PipelineCollector` (events as span events) with no-op handlers:
  * decode, validation, span bookkeeping and span-record building (ids, attributes, the event),
  * nothing after. Time over the records the receiver applied; in a fresh process
  * (bench/replay-child.ts), 3 warm-up replays, then 15, each from a collected heap.
@@ -114,6 +121,8 @@ const qjsPerCall = (n: number) => `(function () {
 
 interface Round {
   ms: number;
+  /** CPU time of this process over the round (every thread: the worker, gzip's thread pool), µs. */
+  cpuUs: number;
   /** sandtrace: until the runner's promise resolved (every frame received, spans queued or exported). */
   runMs?: number;
   counts: SinkCounts;
@@ -134,16 +143,18 @@ async function sandtraceRound(sink: Sink, side: string, n: number, start: (colle
   // `bounded` keeps the default bound (16 MiB) instead, to show what a burst does to it.
   const batching = new BatchingManager(exporter, { maxBatchSize: BATCH, ...(!bounded && { maxMemoryBytes: 1 << 30 }) });
   const pipeline = new PipelineCollector({ eventsAs: 'span-events', handlers: batching.handlers() });
+  const cpu = process.cpuUsage();
   const t = performance.now();
   const result = await start(pipeline);
   const runMs = performance.now() - t;
   await batching.shutdown();
   const ms = performance.now() - t;
+  const cpuUs = cpuOf(cpu);
   if (!result.ok) throw new Error(`${side}: the guest failed: ${result.summary.cause}`);
   const stats = batching.getStats();
   const counts = await sink.take();
   const d = stats.dropped.spans;
-  const result2 = { ms, runMs, counts, dropped: d, exported: stats.exported.spans };
+  const result2 = { ms, cpuUs, runMs, counts, dropped: d, exported: stats.exported.spans };
   if (bounded) {
     // Drops are allowed here, but each span must be exported or counted as dropped, and what
     // was exported must have arrived.
@@ -168,6 +179,7 @@ function otelProvider(sink: Sink, n: number) {
 /** Baseline (a): the OpenTelemetry SDK driven directly in host JS. */
 async function otelHostRound(sink: Sink, n: number): Promise<Round> {
   const { provider, tracer } = otelProvider(sink, n);
+  const cpu = process.cpuUsage();
   const t = performance.now();
   for (let i = 0; i < n; i++) {
     const span = tracer.startSpan('handle request', { attributes: { 'http.route': '/orders', attempt: i % 7 } });
@@ -177,10 +189,11 @@ async function otelHostRound(sink: Sink, n: number): Promise<Round> {
   }
   await provider.forceFlush();
   const ms = performance.now() - t;
+  const cpuUs = cpuOf(cpu);
   await provider.shutdown();
   const counts = await sink.take();
   check('OpenTelemetry SDK in host JS', n, counts, 0);
-  return { ms, counts };
+  return { ms, cpuUs, counts };
 }
 
 /** Baseline (b): a QuickJS guest calling a host function per span start, event and end. */
@@ -203,15 +216,17 @@ async function perCallRound(sink: Sink, pool: SandboxPool, n: number): Promise<R
       span?.end();
     },
   };
+  const cpu = process.cpuUsage();
   const t = performance.now();
   const result = await runQuickJS(qjsPerCall(n), { pool, hostFunctions, deadlineMs: DEADLINE_MS, filename: 'per-call.js' });
   await provider.forceFlush();
   const ms = performance.now() - t;
+  const cpuUs = cpuOf(cpu);
   await provider.shutdown();
   if (!result.ok) throw new Error(`per-call QuickJS guest failed: ${result.summary.cause}: ${result.error?.message}`);
   const counts = await sink.take();
   check('QuickJS host function per call', n, counts, 0);
-  return { ms, counts };
+  return { ms, cpuUs, counts };
 }
 
 /**
@@ -225,6 +240,7 @@ async function perCallInThreadRound(sink: Sink, n: number): Promise<Round> {
   const { provider, tracer } = otelProvider(sink, n);
   const live = new Map<number, Span>();
   let next = 0;
+  const cpu = process.cpuUsage();
   const t = performance.now();
   const runtime = engine.newRuntime();
   const vm = runtime.newContext();
@@ -256,12 +272,19 @@ async function perCallInThreadRound(sink: Sink, n: number): Promise<Round> {
   }
   await provider.forceFlush();
   const ms = performance.now() - t;
+  const cpuUs = cpuOf(cpu);
   await provider.shutdown();
   const counts = await sink.take();
   check('QuickJS host function per call, in-thread', n, counts, 0);
-  return { ms, counts };
+  return { ms, cpuUs, counts };
 }
 let enginePromise: ReturnType<typeof newQuickJSWASMModuleFromVariant> | undefined;
+
+/** µs of CPU this process used since `start` (a `process.cpuUsage()`), all threads. */
+function cpuOf(start: NodeJS.CpuUsage): number {
+  const u = process.cpuUsage(start);
+  return u.user + u.system;
+}
 
 /** Frames of a real guest run, as the runner hands them to the execution's receiver. */
 export async function captureFrames(run: () => Promise<RunResult>): Promise<Uint8Array[]> {
@@ -308,6 +331,8 @@ export async function run(): Promise<BenchRow[]> {
 
     const asRate: number[] = [];
     const otelRate: number[] = [];
+    const asCpu: number[] = [];
+    const otelCpu: number[] = [];
     const asRatio: number[] = [];
     const asRunMs: number[] = [];
     const asDrainMs: number[] = [];
@@ -330,6 +355,8 @@ export async function run(): Promise<BenchRow[]> {
         a = await sandtraceRound(sink, 'sandtrace AssemblyScript', N_AS, asRun(N_AS));
       }
       asRate.push(N_AS / (a.ms / 1000));
+      asCpu.push(a.cpuUs / N_AS);
+      otelCpu.push(b.cpuUs / N_AS);
       asRunMs.push(a.runMs!);
       asDrainMs.push(a.ms - a.runMs!);
       otelRate.push(N_AS / (b.ms / 1000));
@@ -364,11 +391,13 @@ export async function run(): Promise<BenchRow[]> {
     const ratioQjs = median(qjsRatio);
     const x = (v: number) => `${v.toFixed(2)}×`;
     const ns = (v: number) => v.toFixed(0);
+    const us = (v: number) => v.toFixed(1);
     const perSpan = (total: number, n: number) => `${(total / (ROUNDS * n)).toFixed(1)} B`;
     return [
       { bench: BENCH, metric: `AssemblyScript guest → runWasm → receiver → pipeline → batching → OTLP/HTTP gzip → loopback sink, ${N_AS / 1000}k spans/round, spans/s`, value: range(asRate, k), target: '', ok: undefined },
       { bench: BENCH, metric: 'OpenTelemetry JS SDK in host JS (BasicTracerProvider + BatchSpanProcessor + OTLP proto exporter, gzip) → same sink, spans/s (baseline)', value: range(otelRate, k), target: '', ok: undefined },
       { bench: BENCH, metric: 'AssemblyScript guest / OpenTelemetry SDK in host JS, spans/s', value: range(asRatio, x), target: '≥ 2×', ok: ratioAs >= 2 },
+      { bench: BENCH, metric: 'CPU per span of the bench process over a round, every thread (the worker and gzip\'s thread pool included, the sink not), µs: sandtrace AssemblyScript / OpenTelemetry SDK in host JS', value: `${range(asCpu, us)} / ${range(otelCpu, us)}`, target: '', ok: undefined },
       { bench: BENCH, metric: `QuickJS guest (tracing.inSpan + tracing.info) → runQuickJS → the same path → sink, ${N_QJS / 1000}k spans/round, spans/s`, value: range(qjsRate, k), target: '', ok: undefined },
       { bench: BENCH, metric: 'QuickJS guest calling a host function per span start, event and end → OpenTelemetry SDK → same sink, spans/s (baseline)', value: range(perCallRate, k), target: '', ok: undefined },
       { bench: BENCH, metric: 'QuickJS guest / host function per call, spans/s', value: range(qjsRatio, x), target: '≥ 3×', ok: ratioQjs >= 3 },

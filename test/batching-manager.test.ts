@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { BatchingManager, estimateLogBytes } from '../host/batching/batching-manager.js';
+import { BatchingManager, estimateLogBytes, estimateSeriesBytes } from '../host/batching/batching-manager.js';
 import { OtlpHttpExporter } from '../host/export/otlp-http-exporter.js';
 import { PipelineCollector } from '../host/pipeline/pipeline-collector.js';
 import type { LogRecord, MetricPoint, SpanRecord } from '../host/pipeline/telemetry-records.js';
@@ -134,6 +134,25 @@ describe('batching manager', () => {
     assert.equal(points.length, 1);
     assert.equal(points[0].asInt, '5050', 'integer increments stay an integer sum');
     await b.shutdown();
+  });
+
+  test('metric series are charged their own size against the bound, not a flat amount', async () => {
+    const small = (i: number): MetricPoint => ({ name: 'r', instrument: 'counter', value: 1, attributes: [['k', i]], time: 5n, executionId: 'e' });
+    const large = (i: number): MetricPoint => ({ name: 'r', instrument: 'counter', value: 1, attributes: [['k', i], ['payload', 'x'.repeat(2000)]], time: 5n, executionId: 'e' });
+    const series = async (point: (i: number) => MetricPoint) => {
+      const b = new BatchingManager(exporter(), { flushIntervalMs: 60_000, maxMemoryBytes: 64 << 10 });
+      let i = 0;
+      while (b.addMetric(point(i))) i++;
+      const s = b.getStats();
+      assert.ok(s.memoryBytes <= 64 << 10, `${s.memoryBytes} bytes charged under a 64 KiB bound`);
+      assert.ok(s.memoryBytes > (64 << 10) - estimateSeriesBytes(point(i), 0), 'the bound is reached, not a count of series');
+      assert.equal(s.droppedPoints.overflow, 1);
+      await b.shutdown();
+      return i;
+    };
+    const nSmall = await series(small);
+    const nLarge = await series(large);
+    assert.ok(nLarge * 10 < nSmall, `${nLarge} series with 2,000-character attributes fit, against ${nSmall} small ones`);
   });
 
   test('shutdown flushes what was queued, and counts what misses its deadline', async () => {

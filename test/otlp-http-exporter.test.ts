@@ -153,6 +153,19 @@ describe('OTLP/HTTP exporter', () => {
     await e.shutdown();
   });
 
+  test('an oversized export sends its parts one at a time, so one part is held at once, not the whole body', async () => {
+    const e = exporter({ maxRequestBytes: 3000, compression: 'none' });
+    const many = [...spans, ...spans, ...spans, ...spans];
+    server.maxOpen = 0;
+    const r = await e.exportSpans(many);
+    assert.equal(r.code, 'success');
+    assert.ok(server.requests.length >= 3, `${server.requests.length} parts`);
+    assert.equal(server.maxOpen, 1, 'never two parts in flight');
+    const sent = server.requests.reduce((n, _, i) => n + server.decoded(i).resourceSpans[0].scopeSpans.reduce((m: number, s: any) => m + s.spans.length, 0), 0);
+    assert.equal(sent, many.length);
+    await e.shutdown();
+  });
+
   test('shutdown waits for exports under way, and exports after it fail', async () => {
     server.script.push({ status: 200, delayMs: 100 });
     const e = exporter();

@@ -196,7 +196,18 @@ export function estimateSpanBytes(s: SpanRecord): number {
 export function estimateLogBytes(l: LogRecord): number {
   return 400 + l.body.length * 4 + valuesSize(l.attributes);
 }
-const SERIES_BYTES = 512;
+
+/**
+ * What a metric series costs while it is held: its slot, its series object and its key (the
+ * name and attributes again, as text), plus twice its encoded size while an export of it is in
+ * flight (charged then, see `start`); a histogram also holds its bucket counts, and each copy
+ * handed to the exporter its boundaries.
+ */
+export function estimateSeriesBytes(p: MetricPoint, buckets: number): number {
+  const attrs = valuesSize(p.attributes);
+  const n = 360 + p.name.length * 6 + attrs + (attrs >> 1);
+  return p.instrument === 'histogram' ? n + 64 + buckets * 32 : n;
+}
 
 /** A FIFO of records with their sizes and arrival numbers: O(1) push, shift and pop. */
 class Ring<T> {
@@ -397,9 +408,10 @@ export class BatchingManager {
       this.stats.droppedPoints.shutdown++;
       return false;
     }
-    const roomForSeries = this.memoryInUse() + SERIES_BYTES <= this.cfg.maxMemoryBytes;
+    const bytes = estimateSeriesBytes(point, this.aggregator.histogramBounds.length + 1);
+    const roomForSeries = this.memoryInUse() + bytes <= this.cfg.maxMemoryBytes;
     const pending = this.aggregator.pending;
-    if (!this.aggregator.add(point, roomForSeries)) {
+    if (!this.aggregator.add(point, roomForSeries, bytes)) {
       this.stats.droppedPoints.overflow++;
       return false;
     }
@@ -538,7 +550,7 @@ export class BatchingManager {
 
   /** Queued records, batches in flight, and the metric series held (which go when they turn stale). */
   private memoryInUse(): number {
-    return this.memory + this.aggregator.size * SERIES_BYTES;
+    return this.memory + this.aggregator.bytes;
   }
 
   private onInterval(kind: RecordKind): void {
@@ -584,7 +596,7 @@ export class BatchingManager {
     if (kind === 'metrics') {
       const series: MetricSeries[] = this.aggregator.collect();
       items = series.length;
-      bytes = items * SERIES_BYTES * 2; // the copies handed over, and their encoded body
+      bytes = this.aggregator.collectedBytes * 2; // the copies handed over, and their encoded body
       run = () => this.exporter.exportMetrics(series);
     } else if (kind === 'spans') {
       const t = this.take(this.spans, this.batchSize.spans);

@@ -37,6 +37,8 @@ export interface AggregatorOptions {
 
 interface Slot {
   series: MetricSeries;
+  /** What this series was charged when it was made (see `add`). */
+  bytes: number;
   /** Points since the last collect(): nothing to export when 0. */
   fresh: number;
   lastUpdate: number;
@@ -51,6 +53,10 @@ export class MetricAggregator {
   dropped = 0;
   /** Series with points since the last collect(). */
   private fresh = 0;
+  /** Sum of what the series held were charged (the `bytes` given to `add` for each). */
+  private held = 0;
+  /** What the series returned by the latest collect() were charged, together. */
+  collectedBytes = 0;
 
   constructor(options: AggregatorOptions = {}) {
     this.maxSeries = options.maxSeries ?? 2000;
@@ -60,6 +66,11 @@ export class MetricAggregator {
 
   get size(): number {
     return this.slots.size;
+  }
+
+  /** Bytes charged for the series held (each as `add` was told when the series was made). */
+  get bytes(): number {
+    return this.held;
   }
 
   /** Series with points waiting for the next export. */
@@ -79,8 +90,11 @@ export class MetricAggregator {
     return n;
   }
 
-  /** Adds a point; false when it was dropped (series cap, or a new series while `allowNew` is false). */
-  add(p: MetricPoint, allowNew = true): boolean {
+  /**
+   * Adds a point; false when it was dropped (series cap, or a new series while `allowNew` is
+   * false). A new series is charged `bytes` (see {@link seriesBytes}) until it is removed.
+   */
+  add(p: MetricPoint, allowNew = true, bytes = 0): boolean {
     const key = seriesKey(p);
     let slot = this.slots.get(key);
     if (slot === undefined) {
@@ -88,8 +102,9 @@ export class MetricAggregator {
         this.dropped++;
         return false;
       }
-      slot = { series: this.newSeries(p), fresh: 0, lastUpdate: 0 };
+      slot = { series: this.newSeries(p), bytes, fresh: 0, lastUpdate: 0 };
       this.slots.set(key, slot);
+      this.held += bytes;
     }
     const s = slot.series;
     if (slot.fresh === 0) s.start = p.time;
@@ -116,15 +131,26 @@ export class MetricAggregator {
   /** The series updated since the last call (copies), and a fresh interval for each; stale series are removed. */
   collect(now = Date.now()): MetricSeries[] {
     const out: MetricSeries[] = [];
+    let bytes = 0;
     this.fresh = 0;
     for (const [key, slot] of this.slots) {
       if (slot.fresh > 0) {
         out.push(structuredClone(slot.series));
+        bytes += slot.bytes;
         reset(slot.series);
         slot.fresh = 0;
-      } else if (now - slot.lastUpdate > this.staleAfterMs) this.slots.delete(key);
+      } else if (now - slot.lastUpdate > this.staleAfterMs) {
+        this.slots.delete(key);
+        this.held -= slot.bytes;
+      }
     }
+    this.collectedBytes = bytes;
     return out;
+  }
+
+  /** Bucket boundaries of this aggregator's histograms. */
+  get histogramBounds(): readonly number[] {
+    return this.bounds;
   }
 
   private newSeries(p: MetricPoint): MetricSeries {

@@ -67,13 +67,18 @@ export class ProtoWriter {
   }
 
   tag(field: number, wire: number): void {
-    this.varint((field << 3) | wire);
+    const t = (field << 3) | wire;
+    if (t < 0x80) {
+      this.ensure(1);
+      this.buf[this.pos++] = t;
+    } else this.varint(t);
   }
 
   fixed64(field: number, v: bigint): void {
     this.tag(field, WIRE_I64);
     this.ensure(8);
-    this.view.setBigUint64(this.pos, BigInt.asUintN(64, v), true);
+    // setBigUint64 takes the value modulo 2^64 itself: a negative one is written as two's complement.
+    this.view.setBigUint64(this.pos, v, true);
     this.pos += 8;
   }
 
@@ -104,14 +109,29 @@ export class ProtoWriter {
 
   bytes(field: number, b: Uint8Array): void {
     this.tag(field, WIRE_LEN);
-    this.varint(b.length);
-    this.ensure(b.length);
-    this.buf.set(b, this.pos);
-    this.pos += b.length;
+    const n = b.length;
+    this.varint(n);
+    this.ensure(n);
+    if (n <= 16) {
+      // Ids: a loop beats TypedArray.prototype.set at this size.
+      const buf = this.buf;
+      const at = this.pos;
+      for (let i = 0; i < n; i++) buf[at + i] = b[i]!;
+    } else this.buf.set(b, this.pos);
+    this.pos += n;
   }
 
   string(field: number, s: string): void {
     this.tag(field, WIRE_LEN);
+    if (s.length <= 42) {
+      // At most 126 bytes of UTF-8: one length byte, written after the string (one pass, not two).
+      this.ensure(1 + s.length * 3);
+      const at = this.pos;
+      const end = writeUtf8(s, this.buf, at + 1);
+      this.buf[at] = end - at - 1;
+      this.pos = end;
+      return;
+    }
     const n = utf8Length(s);
     this.varint(n);
     this.ensure(n);

@@ -4,7 +4,8 @@
  * Retries only 429, 502, 503, 504 and connection failures or timeouts, with exponential backoff
  * and jitter, honouring Retry-After (seconds or an HTTP date), all within one deadline per
  * export. Other statuses fail at once. A 200 with partial_success is not retried; its rejected
- * count is reported. Empty exports send nothing; oversized ones are split.
+ * count is reported. Empty exports send nothing; oversized ones are split, and the parts sent
+ * one at a time.
  */
 import type { Agent, ClientRequest, IncomingHttpHeaders } from 'node:http';
 import type { LogRecord, SpanRecord } from '../pipeline/telemetry-records.js';
@@ -12,7 +13,7 @@ import { parseEndpoints, resolveConfig, sdkVersion, type ExporterOptions, type R
 import type { ExportFailureReason, ExportResult, Exporter } from './exporter.js';
 import type { MetricSeries } from './metric-aggregation.js';
 
-import { encodeLogs, encodeMetrics, encodeTraces } from './otlp-encoder.js';
+import { encodeLogs, encodeMetrics, encodeTraces, ProtoWriter, type ResourceAttributes } from './otlp-encoder.js';
 import { logsJson, metricsJson, tracesJson } from './otlp-json.js';
 
 const utf8 = new TextEncoder();
@@ -51,6 +52,8 @@ function loadOtlpProto(): Promise<OtlpProto> {
 }
 
 const RETRYABLE = new Set([429, 502, 503, 504]);
+/** The encoding buffer is kept between exports up to this size (a larger one goes after its export). */
+const KEPT_WRITER_BYTES = 1 << 20;
 const MAX_RESPONSE_BYTES = 1 << 20;
 
 /** A failed export attempt, with the HTTP status or the connection error code when there was one. */
@@ -109,6 +112,8 @@ export class OtlpHttpExporter implements Exporter {
     failed: { traces: 0, logs: 0, metrics: 0 },
   };
   private readonly targets: Record<Signal, URL>;
+  /** The protobuf writer exports encode with (made on the first). */
+  private writer: ProtoWriter | undefined;
   /** Keep-alive agents, made with the first request: one for http, one per signal for https (each its own TLS files). */
   private agents: { http: Agent; https: Partial<Record<Signal, Agent>> } | undefined;
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -129,17 +134,29 @@ export class OtlpHttpExporter implements Exporter {
 
   exportSpans(spans: readonly SpanRecord[]): Promise<ExportResult> {
     const res = this.config.resource;
-    return this.track('traces', spans, this.json('traces') ? (s) => jsonBody(tracesJson(s, res)) : (s) => encodeTraces(s, res));
+    return this.track('traces', spans, this.json('traces') ? (s) => jsonBody(tracesJson(s, res)) : (s) => this.proto(encodeTraces, s));
   }
 
   exportLogs(logs: readonly LogRecord[]): Promise<ExportResult> {
     const res = this.config.resource;
-    return this.track('logs', logs, this.json('logs') ? (l) => jsonBody(logsJson(l, res)) : (l) => encodeLogs(l, res));
+    return this.track('logs', logs, this.json('logs') ? (l) => jsonBody(logsJson(l, res)) : (l) => this.proto(encodeLogs, l));
   }
 
   exportMetrics(series: readonly MetricSeries[]): Promise<ExportResult> {
     const res = this.config.resource;
-    return this.track('metrics', series, this.json('metrics') ? (m) => jsonBody(metricsJson(m, res)) : (m) => encodeMetrics(m, res));
+    return this.track('metrics', series, this.json('metrics') ? (m) => jsonBody(metricsJson(m, res)) : (m) => this.proto(encodeMetrics, m));
+  }
+
+  /**
+   * Encodes with this exporter's one writer: encoding is synchronous and the body is copied out,
+   * so exports share it, and no request pays for a fresh buffer grown to its size.
+   */
+  private proto<T>(encode: (items: readonly T[], res: ResourceAttributes, w: ProtoWriter) => Uint8Array, items: readonly T[]): Uint8Array {
+    const w = (this.writer ??= new ProtoWriter());
+    w.pos = 0; // an encode that threw left its bytes behind
+    const body = encode(items, this.config.resource, w);
+    if (w.buf.length > KEPT_WRITER_BYTES) this.writer = undefined;
+    return body;
   }
 
   /** This signal goes as OTLP JSON (`http/json`) rather than protobuf. */
@@ -188,11 +205,19 @@ export class OtlpHttpExporter implements Exporter {
     const body = encode(items);
     if (body.length > this.config.maxRequestBytes) {
       if (items.length === 1) return this.fail(signal, 1, 0, new ExportError(`one item encodes to ${body.length} bytes, over maxRequestBytes (${this.config.maxRequestBytes})`, false, undefined, 'tooLarge'));
-      const half = items.length >> 1;
-      const [a, b] = await Promise.all([this.exportItems(signal, items.slice(0, half), encode), this.exportItems(signal, items.slice(half), encode)]);
-      return merge(a, b);
+      // The halves go one after the other, each encoded when its turn comes and let go once it is
+      // answered; this body is not held meanwhile. An oversized export so holds one part's body
+      // at a time (at most maxRequestBytes, compressed when gzip is on), never the whole.
+      return this.exportSplit(signal, items, encode);
     }
     return this.send(signal, body, items.length);
+  }
+
+  private async exportSplit<T>(signal: Signal, items: readonly T[], encode: (items: readonly T[]) => Uint8Array): Promise<ExportResult> {
+    const half = items.length >> 1;
+    const a = await this.exportItems(signal, items.slice(0, half), encode);
+    const b = await this.exportItems(signal, items.slice(half), encode);
+    return merge(a, b);
   }
 
   /** One export: attempts until success, a final failure, or the deadline (the export's, or shutdown's). */

@@ -9,7 +9,7 @@ import type { Collector, EventInfo, ForcedClose, MetricInfo, NewSpanInfo, Restor
 import { SpanIdKey, traceIdFor } from './span-ids.js';
 import { isSnapshotRecord, linksProblem, spanContextProblem, spanEventsProblem } from '../collectors/snapshot-shape.js';
 import type { ExecutionSummary } from '../collectors/execution-summary.js';
-import { describeException, formatError, formatValue, splitMessage } from '../collectors/format-value.js';
+import { describeException, formatError, formatValue, messageText } from '../collectors/format-value.js';
 import { assignValues, isEmptyValue, isErrorValue } from '../../shared/values.js';
 import { LevelFilteredCollector } from '../collectors/level-filter.js';
 import type { Level } from '../../shared/records.js';
@@ -51,6 +51,8 @@ interface LiveSpan {
   record: SpanRecord;
   /** Field values by name, in declaration order (recorded values replace earlier ones). */
   values: Values;
+  /** `values` is this collector's own copy (the receiver's array is copied on the first record). */
+  owned: boolean;
 }
 
 /** Snapshot kept across executions (plain JSON). */
@@ -64,7 +66,9 @@ interface PipelineSnapshot {
   events: Array<{ time: string; name: string; attributes: Array<[string, string | number | boolean]> }>;
 }
 
-const ID_POOL = 4096;
+/** Random bytes fetched at once for ids (one call to the OS generator per 2,700 root spans). */
+const ID_POOL = 64 * 1024;
+const EMPTY_POOL = new Uint8Array(0);
 /** This collector's key in a span snapshot. */
 const SNAPSHOT_KEY = 'pipeline';
 /** Body of the log record that reports a span still open when its execution commits. */
@@ -82,8 +86,12 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
   private readonly eventLogs: boolean;
   private readonly maxEvents: number;
   private readonly live = new Map<number, LiveSpan>();
+  /** The span created or looked up last, and its id (0: none): its event and close come next. */
+  private lastId = 0;
+  private lastSpan: LiveSpan | undefined = undefined;
   private nextId = 1;
-  private readonly pool = new Uint8Array(ID_POOL);
+  /** Filled on the first random id (a collector that only derives ids never holds it). */
+  private pool = EMPTY_POOL;
   private poolPos = ID_POOL;
   /** Id derivation key of the execution seen last (spans of one execution come together). */
   private idKey: SpanIdKey | undefined;
@@ -103,7 +111,7 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
   }
 
   newSpan(info: NewSpanInfo): number {
-    const parent = typeof info.parent === 'number' ? this.live.get(info.parent)?.record : undefined;
+    const parent = typeof info.parent === 'number' ? this.find(info.parent)?.record : undefined;
     const remote = parent === undefined ? info.remoteParent : undefined;
     const traceId = parent?.traceId ?? (remote !== undefined ? hexBytes(remote.traceId) : this.rootTraceId(info.executionId, info.guestSpanId));
     const record: SpanRecord = {
@@ -118,35 +126,63 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
       end: info.time,
       attributes: [],
       events: [],
-      links: (info.links ?? []).map((l) => ({ traceId: hexBytes(l.traceId), spanId: hexBytes(l.spanId), traceFlags: l.traceFlags, remote: true })),
+      links: info.links === undefined ? [] : info.links.map((l) => ({ traceId: hexBytes(l.traceId), spanId: hexBytes(l.spanId), traceFlags: l.traceFlags, remote: true })),
       status: { code: 'unset' },
       executionId: info.executionId,
       forced: undefined,
       droppedEvents: 0,
     };
     const id = this.nextId++;
-    this.live.set(id, { record, values: info.values.slice() });
+    const span: LiveSpan = { record, values: info.values, owned: false };
+    this.live.set(id, span);
+    this.lastId = id;
+    this.lastSpan = span;
     return id;
   }
 
   record(id: number, values: Values): void {
-    const span = this.live.get(id);
-    if (span !== undefined) assignValues(span.values, values);
+    const span = this.find(id);
+    if (span === undefined) return;
+    if (!span.owned) {
+      span.values = span.values.slice();
+      span.owned = true;
+    }
+    assignValues(span.values, values);
   }
 
   recordFollowsFrom(id: number, follows: number): void {
-    const span = this.live.get(id)?.record;
-    const from = this.live.get(follows)?.record;
+    const span = this.find(id)?.record;
+    const from = this.find(follows)?.record;
     if (span !== undefined && from !== undefined) span.links.push({ traceId: from.traceId, spanId: from.spanId, traceFlags: from.traceFlags });
   }
 
   event(info: EventInfo): void {
-    const span = typeof info.parent === 'number' ? this.live.get(info.parent)?.record : undefined;
-    const { message, fields: attributes } = splitMessage(info.values);
+    const span = typeof info.parent === 'number' ? this.find(info.parent)?.record : undefined;
+    // splitMessage, inline: no result object per event.
+    let message: string | undefined;
+    const values = info.values;
+    let kept = 0;
+    for (let i = 0; i < values.length; i++) {
+      const pair = values[i]!;
+      if (pair[0] === 'message') message = messageText(pair[1]);
+      else if (!isEmptyValue(pair[1])) kept++;
+    }
+    // An array of exactly its items (a span waits in the export queue, and an array grown by push holds 17 slots).
+    const attributes: Values = new Array(kept);
+    for (let i = 0, k = 0; k < kept; i++) {
+      const pair = values[i]!;
+      if (pair[0] !== 'message' && !isEmptyValue(pair[1])) attributes[k++] = pair;
+    }
     const body = message ?? info.meta.name;
     if (span !== undefined && this.spanEvents) {
-      if (span.events.length < this.maxEvents) span.events.push({ time: info.time, name: body, attributes });
-      else span.droppedEvents++;
+      const events = span.events;
+      if (events.length >= this.maxEvents) span.droppedEvents++;
+      else {
+        const event: SpanEventRecord = { time: info.time, name: body, attributes };
+        // The first event in an array of one: a span waits in the export queue, and an array grown by push holds 17 slots.
+        if (events.length === 0) span.events = [event];
+        else events.push(event);
+      }
     }
     if (this.eventLogs || span === undefined) {
       this.handlers.onLog?.({
@@ -175,13 +211,24 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
   }
 
   tryClose(id: number, time: bigint, forced?: ForcedClose): boolean {
-    const span = this.live.get(id);
+    const span = this.find(id);
     if (span === undefined) return false;
-    this.live.delete(id);
+    this.forget(id);
     const record = span.record;
     record.end = time;
-    const attributes = record.attributes;
-    for (const [key, value] of span.values) {
+    const values = span.values;
+    let kept = record.attributes.length + (record.executionId !== undefined ? 1 : 0) + (forced !== undefined ? 2 : 0);
+    for (let i = 0; i < values.length; i++) {
+      const pair = values[i]!;
+      if (!isEmptyValue(pair[1]) && !(pair[0] === 'error' && isErrorValue(pair[1]))) kept++;
+    }
+    // An array of exactly its items, counted first (as the event's attributes above).
+    const attributes: Values = new Array(kept);
+    let k = 0;
+    for (const pair of record.attributes) attributes[k++] = pair;
+    for (let i = 0; i < values.length; i++) {
+      const pair = values[i]!;
+      const [key, value] = pair;
       if (isEmptyValue(value)) continue;
       if (key === 'error' && isErrorValue(value)) {
         // Per the semantic conventions: an `exception` span event and the status description, not an attribute.
@@ -189,14 +236,16 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
         record.events.push(exceptionEvent(value.error, time));
         continue;
       }
-      attributes.push([key, value]);
+      attributes[k++] = pair; // values are replaced pair by pair, never changed in place: the pair itself is the attribute
     }
-    if (record.executionId !== undefined) attributes.push(['sandtrace.execution.id', record.executionId]);
+    if (record.executionId !== undefined) attributes[k++] = ['sandtrace.execution.id', record.executionId];
     if (forced !== undefined) {
       record.forced = forced;
       record.status = { code: 'error', message: forced.message };
-      attributes.push(['sandtrace.force_closed', true], ['sandtrace.termination.cause', forced.cause]);
+      attributes[k++] = ['sandtrace.force_closed', true];
+      attributes[k++] = ['sandtrace.termination.cause', forced.cause];
     }
+    record.attributes = attributes;
     this.handlers.onSpan?.(record);
     return true;
   }
@@ -214,9 +263,9 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
    * closes it) and reports it now as a `span started` log record, so a running workflow is visible.
    */
   persistSpan(id: number): SpanSnapshot | undefined {
-    const live = this.live.get(id);
+    const live = this.find(id);
     if (live === undefined) return undefined;
-    this.live.delete(id);
+    this.forget(id);
     const r = live.record;
     this.reportOpen(r, live.values);
     const snap: PipelineSnapshot = {
@@ -233,7 +282,7 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
 
   /** A restored span whose execution did not commit: forgotten, not exported (the state still holds it). */
   discardSpan(id: number): void {
-    this.live.delete(id);
+    this.forget(id);
   }
 
   /** What keeps this collector's entry from being one {@link persistSpan} wrote, or undefined when it is one. */
@@ -247,7 +296,7 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
     const snap = (info.snapshot?.[SNAPSHOT_KEY] ?? undefined) as PipelineSnapshot | undefined;
     const id = this.newSpan(info);
     if (snap === undefined) return id;
-    const r = this.live.get(id)!.record;
+    const r = this.find(id)!.record;
     r.traceId = hexBytes(snap.traceId);
     r.spanId = hexBytes(snap.spanId);
     r.parentSpanId = snap.parentSpanId === undefined ? undefined : hexBytes(snap.parentSpanId);
@@ -256,6 +305,24 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
     r.parentRemote = snap.parentRemote === true;
     r.events = snap.events.map((e): SpanEventRecord => ({ time: BigInt(e.time), name: e.name, attributes: e.attributes }));
     return id;
+  }
+
+  private find(id: number): LiveSpan | undefined {
+    if (id === this.lastId) return this.lastSpan;
+    const span = this.live.get(id);
+    if (span !== undefined) {
+      this.lastId = id;
+      this.lastSpan = span;
+    }
+    return span;
+  }
+
+  private forget(id: number): void {
+    this.live.delete(id);
+    if (id === this.lastId) {
+      this.lastId = 0;
+      this.lastSpan = undefined;
+    }
   }
 
   /** A `span started` log record for a span still open at a commit (every export mode gets it). */
@@ -292,19 +359,30 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
   }
 
   /**
-   * Random non-zero ids, cut from a pool filled by the OS generator (one syscall per 4 KiB).
+   * Random non-zero ids, cut from a pool filled by the OS generator (one call per 64 KiB).
    * Web Crypto's global rather than node:crypto, which would cost every host a few milliseconds
    * at import; the global loads its generator on the first id.
    */
   private randomId(n: 8 | 16): Uint8Array {
     for (;;) {
-      if (this.poolPos + n > ID_POOL) {
-        crypto.getRandomValues(this.pool);
-        this.poolPos = 0;
-      }
-      const id = new Uint8Array(this.pool.subarray(this.poolPos, (this.poolPos += n)));
-      if (id.some((b) => b !== 0)) return id;
+      if (this.poolPos + n > ID_POOL) this.refillPool();
+      const pool = this.pool;
+      const at = this.poolPos;
+      this.poolPos = at + n;
+      // Copied byte by byte into a fresh array: cheaper than a view plus a copy, and the id does
+      // not keep the pool alive.
+      const id = new Uint8Array(n);
+      let any = 0;
+      for (let i = 0; i < n; i++) any |= id[i] = pool[at + i]!;
+      if (any !== 0) return id;
     }
+  }
+
+  private refillPool(): void {
+    // getRandomValues fills at most 64 KiB per call.
+    if (this.pool.length === 0) this.pool = new Uint8Array(ID_POOL);
+    crypto.getRandomValues(this.pool);
+    this.poolPos = 0;
   }
 }
 
@@ -337,3 +415,11 @@ export function hexBytes(s: string): Uint8Array {
 }
 
 export type { SpanLink };
+
+/**
+ * One collector that never dies. V8 builds a class instance's hidden class field by field and
+ * drops that chain at a full GC when no instance is left; the optimized newSpan, event and
+ * tryClose depend on it and are deoptimized then. A host that makes a collector per run (or per
+ * batch of runs) would warm them up again after every idle GC; holding one instance prevents it.
+ */
+export const KEEP_PIPELINE_COLLECTOR_SHAPE = new PipelineCollector({ handlers: {} });

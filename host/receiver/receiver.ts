@@ -151,6 +151,8 @@ const DISABLED = -1;
 const PENDING_RESTORE = -2;
 const RESTORING = -3;
 const MAX_REPORTED_ERRORS = 16;
+/** A span's values before any are set (never mutated: values are replaced, see mergeValues). */
+const NO_VALUES: Values = [];
 
 class SpanEntry {
   /** Collector span id, or one of the markers above. */
@@ -163,10 +165,15 @@ class SpanEntry {
   depth = 1;
   /** Enters carried over from the persisted state: the collector already saw them exited. */
   carried = 0;
-  /** Positions of this span's enters in the receiver's enter stack, innermost last. */
-  slots: number[] = [];
+  /**
+   * Position of this span's innermost enter in the receiver's enter stack, or -1; the positions
+   * of its outer enters (re-entries), innermost last, in `outerSlots`. Most spans are entered
+   * once: no array per span.
+   */
+  slot = -1;
+  outerSlots: number[] | undefined = undefined;
   start = 0n;
-  values: Values = [];
+  values: Values = NO_VALUES;
   follows: number[] | undefined = undefined;
   persisted: PersistedSpan | undefined = undefined;
   constructor(
@@ -177,6 +184,14 @@ class SpanEntry {
     readonly local: boolean,
   ) {}
 }
+
+/**
+ * One entry that never dies. V8 builds a class instance's hidden class field by field, and drops
+ * that chain at a full GC when no instance is left (every span of every receiver closed, the
+ * usual state between executions); the optimized decode path depends on it and is deoptimized
+ * then, so each execution after an idle GC would warm up again. Holding one instance keeps it.
+ */
+export const KEEP_SPAN_ENTRY_SHAPE = new SpanEntry(0, { kind: 'span', name: '', target: '', level: 'info', fields: [] } as unknown as CallsiteMeta, undefined, true);
 
 /**
  * @example
@@ -201,6 +216,12 @@ export class TracingEventReceiver {
   private readonly maxDepth: number;
   private readonly callsites = new Map<number, CallsiteSlot>();
   private readonly spans = new Map<number, SpanEntry>();
+  /**
+   * The span looked up or created last: a guest's records mostly name the span it just made
+   * (enter, exit, close follow its creation), so this saves most map lookups. Cleared when that
+   * span leaves `spans`.
+   */
+  private lastSpan: SpanEntry | undefined = undefined;
   /**
    * Entered spans of this execution, innermost last. An exit of a span that is not innermost
    * leaves a hole (null) instead of shifting the entries above it; holes on top are trimmed at
@@ -428,6 +449,7 @@ export class TracingEventReceiver {
       closed++;
     }
     this.spans.clear();
+    this.lastSpan = undefined;
     this.carriedHosts.clear();
     this._state = 'ended';
     return closed;
@@ -594,7 +616,9 @@ export class TracingEventReceiver {
     if (rec.id < this.firstSpanId && this.spanIdFloor) throw new ReceiveError('DUPLICATE_SPAN_ID', `span id ${rec.id} was allocated by an earlier execution of this workflow; this execution's ids start at ${this.firstSpanId}`);
     const parentEntry = typeof rec.parent === 'number' ? this.span(rec.parent) : undefined;
     if (this.spans.size >= this.maxOpenSpans) throw new ReceiveError('LIMIT_EXCEEDED', `span ${rec.id} exceeds maxOpenSpans (${this.maxOpenSpans})`);
-    const depth = rec.parent === null ? 0 : (parentEntry ?? this.stack[this.stack.length - 1])?.depth ?? 0; // the top is never a hole
+    const stack = this.stack;
+    // The top is never a hole. (An empty stack is not read at index -1: that is a named-property lookup, slow.)
+    const depth = rec.parent === null ? 0 : (parentEntry ?? (stack.length > 0 ? stack[stack.length - 1] : undefined))?.depth ?? 0;
     if (depth >= this.maxDepth) throw new ReceiveError('LIMIT_EXCEEDED', `span ${rec.id} would nest ${depth + 1} deep; maxDepth is ${this.maxDepth}`);
     const enabled = this.isEnabled(slot);
     if (reader !== undefined) {
@@ -619,6 +643,7 @@ export class TracingEventReceiver {
       entry.hostParent = hostParent;
     }
     this.spans.set(rec.id, entry);
+    this.lastSpan = entry;
   }
 
   /**
@@ -704,6 +729,7 @@ export class TracingEventReceiver {
       else if (host > 0) this.collector.exit(host, time);
     }
     this.spans.delete(rec.id);
+    if (this.lastSpan === entry) this.lastSpan = undefined;
     if (host <= 0) return;
     if (!entry.local) this.pendingCloses.push({ entry, time }); // a carried span closes when the step commits
     else this.collector.tryClose(host, time < entry.start ? entry.start : time); // never ends before it started
@@ -784,8 +810,11 @@ export class TracingEventReceiver {
   }
 
   private span(id: number): SpanEntry {
+    const last = this.lastSpan;
+    if (last !== undefined && last.id === id) return last;
     const entry = this.spans.get(id);
     if (entry === undefined) throw new ReceiveError('UNKNOWN_SPAN_ID', `unknown span id ${id}`);
+    this.lastSpan = entry;
     return entry;
   }
 
@@ -852,14 +881,17 @@ export class TracingEventReceiver {
   }
 
   private pushStack(entry: SpanEntry): void {
-    entry.slots.push(this.stack.length);
+    if (entry.slot >= 0) (entry.outerSlots ??= []).push(entry.slot);
+    entry.slot = this.stack.length;
     this.stack.push(entry);
   }
 
   /** Removes the span's innermost enter from the stack (O(1) amortized, see `stack`). */
   private popStack(entry: SpanEntry): void {
-    const pos = entry.slots.pop();
-    if (pos === undefined) return;
+    const pos = entry.slot;
+    if (pos < 0) return;
+    const outer = entry.outerSlots;
+    entry.slot = outer !== undefined && outer.length > 0 ? outer.pop()! : -1;
     const stack = this.stack;
     if (pos === stack.length - 1) stack.pop();
     else {
@@ -878,11 +910,12 @@ export class TracingEventReceiver {
     const live: SpanEntry[] = [];
     for (const e of this.stack) {
       if (e === null) continue;
-      e.slots.length = 0;
+      e.slot = -1;
+      e.outerSlots = undefined;
       live.push(e);
     }
-    for (let i = 0; i < live.length; i++) live[i]!.slots.push(i);
-    this.stack = live;
+    this.stack = [];
+    for (const e of live) this.pushStack(e);
     this.holes = 0;
   }
 
@@ -891,7 +924,8 @@ export class TracingEventReceiver {
     for (let i = this.stack.length - 1; i >= 0; i--) {
       const e = this.stack[i];
       if (e == null) continue;
-      e.slots.length = 0;
+      e.slot = -1;
+      e.outerSlots = undefined;
       if (e.entered-- <= e.carried) e.carried--;
       else if (e.host > 0) this.collector.exit(e.host, time);
     }
@@ -909,6 +943,7 @@ export class TracingEventReceiver {
     for (let i = local.length - 1; i >= 0; i--) {
       const entry = local[i]!;
       this.spans.delete(entry.id);
+      if (this.lastSpan === entry) this.lastSpan = undefined;
       if (entry.host > 0) {
         this.collector.tryClose(entry.host, time < entry.start ? entry.start : time, forced);
         closed++;
