@@ -5,7 +5,8 @@
  * holds an evicted trace is rewritten with the rest of its records (or dropped when nothing is
  * left), and metric lines whose points all come before the oldest trace kept are dropped. Lines
  * that are not the exporter's (skipped as bad) are kept as they are: they belong to no trace.
- * Under a size cap, eviction goes down to 90% of it, so the store is not rewritten on every append.
+ * Under a size cap, eviction goes down to 90% of it, so the store is not rewritten on every append;
+ * traces the store holds only logs of (never listed) go first there.
  *
  * Each file is replaced atomically: written to a temporary file beside it, synced, renamed over
  * it. The index is not rebuilt: the new offset of every line kept is known, so its byte ranges
@@ -107,7 +108,7 @@ export function planEviction(index: StoreIndex, policy: EvictionPolicy, sizes: R
   // Each line's bytes are shared among the traces it holds.
   const holders = new Map<string, number>();
   const refs = (id: string) => index.lines(id)!;
-  for (const { id } of oldestFirst) {
+  for (const id of [...index.logOnlyTraces(), ...oldestFirst.map((t) => t.id)]) {
     const { spanLines, logLines } = refs(id);
     for (let i = 0; i < spanLines.length; i += 2) holders.set(`t${spanLines[i]}`, (holders.get(`t${spanLines[i]}`) ?? 0) + 1);
     for (let i = 0; i < logLines.length; i += 2) holders.set(`l${logLines[i]}`, (holders.get(`l${logLines[i]}`) ?? 0) + 1);
@@ -126,6 +127,14 @@ export function planEviction(index: StoreIndex, policy: EvictionPolicy, sizes: R
   let bytes = sizes['traces.jsonl'] + sizes['logs.jsonl'] + sizes['metrics.jsonl'];
   const target = policy.maxBytes === undefined ? Infinity : bytes > policy.maxBytes ? policy.maxBytes * LOW_WATER : Infinity;
   const cutoff = policy.maxAgeMs === undefined ? -Infinity : nowMs - policy.maxAgeMs;
+  // Traces the store holds only logs of (not listed, cannot be opened) go first, and only for the
+  // size cap (their start is unknown). Without this, their bytes alone over the cap would have
+  // every listed trace evicted at each run while the store stayed over it.
+  for (const id of index.logOnlyTraces()) {
+    if (bytes <= target) break;
+    traces.add(id);
+    bytes -= share(id);
+  }
   let m0 = 0;
   for (let k = 0; k < oldestFirst.length; k++) {
     const t = oldestFirst[k]!;

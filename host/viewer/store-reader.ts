@@ -138,14 +138,39 @@ export function int64(v: unknown, what: string): number | { intValue: string } {
 function plain(v: unknown, depth = 0): AttrValue {
   if (v === undefined || v === null) return null;
   const o = object(v, 'an attribute value');
-  if ('stringValue' in o) return o.stringValue;
+  // Each value checked for its type: a stringValue that is an object would reach the page as one
+  // (an `{ intValue }` there would pass for an exact integer).
+  if ('stringValue' in o) return text(o.stringValue, 'a string attribute');
   if ('intValue' in o) return int64(o.intValue, 'an int attribute');
-  if ('doubleValue' in o) return o.doubleValue;
-  if ('boolValue' in o) return o.boolValue;
-  if ('bytesValue' in o) return `base64:${o.bytesValue}`;
+  if ('doubleValue' in o) {
+    if (typeof o.doubleValue !== 'number' && jsonDouble(o.doubleValue) === undefined) throw new BadStoreLine('a double attribute is not a number');
+    return o.doubleValue;
+  }
+  if ('boolValue' in o) {
+    if (typeof o.boolValue !== 'boolean') throw new BadStoreLine('a bool attribute is not a boolean');
+    return o.boolValue;
+  }
+  if ('bytesValue' in o) return `base64:${text(o.bytesValue, 'a bytes attribute')}`;
   // Arrays are shown as arrays; nesting beyond a few levels (no exporter writes it) stays text.
   if ('arrayValue' in o && depth < 8) return list(object(o.arrayValue, 'an array value').values, 'array values').map((x) => plain(x, depth + 1));
+  // JSON.stringify recurses: a value nested deeper than the stack (JSON.parse is not bounded so)
+  // would throw a RangeError out of the whole refresh. No exporter nests anywhere near this deep.
+  if (nestedDeeperThan(o, MAX_NESTING)) throw new BadStoreLine(`an attribute value is nested deeper than ${MAX_NESTING} levels`);
   return JSON.stringify(o);
+}
+
+const MAX_NESTING = 64;
+
+/** Whether a parsed JSON value nests objects or arrays deeper than `max` (walked without recursion). */
+function nestedDeeperThan(root: object, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[root, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > max) return true;
+    for (const child of Object.values(v)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+  }
+  return false;
 }
 
 /**
