@@ -99,6 +99,29 @@ describe('hostile lines', () => {
     assert.equal(trace.body.logs.length, 1);
   });
 
+  test('attribute values of the wrong type are counted bad lines, not passed through as something else', async () => {
+    const folder = await newFolder();
+    const wrong = ['{"stringValue":{"intValue":"123"}}', '{"boolValue":"yes"}', '{"doubleValue":{"a":1}}', '{"bytesValue":7}'];
+    await writeFile(join(folder, 'traces.jsonl'), wrong.map((value, i) => spanLine([{ trace: 10 + i, id: 10 + i, attributes: `{"key":"k","value":${value}}` }])).join('') + spanLine([{ trace: 1, id: 1, attributes: '{"key":"d","value":{"doubleValue":"NaN"}}' }]));
+    const v = await viewerOn(folder, { persistIndex: false });
+    const list = await get<TraceSummary[]>(v, 'api/traces');
+    assert.deepEqual(list.body.map((t) => t.traceId), [tid(1)]);
+    assert.equal(list.headers.get(SKIPPED_LINES_HEADER), String(wrong.length));
+  });
+
+  test('times written with leading zeros are read as the numbers they are: start, order and duration right', async () => {
+    const folder = await newFolder();
+    // Trace 1's root starts at 0005 ns, its child at 10 ns: as digit strings, "0005" would sort last.
+    const line = `{"resourceSpans":[{"resource":{"attributes":[]},"scopeSpans":[{"scope":{"name":"t"},"spans":[{"traceId":"${tid(1)}","spanId":"${sid(1)}","name":"root","startTimeUnixNano":"0005","endTimeUnixNano":"00000000000000000100","status":{}},{"traceId":"${tid(1)}","spanId":"${sid(2)}","parentSpanId":"${sid(1)}","name":"child","startTimeUnixNano":"10","endTimeUnixNano":"20","status":{}}]}]}]}\n`;
+    await writeFile(join(folder, 'traces.jsonl'), line);
+    const v = await viewerOn(folder, { persistIndex: false });
+    const [summary] = (await get<TraceSummary[]>(v, 'api/traces')).body;
+    assert.equal(summary!.start, '5');
+    assert.equal(summary!.durationMs, 95 / 1e6);
+    const spans = await spansOf(v, 1);
+    assert.deepEqual(spans.map((s) => [s.start, s.end]), [['5', '100'], ['10', '20']]);
+  });
+
   test('a span with 100,000 attributes is listed, filtered on and opened', async () => {
     const folder = await newFolder();
     const many = Array.from({ length: 100_000 }, (_, i) => `{"key":"k${i}","value":{"intValue":"${i}"}}`).join(',');

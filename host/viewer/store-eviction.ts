@@ -18,8 +18,11 @@
  * opened it just before) are appended to the new one. What remains: an append whose write is
  * split in two and straddles the rename could be cut, and such a late line can come after
  * lines written to the new file meanwhile (lines are whole requests, so order between them does
- * not matter to the reader). A crash between the three renames leaves some files compacted and
- * others not: the reader shows the logs of an evicted trace as logs of no listed trace.
+ * not matter to the reader). A crash between the three renames (traces.jsonl is renamed first)
+ * leaves some files compacted and others not: the persisted index no longer matches the renamed
+ * files, so the next start rebuilds it, and the logs of a trace evicted from traces.jsonl remain
+ * as a log-only trace, not listed, evicted first by the next compaction under a size cap. A crash
+ * before a rename leaves its `.<file>.compact-<pid>.tmp` beside the store.
  */
 import { appendFile, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';

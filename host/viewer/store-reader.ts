@@ -118,6 +118,15 @@ function matching(v: unknown, pattern: RegExp, what: string): string {
   return v;
 }
 
+/**
+ * A unix ns time, its leading zeros dropped: times are compared as digit strings (longer is later,
+ * trace-assembly.ts `compareNs`), so `"0005"` kept as written would sort after `"10"`.
+ */
+function unixNano(v: unknown, what: string): string {
+  return canonicalNs(matching(v, UNIX_NANO, what));
+}
+const canonicalNs = (digits: string) => digits.replace(/^0+(?=\d)/, '');
+
 /** An id that may be absent (OTLP JSON writes none, or ''). */
 function optionalId(v: unknown, pattern: RegExp, what: string): string | undefined {
   return v === undefined || v === '' ? undefined : matching(v, pattern, what);
@@ -237,8 +246,8 @@ export function readSpans(req: Json, out: ViewSpan[], resources: Resources, only
         const traceId = matching(s.traceId, TRACE_ID, 'a trace id');
         // An indexed line was checked whole when indexed: spans of other traces need no second look.
         if (only !== undefined && traceId !== only) continue;
-        const start = matching(s.startTimeUnixNano, UNIX_NANO, 'a start time');
-        const end = matching(s.endTimeUnixNano, UNIX_NANO, 'an end time');
+        const start = unixNano(s.startTimeUnixNano, 'a start time');
+        const end = unixNano(s.endTimeUnixNano, 'an end time');
         const status = s.status === undefined ? {} : object(s.status, 'a status');
         if (status.code !== undefined && typeof status.code !== 'number') throw new BadStoreLine('a status code is not a number');
         if (status.message !== undefined) text(status.message, 'a status message');
@@ -255,7 +264,7 @@ export function readSpans(req: Json, out: ViewSpan[], resources: Resources, only
           attributes: a,
           events: list(s.events, 'events').map((item) => {
             const e = object(item, 'an event');
-            return { time: matching(e.timeUnixNano, UNIX_NANO, 'an event time'), name: text(e.name, 'an event name'), attributes: attrs(e.attributes) };
+            return { time: unixNano(e.timeUnixNano, 'an event time'), name: text(e.name, 'an event name'), attributes: attrs(e.attributes) };
           }),
           links: list(s.links, 'links').map((item) => {
             const l = object(item, 'a link');
@@ -292,8 +301,9 @@ function spanStarted(log: ViewLog, scope: string, service: string): ViewSpan | u
   if (log.body !== SPAN_STARTED || log.traceId === undefined || log.spanId === undefined || typeof name !== 'string') return undefined;
   const parent = a[STARTED_PARENT];
   if (parent !== undefined && (typeof parent !== 'string' || !SPAN_ID.test(parent))) return undefined;
-  const start = a[STARTED_TIME] ?? log.time;
-  if (typeof start !== 'string' || !UNIX_NANO.test(start)) return undefined;
+  const written = a[STARTED_TIME] ?? log.time;
+  if (typeof written !== 'string' || !UNIX_NANO.test(written)) return undefined;
+  const start = canonicalNs(written);
   const attributes: Attributes = {};
   for (const [k, v] of Object.entries(a)) {
     if (k !== STARTED_NAME && k !== STARTED_PARENT && k !== STARTED_TIME) Object.defineProperty(attributes, k, { value: v, enumerable: true, writable: true, configurable: true });
@@ -317,7 +327,7 @@ export function readLogs(req: Json, out: LogLine[], resources: Resources, only?:
         if (only !== undefined && l.traceId !== only) continue;
         const body = plain(l.body);
         const log: ViewLog = {
-          time: matching(l.timeUnixNano, UNIX_NANO, 'a log time'),
+          time: unixNano(l.timeUnixNano, 'a log time'),
           severity: l.severityText === undefined ? '' : text(l.severityText, 'a severity'),
           body: body === null ? '' : textOf(body),
           attributes: attrs(l.attributes),
@@ -348,7 +358,7 @@ export function readMetrics(req: Json, out: ViewMetric[]): void {
           const p = object(pointItem, 'a data point');
           const value = p.asDouble !== undefined ? jsonDouble(p.asDouble) : p.sum !== undefined ? jsonDouble(p.sum) : p.asInt !== undefined ? int64(p.asInt, 'an int metric value') : 0;
           if (value === undefined) throw new BadStoreLine('a metric value is not a number');
-          const metric: ViewMetric = { name: text(m.name, 'a metric name'), kind, value, attributes: attrs(p.attributes), time: matching(p.timeUnixNano, UNIX_NANO, 'a point time') };
+          const metric: ViewMetric = { name: text(m.name, 'a metric name'), kind, value, attributes: attrs(p.attributes), time: unixNano(p.timeUnixNano, 'a point time') };
           if (kind === 'histogram') {
             const bounds = list(p.explicitBounds ?? [], 'explicitBounds').map((b) => jsonDouble(b) ?? NaN);
             const buckets = list(p.bucketCounts ?? [], 'bucketCounts').map((c) => Number(c));
