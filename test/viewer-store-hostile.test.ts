@@ -375,6 +375,26 @@ describe('eviction under hostile shapes', () => {
     assert.equal(s.rebuilds.inconsistent, 0);
   });
 
+  test('a compaction that cannot write its temporary file fails, is counted, and leaves the store and the index as they were', async () => {
+    const folder = await newFolder();
+    let text = '';
+    for (let i = 1; i <= 50; i++) text += spanLine([{ trace: i, id: i }]);
+    await writeFile(join(folder, 'traces.jsonl'), text);
+    // A directory where the temporary file goes: its open fails, as in a read-only folder.
+    await mkdir(join(folder, `.traces.jsonl.compact-${process.pid}.tmp`));
+    const v = await viewerOn(folder, { maxStoreBytes: Buffer.byteLength(text) / 2, evictEveryMs: 0, persistIndex: false });
+    await get<unknown>(v, 'api/traces');
+    const parsed = (await stats(v)).parsedBytes;
+    for (let k = 0; k < 3; k++) assert.equal((await ids(v, '?limit=100')).length, 50);
+    assert.ok(v.eviction.failed >= 1);
+    assert.match(v.eviction.lastError!, /^traces\.jsonl: /);
+    const s = await stats(v);
+    assert.equal(s.rebuilds.inconsistent, 0);
+    // Each failed run left the index as it was: nothing read again.
+    assert.equal(s.parsedBytes, parsed);
+    assert.equal(await readFile(join(folder, 'traces.jsonl'), 'utf8'), text);
+  });
+
   test('traces known only from logs are not listed, open as 404, and do not make the cap evict every trace', async () => {
     const folder = await newFolder();
     let logs = '';

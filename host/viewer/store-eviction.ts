@@ -47,7 +47,7 @@ export interface EvictionStats {
   /** Bytes other writers appended during compactions, copied before the rename; and after it. */
   tailBytesCopied: number;
   lateBytesCopied: number;
-  /** Compactions that failed (the store is left as it was; the index is rebuilt). */
+  /** Compactions that failed: files not yet replaced are left as they were; the index is rebuilt only if one was. */
   failed: number;
   lastError?: string;
 }
@@ -166,8 +166,31 @@ export async function compactStore(folder: string, index: StoreIndex, evict: Rea
     for (let i = 0; i < logLines.length; i += 2) touched['logs.jsonl'].add(logLines[i]!);
   }
   const out = {} as Record<StoreFile, CompactedFile>;
-  for (const file of STORE_FILES) out[file] = await compactFile(folder, file, index.indexedBytes(file), touched[file], (line) => (file === 'metrics.jsonl' ? undefined : without(file, line, evict)), stats);
+  const progress = { renamed: false };
+  for (const file of STORE_FILES) {
+    try {
+      out[file] = await compactFile(folder, file, index.indexedBytes(file), touched[file], (line) => (file === 'metrics.jsonl' ? undefined : without(file, line, evict)), stats, progress);
+    } catch (e) {
+      throw new CompactionFailed(`${file}: ${(e as Error).message}`, progress.renamed, { cause: e });
+    }
+  }
   return out;
+}
+
+/**
+ * A compaction that did not finish. `storeChanged` says whether a file was already replaced: if
+ * not, the store is as it was and the index still describes it (a read-only folder fails this way
+ * at every run, and must not cost a full re-read of the store each time).
+ */
+export class CompactionFailed extends Error {
+  override readonly name = 'CompactionFailed';
+  constructor(
+    message: string,
+    readonly storeChanged: boolean,
+    options: { cause: unknown },
+  ) {
+    super(message, options);
+  }
 }
 
 /** A line with the records of evicted traces taken out: the line to write, or undefined when nothing is left. */
@@ -184,7 +207,7 @@ function without(file: StoreFile, text: string, evict: ReadonlySet<string>): str
   return json[resourceKey].length > 0 ? `${JSON.stringify(json)}\n` : undefined;
 }
 
-async function compactFile(folder: string, file: StoreFile, indexed: number, touched: ReadonlySet<number>, rewrite: (line: string) => string | undefined, stats: EvictionStats): Promise<CompactedFile> {
+async function compactFile(folder: string, file: StoreFile, indexed: number, touched: ReadonlySet<number>, rewrite: (line: string) => string | undefined, stats: EvictionStats, progress: { renamed: boolean }): Promise<CompactedFile> {
   const path = join(folder, file);
   const temp = join(folder, `.${file}.compact-${process.pid}.tmp`);
   const map = new LineMap();
@@ -236,6 +259,7 @@ async function compactFile(folder: string, file: StoreFile, indexed: number, tou
     await target.sync();
     await target.close();
     await rename(temp, path);
+    progress.renamed = true;
     // An append that opened the old file just before the rename lands there: carried over.
     const late = (await source.stat()).size;
     if (late > copiedTo) {
@@ -335,10 +359,12 @@ export class StoreCap {
       try {
         files = await compactStore(this.folder, this.index, plan.traces, plan.metricLines, this.stats);
       } catch (e) {
-        // The files renamed so far are compacted, the others not: the index starts over on the store as it is.
+        if (!(e instanceof CompactionFailed)) throw e;
         this.stats.failed++;
-        this.stats.lastError = (e as Error).message;
-        this.index.reset('inconsistent');
+        this.stats.lastError = e.message;
+        // The files renamed so far are compacted, the others not: the index starts over on the
+        // store as it is. With none renamed, the store is untouched and the index still right.
+        if (e.storeChanged) this.index.reset('inconsistent');
         return;
       }
       await this.index.applyCompaction(plan.traces, files);
