@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFile, mkdir, mkdtemp, readFile, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, open, readFile, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -81,6 +81,29 @@ describe('hostile lines', () => {
     const [s] = await spansOf(v, 2);
     assert.equal((s!.attributes.blob as string).length, big.length);
     assert.equal((await spansOf(v, 3))[0]!.spanId, sid(3));
+  });
+
+  test('a line of 550 MB (past the longest string the engine makes, 2^29 − 24 characters) is skipped and counted, torn or whole; the lines after it are read', async () => {
+    const folder = await newFolder();
+    const path = join(folder, 'traces.jsonl');
+    const fd = await open(path, 'w');
+    await fd.write(spanLine([{ trace: 1, id: 1 }]));
+    const chunk = Buffer.alloc(8 * 1024 * 1024, 'x');
+    await fd.write('{"resourceSpans":"');
+    for (let i = 0; i < 66; i++) await fd.write(chunk);
+    await fd.close();
+    const v = await viewerOn(folder, { persistIndex: false });
+    // Torn: not a line yet, so nothing is skipped, and what came before is served.
+    let list = await get<TraceSummary[]>(v, 'api/traces');
+    assert.equal(list.status, 200);
+    assert.deepEqual(list.body.map((t) => t.traceId), [tid(1)]);
+    assert.equal(list.headers.get(SKIPPED_LINES_HEADER), '0');
+    await appendFile(path, `"}\n${spanLine([{ trace: 3, id: 3 }])}`);
+    list = await get<TraceSummary[]>(v, 'api/traces');
+    assert.deepEqual(list.body.map((t) => t.traceId), [tid(3), tid(1)]);
+    assert.equal(list.headers.get(SKIPPED_LINES_HEADER), '1');
+    assert.equal((await spansOf(v, 3))[0]!.spanId, sid(3));
+    assert.equal((await stats(v)).files['traces.jsonl'].indexedBytes, (await stat(path)).size);
   });
 
   test('an attribute value nested 100,000 levels deep is a counted bad line, not a broken viewer', async () => {

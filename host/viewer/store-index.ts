@@ -431,7 +431,7 @@ export class StoreIndex {
     const state = this.files[file];
     const from = state.consumed;
     const path = join(this.folder, file);
-    state.consumed = await scanLines(path, from, size, (text, offset, length) => fold.line(file, text, offset, length), () => this.closed);
+    state.consumed = await scanLines(path, from, size, (text, offset, length) => fold.line(file, text, offset, length), (_, length) => fold.tooLong(file, length), () => this.closed);
     // The head hash covers the first min(consumed, 4 KiB) bytes: redone while that grows.
     if (from < HEAD_BYTES && state.consumed !== from) state.head = await headHash(path, state.consumed);
   }
