@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFile, mkdir, mkdtemp, open, readFile, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, open, readFile, rm, stat, symlink, truncate, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -256,14 +256,19 @@ describe('a hostile index file', () => {
     }
   });
 
-  test('an index file that is a symlink to a FIFO, a device or a directory is not followed into a hang', async () => {
-    for (const target of ['fifo', '/dev/zero', 'dir']) {
+  test('an index file that is a symlink to a FIFO, a device, a directory or a 3 GiB file is not followed into a hang', async () => {
+    for (const target of ['fifo', '/dev/zero', 'dir', 'huge']) {
       const folder = await newFolder();
       await writeFile(join(folder, 'traces.jsonl'), spanLine([{ trace: 1, id: 1 }]));
       await mkdir(join(folder, INDEX_FOLDER));
       let to = target;
       if (target === 'fifo') execFileSync('mkfifo', [(to = join(folder, 'a-fifo'))]);
       if (target === 'dir') await mkdir((to = join(folder, 'a-dir')));
+      // Sparse: 3 GiB of nothing, past what a file read returns.
+      if (target === 'huge') {
+        await writeFile((to = join(folder, 'huge')), '');
+        await truncate(to, 3 * 2 ** 30);
+      }
       await symlink(to, join(folder, INDEX_FOLDER, 'index.json'));
       const v = await viewerOn(folder);
       assert.deepEqual(await ids(v), [tid(1)], target);

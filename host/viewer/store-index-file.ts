@@ -26,6 +26,8 @@ export const INDEX_FOLDER = '.sandtrace-index';
 const INDEX_FILE = 'index.json';
 const FORMAT = 'sandtrace-store-index';
 const VERSION = 1;
+/** The engine's longest string (2^29 − 24 characters) bounds the body JSON.stringify can write. */
+const MAX_INDEX_BYTES = 2 ** 30;
 
 /** What the index knows of one store file. */
 export interface FileState {
@@ -98,7 +100,11 @@ export async function readIndexFile(folder: string): Promise<SavedIndex | 'none'
   }
   try {
     // Only a regular file is read: a device such as /dev/zero never ends, a directory cannot be read.
-    if (!(await fd.stat()).isFile()) return 'corrupt';
+    const st = await fd.stat();
+    if (!st.isFile()) return 'corrupt';
+    // Larger than any index this writes (its body is one string): not read into memory (past
+    // 2 GiB the read would throw, and every refresh with it).
+    if (st.size > MAX_INDEX_BYTES) return 'corrupt';
     return parseIndexFile(await fd.readFile()) ?? 'corrupt';
   } finally {
     await fd.close();
