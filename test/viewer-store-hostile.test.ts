@@ -83,6 +83,21 @@ describe('hostile lines', () => {
     assert.equal((await spansOf(v, 3))[0]!.spanId, sid(3));
   });
 
+  test('a multi-byte character straddling the 8 MiB read boundary is read whole', async () => {
+    const folder = await newFolder();
+    const first = spanLine([{ trace: 1, id: 1 }]);
+    const marker = '@@BLOB@@';
+    const template = spanLine([{ trace: 2, id: 2, attributes: `{"key":"blob","value":{"stringValue":"${marker}"}}` }]);
+    const before = Buffer.byteLength(first) + Buffer.byteLength(template.slice(0, template.indexOf(marker)));
+    // 'x' up to two bytes before the boundary, then a 4-byte character over it.
+    const blob = `${'x'.repeat(8 * 1024 * 1024 - before - 2)}😀é`;
+    await writeFile(join(folder, 'traces.jsonl'), first + template.replace(marker, blob));
+    const v = await viewerOn(folder, { persistIndex: false });
+    assert.equal((await get<unknown>(v, 'api/traces')).headers.get(SKIPPED_LINES_HEADER), '0');
+    assert.equal(((await spansOf(v, 2))[0]!.attributes.blob as string).slice(-3), '😀é');
+    assert.deepEqual(await ids(v, '?name=span-2'), [tid(2)]);
+  });
+
   test('a line of 550 MB (past the longest string the engine makes, 2^29 − 24 characters) is skipped and counted, torn or whole; the lines after it are read', async () => {
     const folder = await newFolder();
     const path = join(folder, 'traces.jsonl');
