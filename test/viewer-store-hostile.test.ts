@@ -257,6 +257,17 @@ describe('a hostile index file', () => {
     }
   });
 
+  test('a trace listed by the index but not in the store: opening it is a 404 and it leaves the list', async () => {
+    const folder = await indexedStore();
+    await forgeIndex(folder, (body) => {
+      body.traces.push([tid(9), [], [], entry(body, 1)[3]]);
+    });
+    const v = await viewerOn(folder);
+    assert.equal((await get<unknown>(v, `api/traces/${tid(9)}`)).status, 404);
+    assert.deepEqual(await ids(v), [tid(4), tid(3), tid(2), tid(1)]);
+    assert.equal((await stats(v)).rebuilds.inconsistent, 1);
+  });
+
   test('negative, fractional, huge and past-the-end offsets make the index corrupt, and it is rebuilt', async () => {
     for (const bad of [[-1, 10], [0.5, 10], [2 ** 60, 10], [0, 2 ** 53], [0, 0], [1e6, 10]]) {
       const folder = await indexedStore();

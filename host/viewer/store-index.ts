@@ -327,7 +327,9 @@ export class StoreIndex {
       for (const l of logs) assembler.addLog(l);
     });
     const { spans, logs } = assembler.finish(now);
-    if (spans.length === 0) return undefined;
+    // A digest comes only from spans (or `span started` records): none on its lines means the
+    // index lists a trace the store does not hold (a persisted index not made from this store).
+    if (spans.length === 0) throw new IndexInconsistent(`${traceId} is listed but its lines hold none of its spans`);
     // Metric series are aggregated across executions: show those recorded during the trace.
     let start = BigInt(spans[0]!.start);
     let end = BigInt(spans[0]!.end);
