@@ -12,7 +12,9 @@
  *
  * Written to a temporary file, synced, renamed over the old one. Read back only if it is exactly
  * that: the header's format and version, a body of the stated length and hash, every field of the
- * stated type, every range inside the indexed bytes. Anything else is 'corrupt' (never trusted).
+ * stated type, every range inside the indexed bytes and after the trace's previous one. Anything
+ * else is 'corrupt' (never trusted), and so is a path that is not a regular file (a FIFO, a device)
+ * or is over 1 GiB: those are not read at all.
  * Whether it still describes the store (the files' identity) is the index's check, not this file's.
  */
 import { createHash } from 'node:crypto';

@@ -60,7 +60,7 @@ export interface IndexStats {
   parsedLines: number;
   /** Times the index started over, by cause. */
   rebuilds: {
-    /** The persisted index did not parse, had another version, or did not match its hash. */
+    /** The persisted index did not parse, had another version, did not match its hash, or was not a regular file of sane size. */
     corruptIndex: number;
     /** The persisted index described other files (replaced, shrunk or rewritten since). */
     staleIndex: number;
