@@ -169,6 +169,8 @@ describe('sandtrace view --max-store-bytes / --max-store-age', () => {
     for (const [option, value, message] of [
       ['--max-store-bytes', '12Q', /--max-store-bytes needs a size such as 500M or 2G, got '12Q'/],
       ['--max-store-age', '3 years', /--max-store-age needs a duration such as 30m, 12h or 7d/],
+      ['--max-store-age', '0s', /--max-store-age must be above 0, got '0s'/],
+      ['--max-store-bytes', '0.0001k', /--max-store-bytes must be above 0/],
     ] as const) {
       const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve) =>
         execFile(process.execPath, [CLI, 'view', '--port', '0', '--otlp-port', 'off', option, value], (error, _, stderr) => resolve({ code: (error as { code?: number } | null)?.code ?? 0, stderr })),

@@ -90,7 +90,10 @@ function duration(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)$/.exec(text.trim());
   if (m === null) throw new Error(`--max-store-age needs a duration such as 30m, 12h or 7d, got '${text}'`);
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[m[2] as 'ms'];
-  return Number(m[1]) * unit;
+  const ms = Number(m[1]) * unit;
+  // An age of 0 would evict every trace as soon as it is written: a typo, refused rather than obeyed.
+  if (ms <= 0) throw new Error(`--max-store-age must be above 0, got '${text}'`);
+  return ms;
 }
 
 async function main(argv: string[]): Promise<number> {

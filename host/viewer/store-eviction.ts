@@ -5,7 +5,8 @@
  * holds an evicted trace is rewritten with the rest of its records (or dropped when nothing is
  * left), and metric lines whose points all come before the oldest trace kept are dropped. Lines
  * that are not the exporter's (skipped as bad) are kept as they are: they belong to no trace.
- * Under a size cap, eviction goes down to 90% of it, so the store is not rewritten on every append.
+ * Under a size cap, eviction goes down to 90% of it, so the store is not rewritten on every append;
+ * traces the store holds only logs of (never listed) go first there.
  *
  * Each file is replaced atomically: written to a temporary file beside it, synced, renamed over
  * it. The index is not rebuilt: the new offset of every line kept is known, so its byte ranges
@@ -17,8 +18,11 @@
  * opened it just before) are appended to the new one. What remains: an append whose write is
  * split in two and straddles the rename could be cut, and such a late line can come after
  * lines written to the new file meanwhile (lines are whole requests, so order between them does
- * not matter to the reader). A crash between the three renames leaves some files compacted and
- * others not: the reader shows the logs of an evicted trace as logs of no listed trace.
+ * not matter to the reader). A crash between the three renames (traces.jsonl is renamed first)
+ * leaves some files compacted and others not: the persisted index no longer matches the renamed
+ * files, so the next start rebuilds it, and the logs of a trace evicted from traces.jsonl remain
+ * as a log-only trace, not listed, evicted first by the next compaction under a size cap. A crash
+ * before a rename leaves its `.<file>.compact-<pid>.tmp` beside the store.
  */
 import { appendFile, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -43,7 +47,7 @@ export interface EvictionStats {
   /** Bytes other writers appended during compactions, copied before the rename; and after it. */
   tailBytesCopied: number;
   lateBytesCopied: number;
-  /** Compactions that failed (the store is left as it was; the index is rebuilt). */
+  /** Compactions that failed: files not yet replaced are left as they were; the index is rebuilt only if one was. */
   failed: number;
   lastError?: string;
 }
@@ -107,7 +111,7 @@ export function planEviction(index: StoreIndex, policy: EvictionPolicy, sizes: R
   // Each line's bytes are shared among the traces it holds.
   const holders = new Map<string, number>();
   const refs = (id: string) => index.lines(id)!;
-  for (const { id } of oldestFirst) {
+  for (const id of [...index.logOnlyTraces(), ...oldestFirst.map((t) => t.id)]) {
     const { spanLines, logLines } = refs(id);
     for (let i = 0; i < spanLines.length; i += 2) holders.set(`t${spanLines[i]}`, (holders.get(`t${spanLines[i]}`) ?? 0) + 1);
     for (let i = 0; i < logLines.length; i += 2) holders.set(`l${logLines[i]}`, (holders.get(`l${logLines[i]}`) ?? 0) + 1);
@@ -126,6 +130,14 @@ export function planEviction(index: StoreIndex, policy: EvictionPolicy, sizes: R
   let bytes = sizes['traces.jsonl'] + sizes['logs.jsonl'] + sizes['metrics.jsonl'];
   const target = policy.maxBytes === undefined ? Infinity : bytes > policy.maxBytes ? policy.maxBytes * LOW_WATER : Infinity;
   const cutoff = policy.maxAgeMs === undefined ? -Infinity : nowMs - policy.maxAgeMs;
+  // Traces the store holds only logs of (not listed, cannot be opened) go first, and only for the
+  // size cap (their start is unknown). Without this, their bytes alone over the cap would have
+  // every listed trace evicted at each run while the store stayed over it.
+  for (const id of index.logOnlyTraces()) {
+    if (bytes <= target) break;
+    traces.add(id);
+    bytes -= share(id);
+  }
   let m0 = 0;
   for (let k = 0; k < oldestFirst.length; k++) {
     const t = oldestFirst[k]!;
@@ -154,8 +166,31 @@ export async function compactStore(folder: string, index: StoreIndex, evict: Rea
     for (let i = 0; i < logLines.length; i += 2) touched['logs.jsonl'].add(logLines[i]!);
   }
   const out = {} as Record<StoreFile, CompactedFile>;
-  for (const file of STORE_FILES) out[file] = await compactFile(folder, file, index.indexedBytes(file), touched[file], (line) => (file === 'metrics.jsonl' ? undefined : without(file, line, evict)), stats);
+  const progress = { renamed: false };
+  for (const file of STORE_FILES) {
+    try {
+      out[file] = await compactFile(folder, file, index.indexedBytes(file), touched[file], (line) => (file === 'metrics.jsonl' ? undefined : without(file, line, evict)), stats, progress);
+    } catch (e) {
+      throw new CompactionFailed(`${file}: ${(e as Error).message}`, progress.renamed, { cause: e });
+    }
+  }
   return out;
+}
+
+/**
+ * A compaction that did not finish. `storeChanged` says whether a file was already replaced: if
+ * not, the store is as it was and the index still describes it (a read-only folder fails this way
+ * at every run, and must not cost a full re-read of the store each time).
+ */
+export class CompactionFailed extends Error {
+  override readonly name = 'CompactionFailed';
+  constructor(
+    message: string,
+    readonly storeChanged: boolean,
+    options: { cause: unknown },
+  ) {
+    super(message, options);
+  }
 }
 
 /** A line with the records of evicted traces taken out: the line to write, or undefined when nothing is left. */
@@ -172,7 +207,7 @@ function without(file: StoreFile, text: string, evict: ReadonlySet<string>): str
   return json[resourceKey].length > 0 ? `${JSON.stringify(json)}\n` : undefined;
 }
 
-async function compactFile(folder: string, file: StoreFile, indexed: number, touched: ReadonlySet<number>, rewrite: (line: string) => string | undefined, stats: EvictionStats): Promise<CompactedFile> {
+async function compactFile(folder: string, file: StoreFile, indexed: number, touched: ReadonlySet<number>, rewrite: (line: string) => string | undefined, stats: EvictionStats, progress: { renamed: boolean }): Promise<CompactedFile> {
   const path = join(folder, file);
   const temp = join(folder, `.${file}.compact-${process.pid}.tmp`);
   const map = new LineMap();
@@ -224,6 +259,7 @@ async function compactFile(folder: string, file: StoreFile, indexed: number, tou
     await target.sync();
     await target.close();
     await rename(temp, path);
+    progress.renamed = true;
     // An append that opened the old file just before the rename lands there: carried over.
     const late = (await source.stat()).size;
     if (late > copiedTo) {
@@ -323,10 +359,12 @@ export class StoreCap {
       try {
         files = await compactStore(this.folder, this.index, plan.traces, plan.metricLines, this.stats);
       } catch (e) {
-        // The files renamed so far are compacted, the others not: the index starts over on the store as it is.
+        if (!(e instanceof CompactionFailed)) throw e;
         this.stats.failed++;
-        this.stats.lastError = (e as Error).message;
-        this.index.reset('inconsistent');
+        this.stats.lastError = e.message;
+        // The files renamed so far are compacted, the others not: the index starts over on the
+        // store as it is. With none renamed, the store is untouched and the index still right.
+        if (e.storeChanged) this.index.reset('inconsistent');
         return;
       }
       await this.index.applyCompaction(plan.traces, files);

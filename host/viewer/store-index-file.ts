@@ -12,11 +12,14 @@
  *
  * Written to a temporary file, synced, renamed over the old one. Read back only if it is exactly
  * that: the header's format and version, a body of the stated length and hash, every field of the
- * stated type, every range inside the indexed bytes. Anything else is 'corrupt' (never trusted).
+ * stated type, every range inside the indexed bytes and after the trace's previous one. Anything
+ * else is 'corrupt' (never trusted), and so is a path that is not a regular file (a FIFO, a device)
+ * or is over 1 GiB: those are not read at all.
  * Whether it still describes the store (the files' identity) is the index's check, not this file's.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { STORE_FILES, TRACE_ID, type StoreFile } from './store-reader.js';
 import type { TraceDigest, TraceSummary } from './trace-assembly.js';
@@ -25,6 +28,8 @@ export const INDEX_FOLDER = '.sandtrace-index';
 const INDEX_FILE = 'index.json';
 const FORMAT = 'sandtrace-store-index';
 const VERSION = 1;
+/** The engine's longest string (2^29 − 24 characters) bounds the body JSON.stringify can write. */
+const MAX_INDEX_BYTES = 2 ** 30;
 
 /** What the index knows of one store file. */
 export interface FileState {
@@ -87,14 +92,25 @@ export async function writeIndexFile(folder: string, index: SavedIndex): Promise
 
 /** The saved index; 'none' when there is none, 'corrupt' when the file is not exactly what {@link writeIndexFile} writes. */
 export async function readIndexFile(folder: string): Promise<SavedIndex | 'none' | 'corrupt'> {
-  let content: Buffer;
+  let fd: FileHandle;
   try {
-    content = await readFile(join(folder, INDEX_FOLDER, INDEX_FILE));
+    // Non-blocking: opening a FIFO put (or linked) there would otherwise wait for a writer forever.
+    fd = await open(join(folder, INDEX_FOLDER, INDEX_FILE), constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 'none';
     throw e;
   }
-  return parseIndexFile(content) ?? 'corrupt';
+  try {
+    // Only a regular file is read: a device such as /dev/zero never ends, a directory cannot be read.
+    const st = await fd.stat();
+    if (!st.isFile()) return 'corrupt';
+    // Larger than any index this writes (its body is one string): not read into memory (past
+    // 2 GiB the read would throw, and every refresh with it).
+    if (st.size > MAX_INDEX_BYTES) return 'corrupt';
+    return parseIndexFile(await fd.readFile()) ?? 'corrupt';
+  } finally {
+    await fd.close();
+  }
 }
 
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -121,8 +137,13 @@ function parseIndexFile(content: Buffer): SavedIndex | undefined {
     if (typeof s !== 'object' || s === null || !isCount(s.consumed) || typeof s.dev !== 'number' || typeof s.ino !== 'number' || typeof s.mtimeMs !== 'number' || typeof s.head !== 'string' || !isCount(s.skipped)) return undefined;
     files[f] = { consumed: s.consumed, dev: s.dev, ino: s.ino, mtimeMs: s.mtimeMs, head: s.head, skipped: s.skipped };
   }
+  // A trace's lines in file order, each once and apart (the index only ever appends them so): a
+  // range repeated or overlapping another would show a span twice (as a duplicate) or half a line.
   const refsFit = (refs: unknown, file: StoreFile): refs is number[] =>
-    Array.isArray(refs) && refs.length % 2 === 0 && refs.every(isCount) && refs.every((v, i) => i % 2 === 0 || (v > 0 && refs[i - 1] + v <= files[file].consumed));
+    Array.isArray(refs) &&
+    refs.length % 2 === 0 &&
+    refs.every(isCount) &&
+    refs.every((v, i) => (i % 2 === 0 ? i === 0 || v >= refs[i - 2] + refs[i - 1] : v > 0 && refs[i - 1] + v <= files[file].consumed));
   if (typeof body !== 'object' || body === null || !Array.isArray(body.traces) || !Array.isArray(body.metrics) || body.metrics.length % 4 !== 0) return undefined;
   for (let i = 0; i < body.metrics.length; i += 4) {
     const [offset, length, first, last] = body.metrics.slice(i, i + 4);

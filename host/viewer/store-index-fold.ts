@@ -77,6 +77,13 @@ export class IndexFold {
     }
   }
 
+  /** Counts a line too long to read (store-lines.ts `MAX_LINE_BYTES`) as a bad line of `file`. */
+  tooLong(file: StoreFile, length: number): void {
+    this.bytes += length;
+    this.lines++;
+    this.skipped[file]++;
+  }
+
   /** Digests what is left: the traces still folded, and those to re-read from their lines. */
   async finish(read: ReadTraceLines): Promise<void> {
     for (const [traceId, { assembler }] of this.fresh) setDigest(this.traces.get(traceId)!, assembler.finish(0n).spans);

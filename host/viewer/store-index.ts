@@ -60,7 +60,7 @@ export interface IndexStats {
   parsedLines: number;
   /** Times the index started over, by cause. */
   rebuilds: {
-    /** The persisted index did not parse, had another version, or did not match its hash. */
+    /** The persisted index did not parse, had another version, did not match its hash, or was not a regular file of sane size. */
     corruptIndex: number;
     /** The persisted index described other files (replaced, shrunk or rewritten since). */
     staleIndex: number;
@@ -75,7 +75,10 @@ export interface IndexStats {
   lastPersistError?: string;
 }
 
-
+/** A store file that exists but cannot be read as one (a directory, a FIFO): requests fail with this message until it is a file again. */
+export class StoreFileUnreadable extends Error {
+  override readonly name = 'StoreFileUnreadable';
+}
 
 const emptyFile = (): FileState => ({ consumed: 0, dev: 0, ino: 0, mtimeMs: 0, head: '', skipped: 0 });
 
@@ -186,6 +189,16 @@ export class StoreIndex {
   summary(traceId: string, now: bigint): TraceSummary | undefined {
     const d = this.traces.get(traceId)?.digest;
     return d === undefined ? undefined : summaryOf(traceId, d, now);
+  }
+
+  /**
+   * Traces the store holds only logs of (not listed, not openable), in the order their first log
+   * line was written: what a size cap evicts first.
+   */
+  logOnlyTraces(): string[] {
+    const out: Array<[string, number]> = [];
+    for (const [id, e] of this.traces) if (e.digest === undefined) out.push([id, e.logLines[0] ?? 0]);
+    return out.sort((a, b) => a[1] - b[1]).map(([id]) => id);
   }
 
   /** Where each trace's lines are (for compaction): offset, length pairs per file. */
@@ -314,7 +327,9 @@ export class StoreIndex {
       for (const l of logs) assembler.addLog(l);
     });
     const { spans, logs } = assembler.finish(now);
-    if (spans.length === 0) return undefined;
+    // A digest comes only from spans (or `span started` records): none on its lines means the
+    // index lists a trace the store does not hold (a persisted index not made from this store).
+    if (spans.length === 0) throw new IndexInconsistent(`${traceId} is listed but its lines hold none of its spans`);
     // Metric series are aggregated across executions: show those recorded during the trace.
     let start = BigInt(spans[0]!.start);
     let end = BigInt(spans[0]!.end);
@@ -389,6 +404,9 @@ export class StoreIndex {
         sizes[file] = 0;
         continue;
       }
+      // A directory or FIFO in a store file's place cannot be read as lines: said as such (and the
+      // index kept, in case the file comes back), not as the read's EISDIR, nor a hang on a FIFO.
+      if (!st.isFile()) throw new StoreFileUnreadable(`${file} is not a file (${st.isDirectory() ? 'a directory' : 'not a regular file'}) in ${this.folder}`);
       if (state.consumed === 0 && state.ino === 0) {
         Object.assign(state, { dev: st.dev, ino: st.ino });
       } else if (st.ino !== state.ino || st.dev !== state.dev || st.size < state.consumed) {
@@ -415,7 +433,7 @@ export class StoreIndex {
     const state = this.files[file];
     const from = state.consumed;
     const path = join(this.folder, file);
-    state.consumed = await scanLines(path, from, size, (text, offset, length) => fold.line(file, text, offset, length), () => this.closed);
+    state.consumed = await scanLines(path, from, size, (text, offset, length) => fold.line(file, text, offset, length), (_, length) => fold.tooLong(file, length), () => this.closed);
     // The head hash covers the first min(consumed, 4 KiB) bytes: redone while that grows.
     if (from < HEAD_BYTES && state.consumed !== from) state.head = await headHash(path, state.consumed);
   }

@@ -20,35 +20,65 @@ export class IndexInconsistent extends Error {
 type Json = Record<string, any>;
 
 /**
- * Calls `onLine` for each complete line in [from, size) (its text without the newline, its offset
- * and its length with it), in order, reading in chunks; stops early when `stop()` says so after a
- * chunk. Returns the offset after the last complete line read.
+ * A line longer than this (give or take one chunk read) is skipped unread and counted as bad.
+ * Held whole, a line of more than 512 MiB cannot become a string at all (the engine's limit), so
+ * the store could never be read past it; well below that, it would take that much memory at
+ * every look while torn. No exporter writes one: an OTLP request is bounded well under it.
  */
-export async function scanLines(path: string, from: number, size: number, onLine: (text: string, offset: number, length: number) => void, stop: () => boolean): Promise<number> {
+export const MAX_LINE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Calls `onLine` for each complete line in [from, size) (its text without the newline, its offset
+ * and its length with it), in order, reading in chunks, and `onTooLong` instead for a line over
+ * {@link MAX_LINE_BYTES} (only its newline is looked for); stops early when `stop()` says so after
+ * a chunk. Returns the offset after the last complete line read.
+ */
+export async function scanLines(
+  path: string,
+  from: number,
+  size: number,
+  onLine: (text: string, offset: number, length: number) => void,
+  onTooLong: (offset: number, length: number) => void,
+  stop: () => boolean,
+): Promise<number> {
   const fd = await open(path, 'r');
-  let consumed = from;
+  /** Where the line not complete yet starts: all before it is read. */
+  let lineStart = from;
+  // That line's bytes read so far, in pieces (joined once, when its newline comes: a line spanning
+  // many chunks is copied once, not once per chunk); none kept once it is too long.
+  let held: Buffer[] = [];
+  let heldBytes = 0;
+  let tooLong = false;
   try {
-    let pos = from;
-    let carry: Buffer | undefined;
-    while (pos < size && !stop()) {
+    for (let pos = from; pos < size && !stop(); ) {
       const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, size - pos));
       const { bytesRead } = await fd.read(chunk, 0, chunk.length, pos);
       if (bytesRead === 0) break; // shrank meanwhile: the next look starts over
-      const data = carry === undefined ? chunk.subarray(0, bytesRead) : Buffer.concat([carry, chunk.subarray(0, bytesRead)]);
-      const base = pos - (carry?.length ?? 0);
+      const view = chunk.subarray(0, bytesRead);
       let start = 0;
-      for (let nl = data.indexOf(10, start); nl >= 0; nl = data.indexOf(10, start)) {
-        onLine(data.toString('utf8', start, nl), base + start, nl + 1 - start);
+      for (let nl = view.indexOf(10); nl >= 0; nl = view.indexOf(10, start)) {
+        const length = pos + nl + 1 - lineStart;
+        if (tooLong) onTooLong(lineStart, length);
+        else if (heldBytes > 0) onLine(Buffer.concat([...held, view.subarray(0, nl)]).toString('utf8'), lineStart, length);
+        else onLine(view.toString('utf8', start, nl), lineStart, length);
+        held = [];
+        heldBytes = 0;
+        tooLong = false;
         start = nl + 1;
+        lineStart = pos + start;
       }
-      carry = start < data.length ? Buffer.from(data.subarray(start)) : undefined;
+      if (start < bytesRead && !tooLong) {
+        heldBytes += bytesRead - start;
+        tooLong = heldBytes > MAX_LINE_BYTES;
+        if (tooLong) held = [];
+        else held.push(Buffer.from(view.subarray(start)));
+      }
       pos += bytesRead;
-      consumed = pos - (carry?.length ?? 0);
     }
   } finally {
     await fd.close();
   }
-  return consumed;
+  return lineStart;
 }
 
 /**

@@ -118,6 +118,15 @@ function matching(v: unknown, pattern: RegExp, what: string): string {
   return v;
 }
 
+/**
+ * A unix ns time, its leading zeros dropped: times are compared as digit strings (longer is later,
+ * trace-assembly.ts `compareNs`), so `"0005"` kept as written would sort after `"10"`.
+ */
+function unixNano(v: unknown, what: string): string {
+  return canonicalNs(matching(v, UNIX_NANO, what));
+}
+const canonicalNs = (digits: string) => digits.replace(/^0+(?=\d)/, '');
+
 /** An id that may be absent (OTLP JSON writes none, or ''). */
 function optionalId(v: unknown, pattern: RegExp, what: string): string | undefined {
   return v === undefined || v === '' ? undefined : matching(v, pattern, what);
@@ -138,14 +147,39 @@ export function int64(v: unknown, what: string): number | { intValue: string } {
 function plain(v: unknown, depth = 0): AttrValue {
   if (v === undefined || v === null) return null;
   const o = object(v, 'an attribute value');
-  if ('stringValue' in o) return o.stringValue;
+  // Each value checked for its type: a stringValue that is an object would reach the page as one
+  // (an `{ intValue }` there would pass for an exact integer).
+  if ('stringValue' in o) return text(o.stringValue, 'a string attribute');
   if ('intValue' in o) return int64(o.intValue, 'an int attribute');
-  if ('doubleValue' in o) return o.doubleValue;
-  if ('boolValue' in o) return o.boolValue;
-  if ('bytesValue' in o) return `base64:${o.bytesValue}`;
+  if ('doubleValue' in o) {
+    if (typeof o.doubleValue !== 'number' && jsonDouble(o.doubleValue) === undefined) throw new BadStoreLine('a double attribute is not a number');
+    return o.doubleValue;
+  }
+  if ('boolValue' in o) {
+    if (typeof o.boolValue !== 'boolean') throw new BadStoreLine('a bool attribute is not a boolean');
+    return o.boolValue;
+  }
+  if ('bytesValue' in o) return `base64:${text(o.bytesValue, 'a bytes attribute')}`;
   // Arrays are shown as arrays; nesting beyond a few levels (no exporter writes it) stays text.
   if ('arrayValue' in o && depth < 8) return list(object(o.arrayValue, 'an array value').values, 'array values').map((x) => plain(x, depth + 1));
+  // JSON.stringify recurses: a value nested deeper than the stack (JSON.parse is not bounded so)
+  // would throw a RangeError out of the whole refresh. No exporter nests anywhere near this deep.
+  if (nestedDeeperThan(o, MAX_NESTING)) throw new BadStoreLine(`an attribute value is nested deeper than ${MAX_NESTING} levels`);
   return JSON.stringify(o);
+}
+
+const MAX_NESTING = 64;
+
+/** Whether a parsed JSON value nests objects or arrays deeper than `max` (walked without recursion). */
+function nestedDeeperThan(root: object, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[root, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > max) return true;
+    for (const child of Object.values(v)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+  }
+  return false;
 }
 
 /**
@@ -212,8 +246,8 @@ export function readSpans(req: Json, out: ViewSpan[], resources: Resources, only
         const traceId = matching(s.traceId, TRACE_ID, 'a trace id');
         // An indexed line was checked whole when indexed: spans of other traces need no second look.
         if (only !== undefined && traceId !== only) continue;
-        const start = matching(s.startTimeUnixNano, UNIX_NANO, 'a start time');
-        const end = matching(s.endTimeUnixNano, UNIX_NANO, 'an end time');
+        const start = unixNano(s.startTimeUnixNano, 'a start time');
+        const end = unixNano(s.endTimeUnixNano, 'an end time');
         const status = s.status === undefined ? {} : object(s.status, 'a status');
         if (status.code !== undefined && typeof status.code !== 'number') throw new BadStoreLine('a status code is not a number');
         if (status.message !== undefined) text(status.message, 'a status message');
@@ -230,7 +264,7 @@ export function readSpans(req: Json, out: ViewSpan[], resources: Resources, only
           attributes: a,
           events: list(s.events, 'events').map((item) => {
             const e = object(item, 'an event');
-            return { time: matching(e.timeUnixNano, UNIX_NANO, 'an event time'), name: text(e.name, 'an event name'), attributes: attrs(e.attributes) };
+            return { time: unixNano(e.timeUnixNano, 'an event time'), name: text(e.name, 'an event name'), attributes: attrs(e.attributes) };
           }),
           links: list(s.links, 'links').map((item) => {
             const l = object(item, 'a link');
@@ -267,8 +301,9 @@ function spanStarted(log: ViewLog, scope: string, service: string): ViewSpan | u
   if (log.body !== SPAN_STARTED || log.traceId === undefined || log.spanId === undefined || typeof name !== 'string') return undefined;
   const parent = a[STARTED_PARENT];
   if (parent !== undefined && (typeof parent !== 'string' || !SPAN_ID.test(parent))) return undefined;
-  const start = a[STARTED_TIME] ?? log.time;
-  if (typeof start !== 'string' || !UNIX_NANO.test(start)) return undefined;
+  const written = a[STARTED_TIME] ?? log.time;
+  if (typeof written !== 'string' || !UNIX_NANO.test(written)) return undefined;
+  const start = canonicalNs(written);
   const attributes: Attributes = {};
   for (const [k, v] of Object.entries(a)) {
     if (k !== STARTED_NAME && k !== STARTED_PARENT && k !== STARTED_TIME) Object.defineProperty(attributes, k, { value: v, enumerable: true, writable: true, configurable: true });
@@ -292,7 +327,7 @@ export function readLogs(req: Json, out: LogLine[], resources: Resources, only?:
         if (only !== undefined && l.traceId !== only) continue;
         const body = plain(l.body);
         const log: ViewLog = {
-          time: matching(l.timeUnixNano, UNIX_NANO, 'a log time'),
+          time: unixNano(l.timeUnixNano, 'a log time'),
           severity: l.severityText === undefined ? '' : text(l.severityText, 'a severity'),
           body: body === null ? '' : textOf(body),
           attributes: attrs(l.attributes),
@@ -323,7 +358,7 @@ export function readMetrics(req: Json, out: ViewMetric[]): void {
           const p = object(pointItem, 'a data point');
           const value = p.asDouble !== undefined ? jsonDouble(p.asDouble) : p.sum !== undefined ? jsonDouble(p.sum) : p.asInt !== undefined ? int64(p.asInt, 'an int metric value') : 0;
           if (value === undefined) throw new BadStoreLine('a metric value is not a number');
-          const metric: ViewMetric = { name: text(m.name, 'a metric name'), kind, value, attributes: attrs(p.attributes), time: matching(p.timeUnixNano, UNIX_NANO, 'a point time') };
+          const metric: ViewMetric = { name: text(m.name, 'a metric name'), kind, value, attributes: attrs(p.attributes), time: unixNano(p.timeUnixNano, 'a point time') };
           if (kind === 'histogram') {
             const bounds = list(p.explicitBounds ?? [], 'explicitBounds').map((b) => jsonDouble(b) ?? NaN);
             const buckets = list(p.bucketCounts ?? [], 'bucketCounts').map((c) => Number(c));
