@@ -178,7 +178,7 @@ async function sdkCosts(engine: QuickJSEngine, minLevel = 0): Promise<Record<str
  * inside it ≤ 1 µs where the bare floor is 450 ns: ≤ 5.6× and ≤ 2.2× the floor of the same run.
  * Three repetitions (the bare floor, then the SDK's cases; 7 rounds each), medians.
  */
-async function runSpans(): Promise<BenchRow[]> {
+export async function runSpans(): Promise<BenchRow[]> {
   const engine = await QuickJSEngine.create(256 << 20);
   const bare: Array<Record<string, number>> = [];
   const sdk: Array<Record<string, number>> = [];
@@ -222,4 +222,5 @@ async function runSpans(): Promise<BenchRow[]> {
   ];
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) printTable(await run());
+// `--spans`: the guest-side span rows alone.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) printTable(process.argv.includes('--spans') ? await runSpans() : await run());
