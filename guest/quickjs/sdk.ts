@@ -3,10 +3,12 @@
  * `import { tracing } from 'sandtrace'`).
  *
  * It runs inside the sandbox, in an interpreter where every operation costs tens of nanoseconds
- * (a typed-array store ~40 ns, a call 45–130 ns) and a host call 4–6 µs. So records are encoded into one buffer in guest memory and handed to the host once
- * per batch, and the frequent ones (events, span enter/exit/close/new) are written with a few
- * typed-array stores right here. Rare records and unusual values go through the shared
- * FrameWriter. Nothing here may use Node APIs.
+ * (a typed-array store ~40 ns, a call 45–130 ns) and a host call 4–6 µs. So records are buffered
+ * in guest memory and handed to the host once per batch. The frequent ones (events, a span's
+ * open, enter, exit and drop) are slot records: a few Float64Array stores and the raw clock
+ * reading, which the worker turns into protocol records when it takes the buffers (see "slot
+ * records" below). The rest are encoded here as protocol bytes, rare records and unusual values
+ * through the shared FrameWriter. Nothing here may use Node APIs.
  *
  * One loaded SDK can serve many runs, one after another: the host calls `configure` before each
  * run, after which the run writes byte for byte what a freshly loaded SDK would (see `startRun`:
@@ -251,9 +253,6 @@ let sr1 = 0;
 let sr2 = 0;
 let sr3 = 0;
 let scNext = 0;
-/** A slot record's values while it is written: converted (guest code run) first, then stored. */
-const slotValues: unknown[] = [undefined, undefined, undefined, undefined];
-const slotNumbers = new Float64Array(4);
 
 
 function slotCapacity(flushBytes: number): number {
@@ -376,58 +375,100 @@ function encodeVal(v: unknown): number {
 }
 
 /**
- * A slot record with values (an event's, a span's open): values are converted first (a getter,
- * toString or a Proxy may run guest code and throw: then nothing is written), their bytes
- * encoded into `vals` next (undone if that fails), and the record written last. `at`: the
- * slot of the first value (2 for events, 3 for spans, after the id); `lead`, when `hasLead`,
- * comes before `values` (an event's message).
+ * A slot record with values (an event's, a span's open). `at`: the slot of the first value (2
+ * for events, 3 for spans, after the id); `message`, when given, is the first value (an event's
+ * message). `values` must be the SDK's own array (reading it runs no guest code).
+ *
+ * One pass writes the values in place (numbers as doubles, strings and bigints as bytes in
+ * `vals`) unless one of them is an object, whose conversion may run guest code (a getter,
+ * toJSON, a Proxy) and throw, or write records of its own: then every such value is converted
+ * first, nothing written yet, and the pass runs again with the converted values.
  */
-function slotRecord(head: number, id: number, at: number, lead: unknown, hasLead: boolean, values: readonly unknown[], n: number): void {
-  const m = hasLead ? n + 1 : n;
-  const cv = slotValues;
+function slotRecord(head: number, id: number, at: number, message: string | undefined, values: readonly unknown[], n: number): void {
+  const vstart = vpos;
+  let p = sp;
+  let h: number;
   try {
-    for (let i = 0; i < m; i++) {
-      const v = hasLead ? (i === 0 ? lead : values[i - 1]) : values[i];
-      const t = typeof v;
-      cv[i] = t === 'number' || t === 'string' || t === 'boolean' || t === 'undefined' || t === 'bigint' ? v : toValue(v);
-    }
+    h = fillSlots(p, at, message, values, n, false);
   } catch (e) {
-    cv[0] = cv[1] = cv[2] = cv[3] = undefined;
+    abandonVals(vstart);
     throw e;
   }
-  // Taken after the conversions: guest code they ran may have written records (and bytes) of its own.
-  const vstart = vpos;
-  const nums = slotNumbers;
-  let h = head;
-  let shift = 64;
-  try {
-    for (let i = 0; i < m; i++, shift *= 8) {
+  if (h < 0) {
+    // An array of its own (rare: objects among the values): guest code run by a conversion may
+    // write records of its own, through the SDK's scratch arrays. Every value is read before any runs.
+    const cv = values.slice(0, n);
+    for (let i = 0; i < n; i++) {
       const v = cv[i];
-      if (typeof v === 'number') nums[i] = v;
-      else if (v === true) h += shift;
-      else if (v === false) h += 2 * shift;
-      else if (v === undefined) h += 3 * shift;
-      else {
-        h += 4 * shift;
-        nums[i] = refOf(v, hasLead && i === 0);
-      }
+      const t = typeof v;
+      if (t === 'object' || t === 'function' || t === 'symbol') cv[i] = toValue(v);
     }
-  } catch (e) {
-    // Out of memory while encoding: the record is not written, and its bytes are undone.
-    vpos = vstart;
-    clearStringCache();
-    throw e;
-  } finally {
-    cv[0] = cv[1] = cv[2] = cv[3] = undefined;
+    p = sp; // guest code may have written records
+    const vmark = vpos;
+    try {
+      h = fillSlots(p, at, message, cv, n, true);
+    } catch (e) {
+      abandonVals(vmark);
+      throw e;
+    }
   }
   const s = slots;
-  const p = sp;
-  s[p] = h;
+  s[p] = head + h;
   s[p + 1] = clockMs();
   if (at === 3) s[p + 2] = id;
-  for (let i = 0; i < m; i++) s[p + at + i] = nums[i]!;
-  sp = p + W;
-  if (sp >= slotLimit || vpos >= flushAt) flushNow();
+  const q = p + 6; // W
+  sp = q;
+  if (q >= slotLimit || vpos >= flushAt) flushNow();
+}
+
+/** After a failed encoding: the value bytes it wrote are dropped, and with them every string cached in this frame. */
+function abandonVals(to: number): void {
+  if (vpos !== to) {
+    vpos = to;
+    clearStringCache();
+  }
+}
+
+/**
+ * The values of the slot record at `p` (see slotRecord), from slot `at`; returns their type
+ * codes as added to the head, or -1 when a value is an object and `converted` is false (nothing
+ * of the record counts yet: it is written at `p` again). With `converted`, objects are protocol
+ * values (toValue's).
+ */
+function fillSlots(p: number, at: number, message: string | undefined, values: readonly unknown[], n: number, converted: boolean): number {
+  const s = slots;
+  let h = 0;
+  let shift = 64;
+  let q = p + at;
+  if (message !== undefined) {
+    h = 256; // type 4 for the first value
+    s[q++] = refOf(message, true);
+    shift = 512;
+  }
+  for (let i = 0; i < n; i++, shift *= 8, q++) {
+    const v = values[i];
+    switch (typeof v) {
+      case 'number':
+        s[q] = v;
+        break;
+      case 'boolean':
+        h += v ? shift : 2 * shift;
+        break;
+      case 'undefined':
+        h += 3 * shift;
+        break;
+      case 'string':
+      case 'bigint':
+        h += 4 * shift;
+        s[q] = refOf(v, false);
+        break;
+      default:
+        if (!converted) return -1;
+        h += 4 * shift;
+        s[q] = encodeVal(v);
+    }
+  }
+  return h;
 }
 
 /** A span's enter, exit or drop as a slot record. */
@@ -1092,7 +1133,7 @@ function newSpanId(name: string, fields: Fields | undefined, options: SpanOption
   newName = spanName;
   newKeys = keys;
   if (slotsOn && parentId === 0 && linkText === undefined && n <= SLOT_SPAN_VALUES) {
-    slotRecord((entered ? SLOT_OPEN : SLOT_SPAN) + n * 8 + cs * SLOT_CS, id, 3, undefined, false, scratchValues, n);
+    slotRecord((entered ? SLOT_OPEN : SLOT_SPAN) + n * 8 + cs * SLOT_CS, id, 3, undefined, scratchValues, n);
     nextSpanId = id + 1;
     return id;
   }
@@ -1252,7 +1293,7 @@ function levelEvent(lv: number, level: Level): (message: string, fields?: Fields
     if (typeof message !== 'string') message = toText(message); // guest code: before anything is written
     const cs = recentSite(lv, level, n);
     if (slotsOn && n < SLOT_EVENT_VALUES) {
-      slotRecord(SLOT_EVENT + (n + 1) * 8 + cs * SLOT_CS, 0, 2, message, true, scratchValues, n);
+      slotRecord(SLOT_EVENT + (n + 1) * 8 + cs * SLOT_CS, 0, 2, message, scratchValues, n);
       return;
     }
     const start = pos;
@@ -1332,6 +1373,9 @@ export class EventSite {
     // assigned: once the realm is hardened, the prototype's `emit` is read-only, and assigning
     // over an inherited read-only property throws.
     if (this.count > 6) defineProperty(this, 'emit', { value: (...values: unknown[]) => this.emitValues(values), writable: true, configurable: true });
+    // The prototype's emit declares two parameters (a call filling in four more measured 60 ns
+    // of a 0.9 µs event): sites of three to six fields take theirs through this one.
+    else if (this.count > 2) defineProperty(this, 'emit', { value: (a: unknown, b: unknown, c: unknown, d: unknown, e: unknown, f: unknown) => this.emitCold(a, b, c, d, e, f), writable: true, configurable: true });
   }
 
   get enabled(): boolean {
@@ -1346,8 +1390,9 @@ export class EventSite {
    * (see `hot`), and a slot record with numbers and booleans is four typed-array stores and a
    * clock reading (see the slot records section). Any other value takes emitCold.
    */
-  emit(a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, f?: unknown): void {
-    if (this.hot !== run) return this.emitCold(a, b, c, d, e, f);
+  emit(a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, f?: unknown): void;
+  emit(a?: unknown, b?: unknown): void {
+    if (this.hot !== run) return this.emitCold(a, b, undefined, undefined, undefined, undefined);
     let h = this.slotHead;
     const s = slots;
     const p = sp;
@@ -1356,12 +1401,12 @@ export class EventSite {
     else if (a === true) h += 64;
     else if (a === false) h += 128;
     else if (a === undefined) h += 192;
-    else return this.emitCold(a, b, c, d, e, f);
+    else return this.emitCold(a, b, undefined, undefined, undefined, undefined);
     if (typeof b === 'number') s[p + 3] = b;
     else if (b === true) h += 512;
     else if (b === false) h += 1024;
     else if (b === undefined) h += 1536;
-    else return this.emitCold(a, b, c, d, e, f);
+    else return this.emitCold(a, b, undefined, undefined, undefined, undefined);
     s[p] = h;
     s[p + 1] = clockMs();
     const q = p + 6; // W
@@ -1381,7 +1426,7 @@ export class EventSite {
       args[2] = c;
       args[3] = d;
       try {
-        slotRecord(this.slotHead, 0, 2, undefined, false, args, n);
+        slotRecord(this.slotHead, 0, 2, undefined, args, n);
       } finally {
         args[0] = args[1] = args[2] = args[3] = undefined;
       }
@@ -1410,7 +1455,14 @@ export class EventSite {
     if (this.announced !== run) this.announce();
     const n = this.count;
     if (slotsOn && n <= SLOT_EVENT_VALUES) {
-      slotRecord(this.slotHead, 0, 2, undefined, false, values, n);
+      // Read once, before anything is written: the array is the guest's (its reads may run guest code).
+      const args = argScratch;
+      try {
+        for (let i = 0; i < n; i++) args[i] = values[i];
+        slotRecord(this.slotHead, 0, 2, undefined, args, n);
+      } finally {
+        args[0] = args[1] = args[2] = args[3] = undefined;
+      }
       return;
     }
     const start = pos;
@@ -1498,6 +1550,14 @@ export class SpanCallsite {
     if (this.count > 6) {
       defineProperty(this, 'open', { value: (...values: unknown[]) => this.openValues(values), writable: true, configurable: true });
       defineProperty(this, 'inSpan', { value: (fn: (span?: SiteSpan | Span) => unknown, ...values: unknown[]) => this.inSpanValues(fn, values), writable: true, configurable: true });
+    } else if (this.count > 2) {
+      // The prototype's open and inSpan declare two values (see EventSite): these take up to six.
+      defineProperty(this, 'open', { value: (a: unknown, b: unknown, c: unknown, d: unknown, e: unknown, f: unknown) => this.openCold(a, b, c, d, e, f), writable: true, configurable: true });
+      defineProperty(this, 'inSpan', {
+        value: (fn: (span?: SiteSpan | Span) => unknown, a: unknown, b: unknown, c: unknown, d: unknown, e: unknown, f: unknown) => this.inSpanWide(fn, a, b, c, d, e, f),
+        writable: true,
+        configurable: true,
+      });
     }
   }
 
@@ -1510,9 +1570,10 @@ export class SpanCallsite {
    * recorded yet), entered: close it with `close()`, which also exits it. Disabled (below the
    * host's level): an inert span that writes nothing.
    */
-  open(a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, f?: unknown): SiteSpan | Span {
+  open(a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, f?: unknown): SiteSpan | Span;
+  open(a?: unknown, b?: unknown): SiteSpan | Span {
     // openId's hot path, written out here (a call with six arguments is about a twentieth of a span).
-    if (this.hot !== run) return this.openCold(a, b, c, d, e, f);
+    if (this.hot !== run) return this.openCold(a, b, undefined, undefined, undefined, undefined);
     let h = this.slotHead;
     const s = slots;
     const p = sp;
@@ -1520,12 +1581,12 @@ export class SpanCallsite {
     else if (a === true) h += 64;
     else if (a === false) h += 128;
     else if (a === undefined) h += 192;
-    else return this.openCold(a, b, c, d, e, f);
+    else return this.openCold(a, b, undefined, undefined, undefined, undefined);
     if (typeof b === 'number') s[p + 4] = b;
     else if (b === true) h += 512;
     else if (b === false) h += 1024;
     else if (b === undefined) h += 1536;
-    else return this.openCold(a, b, c, d, e, f);
+    else return this.openCold(a, b, undefined, undefined, undefined, undefined);
     const id = nextSpanId;
     s[p] = h;
     s[p + 1] = clockMs();
@@ -1560,10 +1621,19 @@ export class SpanCallsite {
    * without it, and no span object is made at all (in QuickJS, allocating it is about a sixth of
    * the span's cost).
    */
-  inSpan<T>(fn: (span?: SiteSpan | Span) => T, a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, f?: unknown): T {
+  inSpan<T>(fn: (span?: SiteSpan | Span) => T, a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, f?: unknown): T;
+  inSpan<T>(fn: (span?: SiteSpan | Span) => T, a?: unknown, b?: unknown): T {
     if (typeof fn !== 'function') throw new LevelError('spanSite.inSpan: the first argument must be a function');
     const wantsSpan = fn.length > 0; // guest code (a getter) runs here, before anything is written
-    const id = this.openId(a, b, c, d, e, f);
+    const id = this.openId(a, b);
+    return wantsSpan ? runInSpan(id === 0 ? disabledSpan : new SiteSpan(id, this), fn) : runInSpanId(id, this.keys, fn);
+  }
+
+  /** inSpan of a site with three to six fields. */
+  private inSpanWide<T>(fn: (span?: SiteSpan | Span) => T, a: unknown, b: unknown, c: unknown, d: unknown, e: unknown, f: unknown): T {
+    if (typeof fn !== 'function') throw new LevelError('spanSite.inSpan: the first argument must be a function');
+    const wantsSpan = fn.length > 0;
+    const id = this.level < minLevel ? 0 : this.openIdArgs(a, b, c, d, e, f);
     return wantsSpan ? runInSpan(id === 0 ? disabledSpan : new SiteSpan(id, this), fn) : runInSpanId(id, this.keys, fn);
   }
 
@@ -1582,8 +1652,8 @@ export class SpanCallsite {
    * The hottest span path, written out as EventSite.emit is: numbers and booleans are stored
    * here, any other value takes openIdValues.
    */
-  private openId(a: unknown, b: unknown, c: unknown, d: unknown, e: unknown, f: unknown): number {
-    if (this.hot !== run) return this.level < minLevel ? 0 : this.openIdArgs(a, b, c, d, e, f);
+  private openId(a: unknown, b: unknown): number {
+    if (this.hot !== run) return this.level < minLevel ? 0 : this.openIdArgs(a, b, undefined, undefined, undefined, undefined);
     let h = this.slotHead;
     const s = slots;
     const p = sp;
@@ -1591,12 +1661,12 @@ export class SpanCallsite {
     else if (a === true) h += 64;
     else if (a === false) h += 128;
     else if (a === undefined) h += 192;
-    else return this.openIdArgs(a, b, c, d, e, f);
+    else return this.openIdArgs(a, b, undefined, undefined, undefined, undefined);
     if (typeof b === 'number') s[p + 4] = b;
     else if (b === true) h += 512;
     else if (b === false) h += 1024;
     else if (b === undefined) h += 1536;
-    else return this.openIdArgs(a, b, c, d, e, f);
+    else return this.openIdArgs(a, b, undefined, undefined, undefined, undefined);
     const id = nextSpanId;
     s[p] = h;
     s[p + 1] = clockMs();
@@ -1632,7 +1702,14 @@ export class SpanCallsite {
     const id = nextSpanId;
     const n = this.count;
     if (slotsOn && n <= SLOT_SPAN_VALUES) {
-      slotRecord(this.slotHead, id, 3, undefined, false, values, n);
+      // As emitValues: a guest's array is read once, first (openIdArgs passes the SDK's own).
+      const args = argScratch;
+      try {
+        for (let i = 0; i < n; i++) args[i] = values[i];
+        slotRecord(this.slotHead, id, 3, undefined, args, n);
+      } finally {
+        args[0] = args[1] = args[2] = args[3] = undefined;
+      }
       nextSpanId = id + 1;
       return id;
     }

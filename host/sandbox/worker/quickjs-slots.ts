@@ -116,56 +116,127 @@ export class SlotConverter {
     }
     this.copy(bytes, 0, nRuns > 0 ? runs[0]! : bytes.length);
     let run = 0;
+    // The hot loop keeps the output buffer and cursor in locals; every record needs at most
+    // RECORD_ROOM bytes besides the value bytes it refers to (copied with their own check).
+    let o = this.out;
+    let d = this.view;
+    let p = this.p;
     for (let q = 0; q < end; q += SLOT_WIDTH) {
       const h = slots[q]!;
-      if (!(h >= 0 && h <= Number.MAX_SAFE_INTEGER && Number.isInteger(h))) {
+      if (!(h >= 0 && h <= Number.MAX_SAFE_INTEGER && Math.floor(h) === h)) {
         this.invalid++;
         continue;
       }
-      const low = h % SLOT_CS;
+      const low = h < 0x80000000 ? h & (SLOT_CS - 1) : h % SLOT_CS; // integer arithmetic when it can
       const kind = low & 7;
       if (kind === SLOT_BYTES) {
         if (run < nRuns && h === SLOT_BYTES && slots[q + 2] === runs[run]) {
+          this.p = p;
           this.copy(bytes, runs[run]!, run + 1 < nRuns ? runs[run + 1]! : bytes.length);
+          o = this.out;
+          d = this.view;
+          p = this.p;
           run++;
           base = slots[q + 1]!;
         } else this.invalid++;
         continue;
       }
-      const ms = slots[q + 1]!;
-      const t = Math.round(ms * 1e6);
+      const t = Math.round(slots[q + 1]! * 1e6);
       const dt = t - base;
-      if (!Number.isSafeInteger(dt)) {
+      if (!(dt >= -Number.MAX_SAFE_INTEGER && dt <= Number.MAX_SAFE_INTEGER)) {
+        this.invalid++; // not finite
+        continue;
+      }
+      if (p + RECORD_ROOM > o.length) {
+        this.p = p;
+        this.ensure(RECORD_ROOM);
+        o = this.out;
+        d = this.view;
+      }
+      const start = p;
+      const n = (low >> 3) & 7;
+      let at: number;
+      if (kind === SLOT_EVENT && n <= 4) {
+        o[p++] = 0x90 | (4 + n);
+        o[p++] = TAG_NEW_EVENT;
+        p = writeInt(o, d, p, (h - low) / SLOT_CS);
+        o[p++] = 0xc0;
+        p = writeInt(o, d, p, dt);
+        at = q + 2;
+      } else if ((kind === SLOT_OPEN || kind === SLOT_SPAN) && n <= 3) {
+        o[p++] = 0x90 | (5 + n);
+        o[p++] = kind === SLOT_OPEN ? TAG_NEW_SPAN_ENTERED : TAG_NEW_SPAN;
+        p = writeNumber(o, d, p, slots[q + 2]!);
+        o[p++] = 0xc0;
+        p = writeInt(o, d, p, (h - low) / SLOT_CS);
+        p = writeInt(o, d, p, dt);
+        at = q + 3;
+      } else if ((kind === SLOT_DROP || kind === SLOT_ENTER || kind === SLOT_EXIT) && h === kind) {
+        o[p++] = 0x93;
+        o[p++] = kind === SLOT_DROP ? TAG_SPAN_DROPPED : kind === SLOT_ENTER ? TAG_SPAN_ENTERED : TAG_SPAN_EXITED;
+        p = writeNumber(o, d, p, slots[q + 2]!);
+        p = writeInt(o, d, p, dt);
+        base = t;
+        this.converted++;
+        continue;
+      } else {
         this.invalid++;
         continue;
       }
-      const start = this.p;
-      let ok: boolean;
-      switch (kind) {
-        case SLOT_EVENT:
-          ok = this.event(h, low, dt, slots, q, vals);
-          break;
-        case SLOT_OPEN:
-        case SLOT_SPAN:
-          ok = this.span(h, low, kind === SLOT_OPEN ? TAG_NEW_SPAN_ENTERED : TAG_NEW_SPAN, dt, slots, q, vals);
-          break;
-        case SLOT_DROP:
-        case SLOT_ENTER:
-        case SLOT_EXIT:
-          ok = h === kind && this.spanTime(kind === SLOT_DROP ? TAG_SPAN_DROPPED : kind === SLOT_ENTER ? TAG_SPAN_ENTERED : TAG_SPAN_EXITED, slots[q + 2]!, dt);
-          break;
-        default:
-          ok = false;
+      // The values: type codes 3 bits each from bit 6 of the head.
+      let types = low >> 6;
+      let ok = true;
+      for (let i = 0; i < n; i++, types >>= 3) {
+        const v = slots[at + i]!;
+        switch (types & 7) {
+          case 0:
+            p = writeNumber(o, d, p, v);
+            break;
+          case 1:
+            o[p++] = 0xc3;
+            break;
+          case 2:
+            o[p++] = 0xc2;
+            break;
+          case 3:
+            o[p++] = 0xc0;
+            break;
+          case 4: {
+            const e = v >= 0 && v < vals.length && Math.floor(v) === v ? skipValue(vals, v, 0) : -1;
+            if (e < 0) {
+              ok = false;
+              break;
+            }
+            this.p = p;
+            this.copy(vals, v, e);
+            if (this.out !== o) {
+              o = this.out;
+              d = this.view;
+            }
+            p = this.p;
+            // Room again for what is left of the record.
+            if (p + RECORD_ROOM > o.length) {
+              this.ensure(RECORD_ROOM);
+              o = this.out;
+              d = this.view;
+            }
+            break;
+          }
+          default:
+            ok = false;
+        }
+        if (!ok) break;
       }
       if (ok) {
         base = t;
         this.converted++;
       } else {
-        this.p = start;
+        p = start;
         this.invalid++;
       }
     }
-    return this.out.subarray(0, this.p);
+    this.p = p;
+    return this.out.subarray(0, p);
   }
 
   /** Slot records left out since the last call. */
@@ -173,126 +244,6 @@ export class SlotConverter {
     const n = this.invalid;
     this.invalid = 0;
     return n;
-  }
-
-  /** `[9, callsite, nil, dt, …values]`. */
-  private event(h: number, low: number, dt: number, s: Float64Array, q: number, vals: Uint8Array): boolean {
-    const n = (low >> 3) & 7;
-    if (n > 4) return false;
-    this.ensure(16);
-    this.out[this.p++] = 0x90 | (4 + n);
-    this.out[this.p++] = TAG_NEW_EVENT;
-    this.int((h - low) / SLOT_CS);
-    this.out[this.p++] = 0xc0;
-    this.int(dt);
-    return this.values(low >> 6, n, s, q + 2, vals);
-  }
-
-  /** `[12 or 2, id, nil, callsite, dt, …values]`. */
-  private span(h: number, low: number, tag: number, dt: number, s: Float64Array, q: number, vals: Uint8Array): boolean {
-    const n = (low >> 3) & 7;
-    if (n > 3) return false;
-    this.ensure(16);
-    this.out[this.p++] = 0x90 | (5 + n);
-    this.out[this.p++] = tag;
-    this.number(s[q + 2]!);
-    this.ensure(1);
-    this.out[this.p++] = 0xc0;
-    this.int((h - low) / SLOT_CS);
-    this.int(dt);
-    return this.values(low >> 6, n, s, q + 3, vals);
-  }
-
-  /** `[tag, id, dt]`. */
-  private spanTime(tag: number, id: number, dt: number): boolean {
-    this.ensure(4);
-    this.out[this.p++] = 0x93;
-    this.out[this.p++] = tag;
-    this.number(id);
-    this.int(dt);
-    return true;
-  }
-
-  /** `n` values whose 3-bit type codes are in `types`, the first at `s[at]`. */
-  private values(types: number, n: number, s: Float64Array, at: number, vals: Uint8Array): boolean {
-    for (let i = 0; i < n; i++, types >>= 3) {
-      const code = types & 7;
-      const v = s[at + i]!;
-      this.ensure(9);
-      switch (code) {
-        case 0:
-          this.number(v);
-          break;
-        case 1:
-          this.out[this.p++] = 0xc3;
-          break;
-        case 2:
-          this.out[this.p++] = 0xc2;
-          break;
-        case 3:
-          this.out[this.p++] = 0xc0;
-          break;
-        case 4: {
-          if (!(Number.isInteger(v) && v >= 0 && v < vals.length)) return false;
-          const end = skipValue(vals, v, 0);
-          if (end < 0) return false;
-          this.copy(vals, v, end);
-          break;
-        }
-        default:
-          return false;
-      }
-    }
-    return true;
-  }
-
-  /** A number as the SDK writes a field value: a safe integer (not -0) as an integer, anything else as a float64. */
-  private number(v: number): void {
-    if (Number.isSafeInteger(v) && !Object.is(v, -0)) this.int(v);
-    else {
-      this.ensure(9);
-      this.out[this.p] = 0xcb;
-      this.view.setFloat64(this.p + 1, v);
-      this.p += 9;
-    }
-  }
-
-  /** Smallest msgpack form of a safe integer. */
-  private int(n: number): void {
-    this.ensure(9);
-    const o = this.out;
-    const d = this.view;
-    let p = this.p;
-    if (n >= 0) {
-      if (n < 128) o[p++] = n;
-      else if (n < 0x100) {
-        o[p++] = 0xcc;
-        o[p++] = n;
-      } else if (n < 0x10000) {
-        o[p] = 0xcd;
-        d.setUint16(p + 1, n);
-        p += 3;
-      } else if (n < 0x100000000) {
-        o[p] = 0xce;
-        d.setUint32(p + 1, n);
-        p += 5;
-      } else {
-        o[p] = 0xcf;
-        d.setUint32(p + 1, Math.floor(n / 0x100000000));
-        d.setUint32(p + 5, n >>> 0);
-        p += 9;
-      }
-    } else if (n >= -32) o[p++] = n & 0xff;
-    else if (n >= -0x80000000) {
-      o[p] = 0xd2;
-      d.setInt32(p + 1, n);
-      p += 5;
-    } else {
-      o[p] = 0xd3;
-      d.setBigInt64(p + 1, BigInt(n));
-      p += 9;
-    }
-    this.p = p;
   }
 
   private copy(src: Uint8Array, from: number, to: number): void {
@@ -312,6 +263,56 @@ export class SlotConverter {
     this.out = next;
     this.view = new DataView(next.buffer);
   }
+}
+
+/** Most bytes a record takes besides the value bytes it refers to: header, tag, id, nil, callsite, time, four numbers. */
+const RECORD_ROOM = 2 + 9 + 1 + 9 + 9 + 4 * 9;
+
+/** A number as the SDK writes a field value: a safe integer (not -0) as an integer, anything else as a float64. */
+function writeNumber(o: Uint8Array, d: DataView, p: number, v: number): number {
+  if (Number.isSafeInteger(v) && !(v === 0 && 1 / v < 0)) return writeInt(o, d, p, v);
+  o[p] = 0xcb;
+  d.setFloat64(p + 1, v);
+  return p + 9;
+}
+
+/** Smallest msgpack form of a safe integer at `p`; returns the position after it. */
+function writeInt(o: Uint8Array, d: DataView, p: number, n: number): number {
+  if (n >= 0) {
+    if (n < 128) o[p++] = n;
+    else if (n < 0x10000) {
+      if (n < 0x100) {
+        o[p] = 0xcc;
+        o[p + 1] = n;
+        p += 2;
+      } else {
+        o[p] = 0xcd;
+        o[p + 1] = n >> 8;
+        o[p + 2] = n & 0xff;
+        p += 3;
+      }
+    }
+    else if (n < 0x100000000) {
+      o[p] = 0xce;
+      d.setUint32(p + 1, n);
+      p += 5;
+    } else {
+      o[p] = 0xcf;
+      d.setUint32(p + 1, Math.floor(n / 0x100000000));
+      d.setUint32(p + 5, n >>> 0);
+      p += 9;
+    }
+  } else if (n >= -32) o[p++] = n & 0xff;
+  else if (n >= -0x80000000) {
+    o[p] = 0xd2;
+    d.setInt32(p + 1, n);
+    p += 5;
+  } else {
+    o[p] = 0xd3;
+    d.setBigInt64(p + 1, BigInt(n));
+    p += 9;
+  }
+  return p;
 }
 
 /** The position after the msgpack value at `p`, or -1 when it is not one whole value within `b`. */
