@@ -1110,7 +1110,8 @@ function newSpan(name: string, fields: Fields | undefined, options: SpanOptions 
 
 /** The name and fields of the span newSpanId created last (for its Span, when one is made). */
 let newName = '';
-let newKeys: readonly string[] = [];
+const NO_KEYS: readonly string[] = freeze([]);
+let newKeys: readonly string[] = NO_KEYS;
 
 /** Writes a new span's record and returns its id (0: disabled); newName and newKeys say what it was. */
 function newSpanId(name: string, fields: Fields | undefined, options: SpanOptions | undefined, entered: boolean): number {
@@ -1127,11 +1128,27 @@ function newSpanId(name: string, fields: Fields | undefined, options: SpanOption
   const parent = options?.parent;
   const parentId = parent === null ? -1 : parent === undefined ? 0 : parent.id; // -1: explicit root, 0: contextual
   const site = spanSite(spanName, LEVELS[lv]!, typeof target === 'string' ? target : toText(target), n, linkText !== undefined);
-  const keys = site.keys;
-  const cs = site.id;
-  const id = nextSpanId;
   newName = spanName;
-  newKeys = keys;
+  newKeys = site.keys;
+  return writeSpan(site.id, n, parentId, linkText, entered);
+}
+
+/**
+ * tracing.inSpan's newSpanId: no options (level info, target 'guest', contextual parent, no
+ * link), so none are read.
+ */
+function inSpanId(name: string, fields: Fields | undefined): number {
+  if (minLevel > 2) return 0;
+  const n = scratchFields(fields);
+  const spanName = typeof name === 'string' ? name : toText(name);
+  const site = spanSite(spanName, 'info', 'guest', n, false);
+  newKeys = site.keys;
+  return writeSpan(site.id, n, 0, undefined, true);
+}
+
+/** Writes a new span's record, its `n` values in scratchValues; returns its id. */
+function writeSpan(cs: number, n: number, parentId: number, linkText: string | undefined, entered: boolean): number {
+  const id = nextSpanId;
   if (slotsOn && parentId === 0 && linkText === undefined && n <= SLOT_SPAN_VALUES) {
     slotRecord((entered ? SLOT_OPEN : SLOT_SPAN) + n * 8 + cs * SLOT_CS, id, 3, undefined, scratchValues, n);
     nextSpanId = id + 1;
@@ -1823,7 +1840,7 @@ export const tracing = {
     // As a span site's inSpan: a function that declares no parameter gets no span object (read
     // before anything is written: `length` may be a guest getter).
     if (typeof fn === 'function' && fn.length === 0) {
-      const id = newSpanId(name, fields, undefined, true);
+      const id = inSpanId(name, fields);
       return runInSpanId(id, newKeys, fn as () => T);
     }
     const span = newSpan(name, fields, undefined, true);
@@ -2050,7 +2067,8 @@ export function takeHostHooks():
     /** Hands everything buffered to the host's flush (the host calls this at every return, and after a crash). */
     drain(): void {
       scratchValues.length = 0; // guest values from the last call: not kept past the run
-      newKeys = [];
+      newKeys = NO_KEYS; // nothing allocated here: the drain may follow an out-of-memory
+      newName = '';
       if ((pos !== 0 || sp !== 0) && flushHost !== undefined) handOver(flushHost);
     },
     caches(): { now: CacheSizes; kept: CacheSizes } {
