@@ -288,6 +288,8 @@ export async function runBreakdown(): Promise<BenchRow[]> {
       row(PIECES[p], v);
     }
     row('the rest (locals, reading the head, `this.s`)', rest);
+    // The replica hands nothing over: its flush only rewinds.
+    row('the worker turning the record into protocol bytes when it takes the buffers (the SDK less the replica)', at(sdk) - full);
   }
   return rows;
 }

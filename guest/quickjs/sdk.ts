@@ -233,6 +233,8 @@ let slots = new Float64Array(slotCapacity(32768));
 let sp = 0;
 /** At or past this, the buffers go to the host (after the record): room for a marker and a record stays above it. */
 let slotLimit = 0;
+/** This run's slotLimit (slotLimit itself drops to 0 when the value bytes are full: see stringRef). */
+let runSlotLimit = 0;
 /** `sp` right after the marker of the current byte run (-1: no byte run in this frame yet; see openBytes). */
 let spMarked = -1;
 /** Where the current byte run's marker holds its time base (kept equal to `lastTime`). */
@@ -421,6 +423,17 @@ function slotRecord(head: number, id: number, at: number, message: string | unde
   if (q >= slotLimit || vpos >= flushAt) flushNow();
 }
 
+/**
+ * A string value on a written-out path (emit, open): its offset in `vals` (see refOf). When the
+ * value bytes reach flushBytes, the record's flush check (`sp >= slotLimit`) is made to pass.
+ * Runs no guest code; out of memory, it throws before the record is written.
+ */
+function stringRef(v: string): number {
+  const r = refOf(v, false);
+  if (vpos >= flushAt) slotLimit = 0;
+  return r;
+}
+
 /** After a failed encoding: the value bytes it wrote are dropped, and with them every string cached in this frame. */
 function abandonVals(to: number): void {
   if (vpos !== to) {
@@ -549,6 +562,7 @@ function handOver(host: FlushHost): void {
   sp = 0;
   spMarked = -1;
   vpos = 0;
+  slotLimit = runSlotLimit;
   clearStringCache();
 }
 
@@ -1418,12 +1432,18 @@ export class EventSite {
     else if (a === true) h += 64;
     else if (a === false) h += 128;
     else if (a === undefined) h += 192;
-    else return this.emitCold(a, b, undefined, undefined, undefined, undefined);
+    else if (typeof a === 'string') {
+      h += 256;
+      s[p + 2] = stringRef(a);
+    } else return this.emitCold(a, b, undefined, undefined, undefined, undefined);
     if (typeof b === 'number') s[p + 3] = b;
     else if (b === true) h += 512;
     else if (b === false) h += 1024;
     else if (b === undefined) h += 1536;
-    else return this.emitCold(a, b, undefined, undefined, undefined, undefined);
+    else if (typeof b === 'string') {
+      h += 2048;
+      s[p + 3] = stringRef(b);
+    } else return this.emitCold(a, b, undefined, undefined, undefined, undefined);
     s[p] = h;
     s[p + 1] = clockMs();
     const q = p + 6; // W
@@ -1431,7 +1451,7 @@ export class EventSite {
     if (q >= slotLimit) flushNow();
   }
 
-  /** emit before the site's first use in a run, when disabled, or with values other than numbers and booleans. */
+  /** emit before the site's first use in a run, when disabled, or with values other than numbers, booleans and strings. */
   private emitCold(a: unknown, b: unknown, c: unknown, d: unknown, e: unknown, f: unknown): void {
     if (this.level < minLevel) return;
     if (this.announced !== run) this.announce();
@@ -1598,12 +1618,18 @@ export class SpanCallsite {
     else if (a === true) h += 64;
     else if (a === false) h += 128;
     else if (a === undefined) h += 192;
-    else return this.openCold(a, b, undefined, undefined, undefined, undefined);
+    else if (typeof a === 'string') {
+      h += 256;
+      s[p + 3] = stringRef(a);
+    } else return this.openCold(a, b, undefined, undefined, undefined, undefined);
     if (typeof b === 'number') s[p + 4] = b;
     else if (b === true) h += 512;
     else if (b === false) h += 1024;
     else if (b === undefined) h += 1536;
-    else return this.openCold(a, b, undefined, undefined, undefined, undefined);
+    else if (typeof b === 'string') {
+      h += 2048;
+      s[p + 4] = stringRef(b);
+    } else return this.openCold(a, b, undefined, undefined, undefined, undefined);
     const id = nextSpanId;
     s[p] = h;
     s[p + 1] = clockMs();
@@ -1678,12 +1704,18 @@ export class SpanCallsite {
     else if (a === true) h += 64;
     else if (a === false) h += 128;
     else if (a === undefined) h += 192;
-    else return this.openIdArgs(a, b, undefined, undefined, undefined, undefined);
+    else if (typeof a === 'string') {
+      h += 256;
+      s[p + 3] = stringRef(a);
+    } else return this.openIdArgs(a, b, undefined, undefined, undefined, undefined);
     if (typeof b === 'number') s[p + 4] = b;
     else if (b === true) h += 512;
     else if (b === false) h += 1024;
     else if (b === undefined) h += 1536;
-    else return this.openIdArgs(a, b, undefined, undefined, undefined, undefined);
+    else if (typeof b === 'string') {
+      h += 2048;
+      s[p + 4] = stringRef(b);
+    } else return this.openIdArgs(a, b, undefined, undefined, undefined, undefined);
     const id = nextSpanId;
     s[p] = h;
     s[p + 1] = clockMs();
@@ -1941,7 +1973,7 @@ function startRun(c: GuestConfig): void {
   slotsOn = c.slots !== false;
   const slotDoubles = slotCapacity(flushAt);
   if (slots.length !== slotDoubles) slots = new Float64Array(slotDoubles);
-  slotLimit = slotDoubles - 2 * W; // a marker and a record fit above it
+  slotLimit = runSlotLimit = slotDoubles - 2 * W; // a marker and a record fit above it
   sp = 0;
   spMarked = -1;
   if (vwriter.bytes.length > KEPT_BUFFER_BYTES) vwriter = new FrameWriter(4096);
