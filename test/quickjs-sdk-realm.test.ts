@@ -102,9 +102,15 @@ function configure(sdk: QuickJSContext, configureFn: QuickJSHandle, config: RunC
   c.dispose();
 }
 
-/** The drain hands what is left to the run's flush (which collects it into `frames`). */
-function drain(sdk: QuickJSContext, drainFn: QuickJSHandle, _frames: Uint8Array[]): void {
-  sdk.unwrapResult(sdk.callFunction(drainFn, sdk.undefined)).dispose();
+/** What the drain returns (packed buffers), converted as the worker's engine does; or what it handed to the run's flush. */
+function drain(sdk: QuickJSContext, drainFn: QuickJSHandle, frames: Uint8Array[]): void {
+  sdk.unwrapResult(sdk.callFunction(drainFn, sdk.undefined)).consume((h) => {
+    if (sdk.typeof(h) !== 'object') return;
+    const packed = sdk.getArrayBuffer(h);
+    const frame = lastConverter!.convertPacked(packed.value);
+    if (frame.length > 0) frames.push(frame.slice());
+    packed.dispose();
+  });
 }
 
 function newRuntime(): QuickJSRuntime {

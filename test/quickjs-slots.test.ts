@@ -188,6 +188,23 @@ describe('the slot converter on its own', () => {
     assert.ok(converter.takeInvalid() > 0);
   });
 
+  test("a drain's packed buffer whose header does not fit it gives no frame and is counted", () => {
+    const converter = new SlotConverter();
+    const packed = (head: number[], rest: number) => {
+      const b = new Uint8Array(24 + rest);
+      const d = new DataView(b.buffer);
+      head.forEach((v, i) => d.setFloat64(i * 8, v, true));
+      return b;
+    };
+    for (const head of [[1e9, 0, 0], [0, 1e9, 0], [-1, 0, 0], [0.5, 0, 0], [NaN, 0, 0], [0, 0, 100]]) assert.equal(converter.convertPacked(packed(head, 8)).length, 0, JSON.stringify(head));
+    assert.equal(converter.convertPacked(new Uint8Array(10)).length, 0);
+    assert.equal(converter.takeInvalid(), 7);
+    // A well-formed one: two bytes of records, no slots.
+    const ok = packed([2, 0, 0], 2);
+    ok.set([0x91, 0x0b], 24);
+    assert.deepEqual([...converter.convertPacked(ok)], [0x91, 0x0b]);
+  });
+
   test('skipValue finds the end of each msgpack value, and -1 for one cut short or nested too deep', () => {
     const cases: Array<[number[], number]> = [
       [[0x05], 1],

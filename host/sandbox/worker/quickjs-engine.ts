@@ -274,9 +274,22 @@ export class QuickJSEngine {
       result.error.dispose();
       throw new Error(`the SDK failed to drain: ${JSON.stringify(error)}`);
     }
-    result.value.dispose();
-    const frame = this.drained;
+    const handle = result.value;
+    let frame: Uint8Array | undefined = this.drained; // handed over through the flush (the SDK could not allocate its packed buffer)
     this.drained = undefined;
+    try {
+      if (frame === undefined && sdk.typeof(handle) === 'object') {
+        const packed = sdk.getArrayBuffer(handle);
+        try {
+          const converted = this.slotConverter.convertPacked(packed.value);
+          frame = converted.length > 0 ? converted.slice() : undefined;
+        } finally {
+          packed.dispose();
+        }
+      }
+    } finally {
+      handle.dispose();
+    }
     return { frame, release: () => {} };
   }
 

@@ -64,17 +64,17 @@ export class SlotConverter {
   /**
    * The frame of one hand-over, read from the arguments the SDK passed to its flush (see
    * FlushHost in guest/quickjs/sdk.ts) in `sdk`, its realm: the buffers are read in place and
-   * nothing of them is kept. Arguments of the wrong type count as empty; lengths are clamped to
-   * their buffers.
+   * nothing of them is kept. Lengths are clamped to their buffers.
    */
   convertHandOver(sdk: QuickJSContext, args: readonly QuickJSHandle[]): Uint8Array {
     const [bytesH, lengthH, slotsH, slotCountH, valsH, valsLengthH] = args;
-    const num = (h: QuickJSHandle | undefined) => (h !== undefined && sdk.typeof(h) === 'number' ? sdk.getNumber(h) : NaN);
+    // Only the SDK calls its flush, with these types; no `typeof` check here (one costs about 18 µs).
+    const num = (h: QuickJSHandle | undefined) => (h === undefined ? NaN : sdk.getNumber(h));
     const clamp = (n: number, max: number) => (Number.isInteger(n) && n >= 0 ? Math.min(n, max) : 0);
     // Each buffer is copied out as soon as it is read: reading the next one may grow engine
     // memory, which detaches every view into it.
     const copyOut = (h: QuickJSHandle | undefined, n: number, into?: Uint8Array): Uint8Array => {
-      if (h === undefined || sdk.typeof(h) !== 'object') return new Uint8Array(0);
+      if (h === undefined) return new Uint8Array(0);
       const view = sdk.getArrayBuffer(h);
       try {
         const src = view.value.subarray(0, clamp(n, view.value.length));
@@ -91,6 +91,31 @@ export class SlotConverter {
     const slotBytes = copyOut(slotsH, slotCount * 8, new Uint8Array(this.slotCopy.buffer));
     const vals = copyOut(valsH, num(valsLengthH));
     return this.convert({ bytes, slots: this.slotCopy.subarray(0, slotBytes.length >> 3), vals });
+  }
+
+  /**
+   * The frame of a drain's packed buffer (guest/quickjs/sdk.ts, packBuffers): three doubles
+   * (byte length, slot count, value length), the slot records, the bytes, the value bytes. A
+   * header that does not fit the buffer counts as one invalid record and gives no frame.
+   */
+  convertPacked(packed: Uint8Array): Uint8Array {
+    const clamp = (n: number) => (Number.isInteger(n) && n >= 0 ? n : -1);
+    if (packed.length < 24) {
+      this.invalid++;
+      return new Uint8Array(0);
+    }
+    const head = new DataView(packed.buffer, packed.byteOffset, 24);
+    const length = clamp(head.getFloat64(0, true));
+    const slotCount = clamp(head.getFloat64(8, true));
+    const valsLength = clamp(head.getFloat64(16, true));
+    if (length < 0 || slotCount < 0 || valsLength < 0 || 24 + slotCount * 8 + length + valsLength > packed.length) {
+      this.invalid++;
+      return new Uint8Array(0);
+    }
+    if (this.slotCopy.length < slotCount) this.slotCopy = new Float64Array(Math.max(slotCount, this.slotCopy.length * 2));
+    new Uint8Array(this.slotCopy.buffer, 0, slotCount * 8).set(packed.subarray(24, 24 + slotCount * 8));
+    const at = 24 + slotCount * 8;
+    return this.convert({ bytes: packed.subarray(at, at + length), slots: this.slotCopy.subarray(0, slotCount), vals: packed.subarray(at + length, at + length + valsLength) });
   }
 
   /** The frame: the byte stream with every slot record in its place, as protocol records. */
