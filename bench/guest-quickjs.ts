@@ -174,11 +174,132 @@ async function sdkCosts(engine: QuickJSEngine, minLevel = 0): Promise<Record<str
 }
 
 /**
+ * Where each microsecond of a slot record goes: a replica of the SDK's written-out paths
+ * (EventSite.emit, SpanCallsite.open and SiteSpan.close with two values, a number and a boolean)
+ * as guest code, timed whole and with one piece removed at a time; a piece costs what removing it
+ * saves. The SDK's own calls are timed in the same context, to show the replica is faithful.
+ */
+type Piece = 'hot' | 'types' | 'stores' | 'clock' | 'cursor' | 'alloc';
+const PIECES: Record<Piece, string> = {
+  hot: 'the `hot` check (callsite announced in this run, level enabled, slots on; close: the span still open)',
+  types: 'value type checks (`typeof a === "number"`, `b === true`) and the head arithmetic',
+  stores: 'typed-array stores of the head, the id and the number value',
+  clock: 'the clock: `performance.now()` and its store',
+  cursor: 'the cursor (`sp`), the span id counter and the flush check',
+  alloc: 'the span object (`{ __proto__, s, site }`)',
+};
+
+/** The replica's source: an event site class and a span site class, with `without` left out. */
+function replicaSource(tag: string, without: Piece | undefined): string {
+  const on = (p: Piece, code: string, off = '') => (without === p ? off : code);
+  const val = (v: string, at: number, add: number) =>
+    on('types', `if (typeof ${v} === 'number') ${on('stores', `s[p + ${at}] = ${v};`, '{}')} else if (${v} === true) h += ${add}; else if (${v} === false) h += ${2 * add}; else if (${v} === undefined) h += ${3 * add}; else return;`, on('stores', `s[p + ${at}] = ${v};`));
+  const tail = on('cursor', 'const q = p + 6; sp = q; if (q >= limit) flush();');
+  return `
+    class E${tag} {
+      constructor() { this.hot = 1; this.slotHead = 1 + 16 + 5 * 262144; }
+      emit(a, b) {
+        ${on('hot', 'if (this.hot !== run) return;')}
+        let h = this.slotHead; const s = S; const p = sp;
+        ${val('a', 2, 64)} ${val('b', 3, 512)}
+        ${on('stores', 's[p] = h;')} ${on('clock', 's[p + 1] = clock();')}
+        ${tail}
+      }
+    }
+    class P${tag} {
+      close() {
+        const id = this.s; ${on('hot', 'if (id <= 0) return;')} this.s = -id;
+        const s = S; const p = sp;
+        ${on('stores', 's[p] = 3;')} ${on('clock', 's[p + 1] = clock();')} ${on('stores', 's[p + 2] = id;')}
+        ${tail}
+      }
+    }
+    const proto${tag} = P${tag}.prototype; const shared${tag} = new P${tag}();
+    class O${tag} {
+      constructor() { this.hot = 1; this.slotHead = 2 + 16 + 5 * 262144; }
+      open(a, b) {
+        ${on('hot', 'if (this.hot !== run) return;')}
+        let h = this.slotHead; const s = S; const p = sp;
+        ${val('a', 3, 64)} ${val('b', 4, 512)}
+        ${on('cursor', 'const id = nextId;', 'const id = 1;')}
+        ${on('stores', 's[p] = h;')} ${on('clock', 's[p + 1] = clock();')} ${on('stores', 's[p + 2] = id;')}
+        ${on('cursor', 'const q = p + 6; sp = q; nextId = id + 1; if (q >= limit) flush();')}
+        ${on('alloc', `return { __proto__: proto${tag}, s: id, site: this };`, `const o = shared${tag}; o.s = id; return o;`)}
+      }
+    }
+    const e${tag} = new E${tag}(), o${tag} = new O${tag}();`;
+}
+
+/** The replica's cases: whole, each piece removed, and the calls alone. */
+function breakdownCases(): { cases: Array<[string, string]>; setup: string } {
+  const variants: Array<Piece | undefined> = [undefined, 'hot', 'types', 'stores', 'clock', 'cursor', 'alloc'];
+  let setup = `const S = new Float64Array(6 * 4200); let sp = 0; let run = 1; let nextId = 1; const limit = 6 * 4096; const clock = performance.now; function flush() { sp = 0; }
+    const call = { emit(a, b) {}, open(a, b) { return this.span; }, span: { close() {} } };
+    const tick = tracing.callsite('tick', ['i', 'ok']); const site = tracing.spanSite('unit', ['i', 'ok']);`;
+  const cases: Array<[string, string]> = [
+    ['sdkEvent', 'tick.emit(i, true);'],
+    ['sdkSpan', 'site.open(i, true).close();'],
+    ['callEvent', 'call.emit(i, true);'],
+    ['callSpan', 'call.open(i, true).close();'],
+  ];
+  for (const v of variants) {
+    const tag = v ?? 'full';
+    setup += replicaSource(tag, v);
+    if (v !== 'alloc') cases.push([`event_${tag}`, `e${tag}.emit(i, true);`]);
+    cases.push([`span_${tag}`, `o${tag}.open(i, true).close();`]);
+  }
+  return { cases, setup };
+}
+
+/** The breakdown rows (markdown-ready): replica pieces for an event and a site span, against the floor of the same run. */
+export async function runBreakdown(): Promise<BenchRow[]> {
+  const engine = await QuickJSEngine.create(256 << 20);
+  const { cases, setup } = breakdownCases();
+  const runs: Array<Record<string, number>> = [];
+  const floors: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    floors.push((await bareFloor()).floor!);
+    engine.prepareSpare();
+    const vm = engine.newGuestContext({ minLevel: 0, flushBytes: 32768, executionId: 'bench', carried: [], firstSpanId: 1 }, () => {});
+    try {
+      runs.push(timeCases(vm, cases, setup));
+    } finally {
+      engine.drain().release();
+      vm.dispose();
+    }
+  }
+  const floor = median(floors);
+  const at = (k: string) => median(runs.map((x) => x[k]!));
+  const rows: BenchRow[] = [{ bench: 'guest-quickjs', metric: 'breakdown: floor (bare runtime, same run), ns', value: floor.toFixed(0), target: '', ok: undefined }];
+  for (const [kind, sdk, call, pieces] of [
+    ['event', 'sdkEvent', 'callEvent', ['hot', 'types', 'stores', 'clock', 'cursor']],
+    ['span', 'sdkSpan', 'callSpan', ['hot', 'types', 'stores', 'clock', 'cursor', 'alloc']],
+  ] as const) {
+    const full = at(`${kind}_full`);
+    const cell = (v: number) => `${(v / 1000).toFixed(2)} µs (${(v / floor).toFixed(2)}× floor)`;
+    const row = (metric: string, v: number) => rows.push({ bench: 'guest-quickjs', metric: `breakdown ${kind}: ${metric}`, value: cell(v), target: '', ok: undefined });
+    row(kind === 'event' ? 'the SDK: `tick.emit(i, true)`' : 'the SDK: `site.open(i, true).close()`', at(sdk));
+    row('the replica, whole', full);
+    row(kind === 'event' ? 'the method call (empty body)' : 'the two method calls (empty bodies)', at(call));
+    let rest = full - at(call);
+    for (const p of pieces) {
+      const v = full - at(`${kind}_${p}`);
+      rest -= v;
+      row(PIECES[p], v);
+    }
+    row('the rest (locals, reading the head, `this.s`)', rest);
+    // The replica hands nothing over: its flush only rewinds.
+    row('the worker turning the record into protocol bytes when it takes the buffers (the SDK less the replica)', at(sdk) - full);
+  }
+  return rows;
+}
+
+/**
  * Targets: a declared span site's span with two values ≤ 2.5 µs and an event with two values
  * inside it ≤ 1 µs where the bare floor is 450 ns: ≤ 5.6× and ≤ 2.2× the floor of the same run.
  * Three repetitions (the bare floor, then the SDK's cases; 7 rounds each), medians.
  */
-async function runSpans(): Promise<BenchRow[]> {
+export async function runSpans(): Promise<BenchRow[]> {
   const engine = await QuickJSEngine.create(256 << 20);
   const bare: Array<Record<string, number>> = [];
   const sdk: Array<Record<string, number>> = [];
@@ -222,4 +343,5 @@ async function runSpans(): Promise<BenchRow[]> {
   ];
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) printTable(await run());
+// `--spans`: the guest-side span rows alone; `--breakdown`: where each microsecond goes.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) printTable(process.argv.includes('--spans') ? await runSpans() : process.argv.includes('--breakdown') ? await runBreakdown() : await run());

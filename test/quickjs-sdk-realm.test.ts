@@ -12,6 +12,7 @@ import { newQuickJSWASMModuleFromVariant, type QuickJSContext, type QuickJSHandl
 import { FrameDecoder } from '../shared/event-codec.js';
 import { FrameWriter } from '../shared/frame-writer.js';
 import { PROTOCOL_MINOR, type TracingEvent, type Value } from '../shared/records.js';
+import { SlotConverter } from '../host/sandbox/worker/quickjs-slots.js';
 
 const ngVariant = variant as unknown as Parameters<typeof newQuickJSWASMModuleFromVariant>[0];
 const DIST = fileURLToPath(new URL('../', import.meta.url));
@@ -39,6 +40,8 @@ interface RunConfig {
   traceparent?: string;
   carried?: Array<{ id: number; name: string; target: string; fields: string[] }>;
   cacheScope?: string;
+  /** false: the SDK encodes every record itself (no slot records). */
+  slots?: boolean;
 }
 interface CacheSizes {
   sites: number;
@@ -82,25 +85,31 @@ function evaluate(vm: QuickJSContext, source: string, asModule: boolean): { valu
   });
 }
 
+/** The converter of the last run configured (what it converted tells whether slot records were written). */
+let lastConverter: SlotConverter | undefined;
+
 /** Calls `configure` in the SDK's context with a config built there, whose flush collects frames. */
 function configure(sdk: QuickJSContext, configureFn: QuickJSHandle, config: RunConfig, frames: Uint8Array[]): void {
   const c = sdk.newObject();
-  sdk.newFunction('flush', (frame) => {
-    const bytes = sdk.getArrayBuffer(frame);
-    frames.push(new Uint8Array(bytes.value));
-    bytes.dispose();
+  // As the worker's engine takes the SDK's buffers: slot records converted in place.
+  const converter = (lastConverter = new SlotConverter());
+  sdk.newFunction('flush', (...args) => {
+    const frame = converter.convertHandOver(sdk, args);
+    if (frame.length > 0) frames.push(frame.slice());
   }).consume((f) => sdk.setProp(c, 'flush', f));
   for (const [key, value] of Object.entries(config)) must(sdk, sdk.evalCode(`(${JSON.stringify(value)})`)).consume((h) => sdk.setProp(c, key, h));
   sdk.unwrapResult(sdk.callFunction(configureFn, sdk.undefined, c)).dispose();
   c.dispose();
 }
 
+/** What the drain returns (packed buffers), converted as the worker's engine does; or what it handed to the run's flush. */
 function drain(sdk: QuickJSContext, drainFn: QuickJSHandle, frames: Uint8Array[]): void {
   sdk.unwrapResult(sdk.callFunction(drainFn, sdk.undefined)).consume((h) => {
     if (sdk.typeof(h) !== 'object') return;
-    const bytes = sdk.getArrayBuffer(h);
-    frames.push(new Uint8Array(bytes.value));
-    bytes.dispose();
+    const packed = sdk.getArrayBuffer(h);
+    const frame = lastConverter!.convertPacked(packed.value);
+    if (frame.length > 0) frames.push(frame.slice());
+    packed.dispose();
   });
 }
 
@@ -381,6 +390,86 @@ describe('QuickJS SDK in a realm of its own, serving one guest context after ano
     } finally {
       reused.dispose();
       fresh.dispose();
+    }
+  });
+
+  test('slot records decode to exactly the records of the byte path, times included (same clock readings), through flushes, interleaved with byte records', () => {
+    // Values of every kind in slot records and in records that stay bytes (more values, a link,
+    // an explicit parent, record, followsFrom, metrics), strings mid-stream, callsites announced
+    // between slot records, throwing getters, small frames (256 bytes) so that both streams flush often.
+    const MIXED = `
+      const tick = tracing.callsite('tick', ['a', 'b']);
+      const three = tracing.callsite('three', ['a', 'b', 'c']);
+      const four = tracing.callsite('four', ['a', 'b', 'c', 'd']);
+      const five = tracing.callsite('five', ['a', 'b', 'c', 'd', 'e']);
+      const site = tracing.spanSite('site', ['x', 'y']);
+      const site3 = tracing.spanSite('site3', ['x', 'y', 'z']);
+      const site4 = tracing.spanSite('site4', ['w', 'x', 'y', 'z']);
+      const values = [0, -0, 1, -1, 127, 128, -33, 2 ** 31, -(2 ** 31) - 1, 2 ** 32, 2 ** 53 - 1, 2 ** 53 + 2, -(2 ** 60), 0.5, NaN, Infinity, -Infinity,
+        true, false, undefined, null, '', 'short', 'x'.repeat(40), 'été', '😀', 5n, 2n ** 64n - 1n, -(2n ** 70n), new Uint8Array([1, 2, 3]),
+        new TypeError('bad', { cause: new Error('root') }), { k: [1, 'two'] }, [1, 2], Symbol.iterator === 0];
+      const throwing = { toJSON() { throw new Error('no json'); }, toString() { throw new Error('no string'); } };
+      const out = [];
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i], w = values[values.length - 1 - i];
+        tick.emit(v, w);
+        tick.emit(i, v);
+        three.emit(v, i, w);
+        four.emit(w, v, i, 'mid');
+        five.emit(i, v, w, i, v);
+        if (i % 5 === 0) tracing.callsite('late' + i, ['v']).emit(v); // announced between slot records
+        const s = site.open(v, w);
+        tracing.info('inside', { v, i });
+        tracing.info('inside ' + (i % 3), { v });
+        tracing.warn('été', { v, w, i });
+        tracing.info('wide', { a: v, b: w, c: i, d: 1 });
+        s.record('y', i);
+        s.close();
+        site3.inSpan(() => tick.emit(i, true), v, 'z' + i, w);
+        site4.inSpan((span) => span.record('w', v), i, v, w, i);
+        tracing.inSpan('dyn', { v, w }, () => tracing.debug('deep', { v }));
+        tracing.inSpan('dyn', { v, w }, (span) => span.record('v', i));
+        const p = tracing.span('plain', { v }); p.enter(); tracing.info('in plain'); p.exit(); p.close();
+        const child = tracing.span('child', { v }, { parent: null }); child.enter(); child.exit(); child.close();
+        tracing.counter('n', i, { v: String(v) });
+      }
+      tracing.callsite('throwing part').emit();
+      for (const call of [() => tick.emit(throwing, 1), () => tick.emit(1, throwing), () => site.open(1, throwing), () => site3.open(1, 2, throwing),
+          () => tracing.info('t', { a: 1, b: throwing }), () => tracing.info(throwing), () => tracing.inSpan('t', { a: throwing }, () => 1),
+          () => tracing.info('getter', { get a() { throw new Error('getter'); } })]) {
+        try { call(); out.push('wrote'); } catch (e) { out.push(e.message); }
+        tick.emit(7, false);
+      }
+      const a = site.open(1, 2), b = site.open(3, 4);
+      b.followsFrom(a); a.close(); b.close();
+      out`;
+    const slotted = new SdkRealm(true);
+    const bytes = new SdkRealm(true);
+    try {
+      for (const program of [WORKLOAD, MIXED]) {
+        const withSlots = slotted.run(program, CONFIG);
+        const converted = lastConverter!.converted;
+        const withoutSlots = bytes.run(program, { ...CONFIG, slots: false });
+        assert.equal(lastConverter!.converted, 0, 'slots off: no slot record');
+        assert.ok(converted > 150, `slot records converted: ${converted}`);
+        assert.equal(withSlots.error, undefined, JSON.stringify(withSlots.error));
+        assert.deepEqual(withSlots.value, withoutSlots.value);
+        const records = decode(withSlots.frames);
+        const other = decode(withoutSlots.frames);
+        // Up to the calls with throwing values, times too; after them without: the byte path
+        // reads the clock before it converts a value, the slot path after, so an abandoned
+        // record took a clock reading on the byte path only.
+        const cut = records.findIndex((e) => e.type === 'newCallSite' && e.name === 'throwing part');
+        assert.deepEqual(records.slice(0, cut < 0 ? undefined : cut), other.slice(0, cut < 0 ? undefined : cut));
+        assert.deepEqual(timeless(records), timeless(other));
+        assert.ok(records.length > 300, `${records.length} records`);
+        assert.ok(withSlots.frames.length > 5, 'flushed along the way');
+      }
+      const mixed = slotted.run(MIXED, CONFIG);
+      assert.deepEqual((mixed.value as string[]).slice(0, 8), ['no string', 'no string', 'no string', 'no string', 'no string', 'no string', 'no string', 'getter'], 'each throwing call threw, and wrote nothing');
+    } finally {
+      slotted.dispose();
+      bytes.dispose();
     }
   });
 

@@ -15,6 +15,7 @@ import variant from '@jitl/quickjs-ng-wasmfile-release-sync';
 import { newQuickJSWASMModuleFromVariant, newVariant, type QuickJSContext, type QuickJSHandle, type QuickJSRuntime } from 'quickjs-emscripten-core';
 import { packagePath } from '../../package-root.js';
 import type { GuestSettings } from '../worker-messages.js';
+import { SlotConverter } from './quickjs-slots.js';
 
 const PAGE = 65536;
 /** Pages the engine's WebAssembly module declares as its minimum (16 MiB). */
@@ -57,6 +58,17 @@ export class QuickJSEngine {
   private spare: QuickJSContext | undefined;
   private readonly config: QuickJSHandle;
   private lastSettings: GuestSettings | undefined;
+  /** Turns the SDK's slot records into protocol records when it hands its buffers over. */
+  private readonly slotConverter = new SlotConverter();
+  /** Set while `drain` runs: the hand-over is the run's last frame, kept here instead of flushed. */
+  private draining = false;
+  private drained: Uint8Array | undefined;
+  /**
+   * Whether the SDK writes slot records (default) or encodes every record itself, from the next
+   * run on: for tests and benches that compare the two.
+   */
+  slotRecords = true;
+  private lastSlotRecords = true;
 
   private constructor(
     readonly memoryLimitBytes: number,
@@ -113,14 +125,7 @@ export class QuickJSEngine {
     harden.dispose();
     const basePages = memory.buffer.byteLength / PAGE;
     let self: QuickJSEngine;
-    const flushFn = sdk.newFunction('flush', (frame) => {
-      const bytes = sdk.getArrayBuffer(frame);
-      try {
-        self.onFlush?.(bytes.value); // a view into engine memory: copied before it is posted
-      } finally {
-        bytes.dispose();
-      }
-    });
+    const flushFn = sdk.newFunction('flush', (...args) => self.handOver(args));
     self = engine = new QuickJSEngine(memoryLimitBytes, memory, runtime, sdk, tracing, guestConsole, span, configureFn, drainFn, cachesFn, flushFn, basePages);
     engine.watchGrowth();
     return engine;
@@ -164,10 +169,34 @@ export class QuickJSEngine {
     });
   }
 
+  /**
+   * The SDK hands its buffers over (a flush, or the drain): the frame they make, slot records
+   * converted in place, goes to the run's flush (or, while draining, is kept for `drain`). Only
+   * the SDK realm holds this function; what the buffers hold is still checked (see quickjs-slots).
+   */
+  private handOver(args: QuickJSHandle[]): void {
+    const frame = this.slotConverter.convertHandOver(this.sdk, args);
+    if (frame.length === 0) return;
+    // The converter's buffer is reused: the host link copies a frame before it posts it.
+    if (this.draining) this.drained = frame.slice();
+    else this.onFlush?.(frame);
+  }
+
+  /** Slot records converted into protocol records so far, by this engine. */
+  slotRecordsConverted(): number {
+    return this.slotConverter.converted;
+  }
+
+  /** Slot records left out of frames (not valid) since the last call: counted as invalid frames of the run. */
+  takeInvalidSlots(): number {
+    return this.slotConverter.takeInvalid();
+  }
+
   /** A fresh context for one guest, with `tracing` installed and the SDK configured for this run. */
   newGuestContext(settings: GuestSettings, onFlush: (frame: Uint8Array) => void): QuickJSContext {
     this.onFlush = onFlush;
     this.hitLimit = false;
+    this.slotConverter.takeInvalid(); // counted per run
     this.updateConfig(settings);
     const sdk = this.sdk;
     sdk.unwrapResult(sdk.callFunction(this.configureFn, sdk.undefined, this.config)).dispose();
@@ -195,6 +224,8 @@ export class QuickJSEngine {
     if (last?.firstSpanId !== settings.firstSpanId) set('firstSpanId', sdk.newNumber(settings.firstSpanId));
     if (last === undefined || last.carried.length > 0 || settings.carried.length > 0) set('carried', settings.carried.length === 0 ? sdk.undefined : this.toSdkValue(settings.carried));
     if (last === undefined || last.cacheScope !== settings.cacheScope) set('cacheScope', settings.cacheScope === undefined ? sdk.undefined : sdk.newString(settings.cacheScope));
+    if (last === undefined || this.lastSlotRecords !== this.slotRecords) set('slots', this.slotRecords ? sdk.true : sdk.false);
+    this.lastSlotRecords = this.slotRecords;
     this.lastSettings = settings;
   }
 
@@ -224,28 +255,42 @@ export class QuickJSEngine {
     this.guestRunning = false;
   }
 
-  /** Takes what the SDK buffered: a view into engine memory, or undefined. Throws only if the engine failed. */
+  /**
+   * Takes what the SDK buffered, as one frame (slot records converted), or undefined. Throws
+   * only if the engine failed. `release` is kept for callers: the frame is the host's own.
+   */
   drain(): { frame: Uint8Array | undefined; release(): void } {
     const sdk = this.sdk;
-    const result = sdk.callFunction(this.drainFn, sdk.undefined);
+    this.drained = undefined;
+    this.draining = true;
+    let result;
+    try {
+      result = sdk.callFunction(this.drainFn, sdk.undefined);
+    } finally {
+      this.draining = false;
+    }
     if (result.error !== undefined) {
       const error = sdk.dump(result.error);
       result.error.dispose();
       throw new Error(`the SDK failed to drain: ${JSON.stringify(error)}`);
     }
     const handle = result.value;
-    if (sdk.typeof(handle) !== 'object') {
+    let frame: Uint8Array | undefined = this.drained; // handed over through the flush (the SDK could not allocate its packed buffer)
+    this.drained = undefined;
+    try {
+      if (frame === undefined && sdk.typeof(handle) === 'object') {
+        const packed = sdk.getArrayBuffer(handle);
+        try {
+          const converted = this.slotConverter.convertPacked(packed.value);
+          frame = converted.length > 0 ? converted.slice() : undefined;
+        } finally {
+          packed.dispose();
+        }
+      }
+    } finally {
       handle.dispose();
-      return { frame: undefined, release: () => {} };
     }
-    const bytes = sdk.getArrayBuffer(handle);
-    return {
-      frame: bytes.value,
-      release: () => {
-        bytes.dispose();
-        handle.dispose();
-      },
-    };
+    return { frame, release: () => {} };
   }
 
   /** What the SDK keeps from run to run (its caches of encoded strings), and their bounds. */

@@ -111,6 +111,9 @@ export async function runQuickJSJob(job: QuickJSJob, link: HostLink): Promise<Jo
   }
   const termination = classify(outcome, stop);
   const result: JobOutcome = termination === undefined ? {} : { termination };
+  // Slot records the SDK's buffers held that made no sense (only a guest forging them writes those).
+  const invalidSlots = e.takeInvalidSlots();
+  if (invalidSlots > 0) result.invalidFrames = invalidSlots;
   if ('value' in outcome) result.value = outcome.value;
   else if (outcome.error !== undefined) result.error = outcome.error;
   // quickjs-emscripten can abort while freeing a runtime after an out-of-memory or a stack
