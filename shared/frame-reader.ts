@@ -70,9 +70,6 @@ export class RawRecord {
 
 const textDecoder = new TextDecoder('utf-8', { fatal: false });
 
-/** Slots of FrameReader's short-string cache (a power of two; small, as each receiver has a reader). */
-const STRING_CACHE_SIZE = 16;
-
 /**
  * Reads the records of one frame.
  *
@@ -92,8 +89,6 @@ export class FrameReader {
   recordStart = 0;
   /** Strings and binary values longer than this reject their record (fault `limit`); they are skipped, never decoded. */
   maxStringBytes = 1 << 20;
-  /** Short ASCII strings decoded lately, by a hash of their length and end bytes (see utf8). */
-  private readonly strings: string[] = new Array<string>(STRING_CACHE_SIZE).fill('');
   /** Values with deeper error chains or nested arrays/maps are rejected. */
   maxDepth = MAX_ERROR_DEPTH;
 
@@ -506,18 +501,10 @@ export class FrameReader {
     const bytes = this.bytes;
     // Short ASCII is faster by hand than through TextDecoder, and one fromCharCode call makes
     // one string (appending char by char would allocate a string per character).
-    if (len < 16 && len > 0) {
-      // A short string seen before (a route, an event's message) comes from a small cache keyed
-      // by length and end bytes, checked byte by byte: no new string per value.
-      const slot = (len * 7 + bytes[start]! * 31 + bytes[start + len - 1]!) & (STRING_CACHE_SIZE - 1);
-      const cached = this.strings[slot]!;
-      if (cached.length === len && sameAscii(cached, bytes, start, len)) return cached;
+    if (len < 16) {
       const ascii = shortAscii(bytes, start, len);
-      if (ascii !== null) {
-        this.strings[slot] = ascii;
-        return ascii;
-      }
-    } else if (len === 0) return '';
+      if (ascii !== null) return ascii;
+    }
     return textDecoder.decode(bytes.subarray(start, start + len));
   }
 
@@ -678,12 +665,6 @@ const fromCharCode = String.fromCharCode;
  * A short ASCII string in one allocation, or null when a byte is not ASCII. Written out per
  * length (as msgpackr does) so the check and the copy need no loop and no temporary array.
  */
-/** Whether the ASCII string `s` (as the cache holds) is exactly bytes p..p+len (its length already checked). */
-function sameAscii(s: string, b: Uint8Array, p: number, len: number): boolean {
-  for (let i = 0; i < len; i++) if (s.charCodeAt(i) !== b[p + i]) return false;
-  return true;
-}
-
 function shortAscii(b: Uint8Array, p: number, len: number): string | null {
   switch (len) {
     case 0:
