@@ -105,6 +105,12 @@ export interface Collector {
   record(span: number, values: Values): void;
   recordFollowsFrom(span: number, follows: number): void;
   event(event: EventInfo): void;
+  /**
+   * False when `enter` and `exit` do nothing in this collector (the pipeline collector builds a
+   * span from its creation, events and close): the receiver then skips both calls and the
+   * timestamps it would make for them. Absent means true.
+   */
+  readonly wantsEnterExit?: boolean;
   enter(span: number, time: bigint): void;
   exit(span: number, time: bigint): void;
   cloneSpan(span: number): number;

@@ -20,7 +20,12 @@ export class TeeCollector implements Collector {
   private readonly interests = new Map<number, Interest[]>();
   private nextId = 1;
 
-  constructor(readonly children: readonly Collector[]) {}
+  /** Whether any child does something on enter and exit (see Collector.wantsEnterExit). */
+  readonly wantsEnterExit: boolean;
+
+  constructor(readonly children: readonly Collector[]) {
+    this.wantsEnterExit = children.some((c) => c.wantsEnterExit !== false);
+  }
 
   registerCallsite(meta: CallsiteMeta): Interest {
     const each = this.children.map((c) => c.registerCallsite(meta));

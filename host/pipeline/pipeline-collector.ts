@@ -12,6 +12,7 @@ import type { ExecutionSummary } from '../collectors/execution-summary.js';
 import { describeException, formatError, formatValue, messageText } from '../collectors/format-value.js';
 import { assignValues, isEmptyValue, isErrorValue } from '../../shared/values.js';
 import { LevelFilteredCollector } from '../collectors/level-filter.js';
+import { NewestOutsideMap } from '../receiver/newest-outside-map.js';
 import type { Level } from '../../shared/records.js';
 import { SEVERITY, type LogRecord, type MetricPoint, type SpanEventRecord, type SpanLink, type SpanRecord } from './telemetry-records.js';
 
@@ -69,6 +70,15 @@ interface PipelineSnapshot {
 /** Random bytes fetched at once for ids (one call to the OS generator per 2,700 root spans). */
 const ID_POOL = 64 * 1024;
 const EMPTY_POOL = new Uint8Array(0);
+/**
+ * What a new span starts with, shared instead of allocated per span (about 100 bytes of young
+ * garbage each): frozen, and replaced, never changed, when the span gets its own (its first
+ * link or event, and its attributes at its end).
+ */
+const NO_ATTRIBUTES: Values = Object.freeze([]) as unknown as Values;
+const NO_EVENTS: SpanEventRecord[] = Object.freeze([]) as unknown as SpanEventRecord[];
+const NO_LINKS: SpanLink[] = Object.freeze([]) as unknown as SpanLink[];
+const UNSET: SpanRecord['status'] = Object.freeze({ code: 'unset' });
 /** This collector's key in a span snapshot. */
 const SNAPSHOT_KEY = 'pipeline';
 /** Body of the log record that reports a span still open when its execution commits. */
@@ -81,11 +91,13 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 export class PipelineCollector extends LevelFilteredCollector implements Collector {
+  /** enter and exit do nothing here: the receiver need not call them (nor make their timestamps). */
+  readonly wantsEnterExit = false;
   private readonly handlers: TelemetryHandlers;
   private readonly spanEvents: boolean;
   private readonly eventLogs: boolean;
   private readonly maxEvents: number;
-  private readonly live = new Map<number, LiveSpan>();
+  private readonly live = new NewestOutsideMap<LiveSpan>();
   /** The span created or looked up last, and its id (0: none): its event and close come next. */
   private lastId = 0;
   private lastSpan: LiveSpan | undefined = undefined;
@@ -93,6 +105,8 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
   /** Filled on the first random id (a collector that only derives ids never holds it). */
   private pool = EMPTY_POOL;
   private poolPos = ID_POOL;
+  /** The execution id attribute of the span closed last (see executionAttribute). */
+  private executionPair: [string, Value] | undefined = undefined;
   /** Id derivation key of the execution seen last (spans of one execution come together). */
   private idKey: SpanIdKey | undefined;
 
@@ -124,10 +138,10 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
       scope: info.meta.target,
       start: info.time,
       end: info.time,
-      attributes: [],
-      events: [],
-      links: info.links === undefined ? [] : info.links.map((l) => ({ traceId: hexBytes(l.traceId), spanId: hexBytes(l.spanId), traceFlags: l.traceFlags, remote: true })),
-      status: { code: 'unset' },
+      attributes: NO_ATTRIBUTES,
+      events: NO_EVENTS,
+      links: info.links === undefined ? NO_LINKS : info.links.map((l) => ({ traceId: hexBytes(l.traceId), spanId: hexBytes(l.spanId), traceFlags: l.traceFlags, remote: true })),
+      status: UNSET,
       executionId: info.executionId,
       forced: undefined,
       droppedEvents: 0,
@@ -153,7 +167,10 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
   recordFollowsFrom(id: number, follows: number): void {
     const span = this.find(id)?.record;
     const from = this.find(follows)?.record;
-    if (span !== undefined && from !== undefined) span.links.push({ traceId: from.traceId, spanId: from.spanId, traceFlags: from.traceFlags });
+    if (span === undefined || from === undefined) return;
+    const link: SpanLink = { traceId: from.traceId, spanId: from.spanId, traceFlags: from.traceFlags };
+    if (span.links.length === 0) span.links = [link];
+    else span.links.push(link);
   }
 
   event(info: EventInfo): void {
@@ -167,11 +184,16 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
       if (pair[0] === 'message') message = messageText(pair[1]);
       else if (!isEmptyValue(pair[1])) kept++;
     }
-    // An array of exactly its items (a span waits in the export queue, and an array grown by push holds 17 slots).
-    const attributes: Values = new Array(kept);
-    for (let i = 0, k = 0; k < kept; i++) {
-      const pair = values[i]!;
-      if (pair[0] !== 'message' && !isEmptyValue(pair[1])) attributes[k++] = pair;
+    // An array of exactly its items (a span waits in the export queue, and an array grown by push
+    // holds 17 slots). When every value is kept, the receiver's array is it (as newSpan keeps the
+    // span's values: they are replaced, never changed in place).
+    let attributes = values;
+    if (kept !== values.length) {
+      attributes = new Array(kept);
+      for (let i = 0, k = 0; k < kept; i++) {
+        const pair = values[i]!;
+        if (pair[0] !== 'message' && !isEmptyValue(pair[1])) attributes[k++] = pair;
+      }
     }
     const body = message ?? info.meta.name;
     if (span !== undefined && this.spanEvents) {
@@ -233,12 +255,14 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
       if (key === 'error' && isErrorValue(value)) {
         // Per the semantic conventions: an `exception` span event and the status description, not an attribute.
         record.status = { code: 'error', message: formatError(value.error) };
-        record.events.push(exceptionEvent(value.error, time));
+        const exception = exceptionEvent(value.error, time);
+        if (record.events.length === 0) record.events = [exception];
+        else record.events.push(exception);
         continue;
       }
       attributes[k++] = pair; // values are replaced pair by pair, never changed in place: the pair itself is the attribute
     }
-    if (record.executionId !== undefined) attributes[k++] = ['sandtrace.execution.id', record.executionId];
+    if (record.executionId !== undefined) attributes[k++] = this.executionAttribute(record.executionId);
     if (forced !== undefined) {
       record.forced = forced;
       record.status = { code: 'error', message: forced.message };
@@ -305,6 +329,13 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
     r.parentRemote = snap.parentRemote === true;
     r.events = snap.events.map((e): SpanEventRecord => ({ time: BigInt(e.time), name: e.name, attributes: e.attributes }));
     return id;
+  }
+
+  /** The `sandtrace.execution.id` attribute, one pair per execution (attributes are never changed in place). */
+  private executionAttribute(executionId: string): [string, Value] {
+    let pair = this.executionPair;
+    if (pair === undefined || pair[1] !== executionId) pair = this.executionPair = ['sandtrace.execution.id', executionId];
+    return pair;
   }
 
   private find(id: number): LiveSpan | undefined {
@@ -423,3 +454,4 @@ export type { SpanLink };
  * batch of runs) would warm them up again after every idle GC; holding one instance prevents it.
  */
 export const KEEP_PIPELINE_COLLECTOR_SHAPE = new PipelineCollector({ handlers: {} });
+

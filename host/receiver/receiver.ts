@@ -19,6 +19,7 @@ import { ReceiveError, type ReceiveErrorCode } from './receive-error.js';
 import { describeCause, type TerminationCause } from './termination.js';
 import { parseTraceParent, type TraceParent } from '../traceparent.js';
 import { GUEST_PREFIX, isReservedName, renameReserved, renameReservedValues, renameToFields } from './reserved-names.js';
+import { NewestOutsideMap } from './newest-outside-map.js';
 
 export interface ReceiverOptions {
   collector: Collector;
@@ -202,6 +203,8 @@ export const KEEP_SPAN_ENTRY_SHAPE = new SpanEntry(0, { kind: 'span', name: '', 
  */
 export class TracingEventReceiver {
   readonly collector: Collector;
+  /** The collector's enter and exit are called (see Collector.wantsEnterExit). */
+  private readonly enterExit: boolean;
   readonly executionId: string | undefined;
   readonly maxValues: number;
   private readonly stableIds: boolean;
@@ -215,7 +218,7 @@ export class TracingEventReceiver {
   private readonly maxOpenSpans: number;
   private readonly maxDepth: number;
   private readonly callsites = new Map<number, CallsiteSlot>();
-  private readonly spans = new Map<number, SpanEntry>();
+  private readonly spans = new NewestOutsideMap<SpanEntry>();
   /**
    * The span looked up or created last: a guest's records mostly name the span it just made
    * (enter, exit, close follow its creation), so this saves most map lookups. Cleared when that
@@ -256,6 +259,7 @@ export class TracingEventReceiver {
 
   constructor(options: ReceiverOptions) {
     this.collector = options.collector;
+    this.enterExit = this.collector.wantsEnterExit !== false;
     this.executionId = options.executionId;
     this.stableIds = options.stableIds === true;
     this.spanIdFloor = options.spanIdFloor !== false;
@@ -698,7 +702,7 @@ export class TracingEventReceiver {
     const host = this.hostOf(entry);
     entry.entered++;
     this.pushStack(entry);
-    if (host > 0) this.collector.enter(host, this.unixTime(rec.time));
+    if (host > 0 && this.enterExit) this.collector.enter(host, this.unixTime(rec.time));
   }
 
   private onExit(rec: RawRecord): void {
@@ -707,7 +711,7 @@ export class TracingEventReceiver {
     this.observe(rec.time);
     this.popStack(entry);
     if (entry.entered-- <= entry.carried) entry.carried--;
-    else if (entry.host > 0) this.collector.exit(entry.host, this.unixTime(rec.time));
+    else if (entry.host > 0 && this.enterExit) this.collector.exit(entry.host, this.unixTime(rec.time));
   }
 
   private onClone(rec: RawRecord): void {
@@ -726,7 +730,7 @@ export class TracingEventReceiver {
     while (entry.entered > 0) {
       this.popStack(entry);
       if (entry.entered-- <= entry.carried) entry.carried--;
-      else if (host > 0) this.collector.exit(host, time);
+      else if (host > 0 && this.enterExit) this.collector.exit(host, time);
     }
     this.spans.delete(rec.id);
     if (this.lastSpan === entry) this.lastSpan = undefined;
@@ -927,7 +931,7 @@ export class TracingEventReceiver {
       e.slot = -1;
       e.outerSlots = undefined;
       if (e.entered-- <= e.carried) e.carried--;
-      else if (e.host > 0) this.collector.exit(e.host, time);
+      else if (e.host > 0 && this.enterExit) this.collector.exit(e.host, time);
     }
     this.stack.length = 0;
     this.holes = 0;
