@@ -89,6 +89,9 @@ export class SlotConverter {
     const slotCount = clamp(num(slotCountH), 1 << 28);
     if (this.slotCopy.length < slotCount) this.slotCopy = new Float64Array(Math.max(slotCount, this.slotCopy.length * 2));
     const slotBytes = copyOut(slotsH, slotCount * 8, new Uint8Array(this.slotCopy.buffer));
+    // Records past the buffer's end were never stored (the SDK holds its hand-over back while a
+    // value's conversion runs mid-record, and guest code there may keep writing): counted.
+    if (slotBytes.length < slotCount * 8) this.invalid += Math.ceil((slotCount - (slotBytes.length >> 3)) / SLOT_WIDTH);
     const vals = copyOut(valsH, num(valsLengthH));
     return this.convert({ bytes, slots: this.slotCopy.subarray(0, slotBytes.length >> 3), vals });
   }
@@ -227,7 +230,10 @@ export class SlotConverter {
             o[p++] = 0xc0;
             break;
           case 4: {
-            const e = v >= 0 && v < vals.length && Math.floor(v) === v ? skipValue(vals, v, 0) : -1;
+            // The SDK never refers to an array or a map (its values are scalars, strings, bytes and
+            // ext values): refused on sight, a forged reference into bytes shaped like a large
+            // array cannot make each record cost a scan of the value bytes.
+            const e = v >= 0 && v < vals.length && Math.floor(v) === v && !isContainer(vals[v]!) ? skipValue(vals, v, 0) : -1;
             if (e < 0) {
               ok = false;
               break;
@@ -408,6 +414,11 @@ export function skipValue(b: Uint8Array, p: number, depth: number): number {
   if (c === 0xde || c === 0xdf) return skipMany(b, body, 2 * n, depth);
   if (c === 0xc7 || c === 0xc8 || c === 0xc9) return within(b, body + 1 + n); // ext: a type byte, then the data
   return within(b, body + n);
+}
+
+/** A msgpack array or map head (fix, 16 or 32). */
+function isContainer(c: number): boolean {
+  return (c >= 0x80 && c <= 0x9f) || (c >= 0xdc && c <= 0xdf);
 }
 
 function growInts(a: Int32Array): Int32Array {
