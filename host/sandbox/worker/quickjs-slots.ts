@@ -115,10 +115,16 @@ export class SlotConverter {
       this.invalid++;
       return new Uint8Array(0);
     }
-    if (this.slotCopy.length < slotCount) this.slotCopy = new Float64Array(Math.max(slotCount, this.slotCopy.length * 2));
-    new Uint8Array(this.slotCopy.buffer, 0, slotCount * 8).set(packed.subarray(24, 24 + slotCount * 8));
+    let slots: Float64Array;
+    // Read in place when aligned (engine allocations are), else copied to an aligned buffer.
+    if ((packed.byteOffset & 7) === 0) slots = new Float64Array(packed.buffer, packed.byteOffset + 24, slotCount);
+    else {
+      if (this.slotCopy.length < slotCount) this.slotCopy = new Float64Array(Math.max(slotCount, this.slotCopy.length * 2));
+      new Uint8Array(this.slotCopy.buffer, 0, slotCount * 8).set(packed.subarray(24, 24 + slotCount * 8));
+      slots = this.slotCopy.subarray(0, slotCount);
+    }
     const at = 24 + slotCount * 8;
-    return this.convert({ bytes: packed.subarray(at, at + length), slots: this.slotCopy.subarray(0, slotCount), vals: packed.subarray(at + length, at + length + valsLength) });
+    return this.convert({ bytes: packed.subarray(at, at + length), slots, vals: packed.subarray(at + length, at + length + valsLength) });
   }
 
   /** The frame: the byte stream with every slot record in its place, as protocol records. */
