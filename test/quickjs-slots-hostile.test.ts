@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { CaptureCollector } from '../host/collectors/capture-collector.js';
 import { runQuickJS } from '../host/sandbox/quickjs-runner.js';
+import { QuickJSEngine } from '../host/sandbox/worker/quickjs-engine.js';
+import { FrameDecoder } from '../shared/event-codec.js';
 
 type Captured = CaptureCollector['events'][number];
 const values = (e: Captured) => e.values.map(([, v]) => v);
@@ -235,6 +237,44 @@ describe('slot records against hostile guests', () => {
     assert.deepEqual(values(collector.events.at(-1)!), [9, 9]);
     // 4000 scans of 200,000 elements would be 8e8 steps (seconds); refused on sight, it is milliseconds.
     assert.ok(ms < 5000, `${ms.toFixed(0)} ms`);
+  });
+
+  test('slot records written past the buffer while a hand-over is held back are counted, and never replaced by an earlier run\'s records', async () => {
+    const engine = await QuickJSEngine.create(64 << 20);
+    const settings = { minLevel: 0, executionId: 'overflow', carried: [], firstSpanId: 1 };
+    const runOnce = (source: string, flushBytes: number) => {
+      engine.prepareSpare();
+      const frames: Uint8Array[] = [];
+      const vm = engine.newGuestContext({ ...settings, flushBytes }, (f) => frames.push(f.slice()));
+      try {
+        vm.unwrapResult(vm.evalCode(source)).dispose();
+        const last = engine.drain().frame;
+        if (last !== undefined) frames.push(last.slice());
+      } finally {
+        vm.dispose();
+      }
+      const decoder = new FrameDecoder();
+      const events = frames.flatMap((f) => decoder.decode(f).events);
+      return { events, invalid: engine.takeInvalidSlots() };
+    };
+    // An earlier run whose drain packs 100 events (what a reused pack buffer would still hold).
+    runOnce(`const old = tracing.callsite('old', ['i']); for (let i = 0; i < 100; i++) old.emit(i);`, 65536);
+    // 150 slot records from inside a byte record's conversion, with room for about ten: the
+    // record then fails and the run ends, so the drain finds them past the buffer.
+    const { events, invalid } = runOnce(
+      `const tick = tracing.callsite('tick', ['i']);
+       const wide = tracing.callsite('wide', ['a', 'b', 'c', 'd', 'e', 'f']);
+       tick.emit(-1);
+       const v = { toJSON() { for (let i = 0; i < 150; i++) tick.emit(i); throw new Error('no'); }, toString() { throw new Error('neither'); } };
+       try { wide.emit(1, 2, 3, 4, v, 6); } catch (e) {}`,
+      64,
+    );
+    const names = events.filter((e) => e.type === 'newCallSite').map((e) => (e as { name: string }).name);
+    assert.ok(!names.includes('old'), 'nothing of the earlier run');
+    const ticks = events.filter((e) => e.type === 'newEvent');
+    assert.ok(ticks.length >= 5 && ticks.length < 20, `${ticks.length} events kept`);
+    assert.ok(invalid >= 130, `counted: ${invalid}`);
+    assert.equal(ticks.length + invalid >= 151, true, `${ticks.length} + ${invalid}`);
   });
 
   test('a guest stopped by its deadline mid-flood, with a value conversion running, still delivers its slot records in order', async () => {

@@ -594,7 +594,10 @@ function handOver(host: FlushHost): void {
 function packBuffers(): ArrayBuffer | undefined {
   const slotBytes = sp * 8;
   const n = 24 + slotBytes + pos + vpos;
-  if (n <= PACK_BYTES) {
+  // sp past the slot buffer's end (records written while a hand-over was held back: see
+  // converting) takes the allocating path, whose zeros the host counts as invalid records: the
+  // reused views would hand over an earlier drain's records there.
+  if (n <= PACK_BYTES && sp <= slots.length) {
     // A short run's pack: written into views made once, then one native copy of its used part
     // (allocating the buffer and two views per drain cost about 1 µs more in the interpreter).
     const head = packDoubles;

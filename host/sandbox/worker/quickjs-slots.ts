@@ -23,6 +23,8 @@ const SLOT_ENTER = 5;
 const SLOT_EXIT = 6;
 const SLOT_SPAN = 7;
 const SLOT_CS = 262144;
+/** Doubles of the SDK's largest slot buffer (guest/quickjs/sdk.ts, MAX_SLOT_RECORDS and two more records). */
+const MAX_SLOT_DOUBLES = (4096 + 2) * SLOT_WIDTH;
 
 const TAG_NEW_SPAN = 2;
 const TAG_SPAN_ENTERED = 4;
@@ -86,7 +88,11 @@ export class SlotConverter {
       }
     };
     const bytes = copyOut(bytesH, num(lengthH));
-    const slotCount = clamp(num(slotCountH), 1 << 28);
+    // No more than the SDK's largest slot buffer holds: a count past it (records written while a
+    // hand-over was held back) must not size an allocation here; the excess is counted below.
+    const slotCount = clamp(num(slotCountH), MAX_SLOT_DOUBLES);
+    const claimed = num(slotCountH);
+    if (claimed > slotCount && Number.isFinite(claimed)) this.invalid += Math.ceil((claimed - slotCount) / SLOT_WIDTH);
     if (this.slotCopy.length < slotCount) this.slotCopy = new Float64Array(Math.max(slotCount, this.slotCopy.length * 2));
     const slotBytes = copyOut(slotsH, slotCount * 8, new Uint8Array(this.slotCopy.buffer));
     // Records past the buffer's end were never stored (the SDK holds its hand-over back while a
