@@ -277,6 +277,31 @@ describe('slot records against hostile guests', () => {
     assert.equal(ticks.length + invalid >= 151, true, `${ticks.length} + ${invalid}`);
   });
 
+  test('forged byte-run markers (a head of 4 written through emit) are left out and counted: the byte records they would split arrive whole', async () => {
+    const collector = new CaptureCollector();
+    const r = await runQuickJS(
+      `const tick = tracing.callsite('tick', ['a', 'b']);
+       tick.emit(1, 2);
+       const head = tick.slotHead;
+       for (let i = 0; i < 3000; i++) {
+         tracing.info('byte record', { i, s: 'x', t: 'y', u: 'z' }); // four fields: a byte record, a run to split
+         tick.slotHead = 4;
+         tick.emit(3, 0); // a marker "the bytes from 3 come here", with the clock reading as its time base
+         tick.slotHead = head;
+       }
+       tick.emit(9, 9);
+       'done'`,
+      { collector, flushBytes: 4096 },
+    );
+    assert.equal(r.ok, true, r.summary.cause);
+    // A marker's time base is a whole number of nanoseconds; a clock reading in milliseconds
+    // (fractional) never passes for one, so no forged marker is taken.
+    assert.equal(r.summary.invalidFrames, 3000);
+    assert.equal(r.summary.truncated, 0);
+    assert.equal(collector.events.filter((e) => e.values[0]?.[1] === 'byte record').length, 3000);
+    assert.deepEqual(values(collector.events.at(-1)!), [9, 9]);
+  });
+
   test('a guest stopped by its deadline mid-flood, with a value conversion running, still delivers its slot records in order', async () => {
     const collector = new CaptureCollector();
     const r = await runQuickJS(
