@@ -31,7 +31,7 @@ async function frames(source: string, flushBytes = 4096): Promise<{ frames: Uint
   try {
     const value = vm.dump(vm.unwrapResult(vm.evalCode(source)));
     const last = engine.drain().frame;
-    if (last !== undefined) out.push(last);
+    if (last !== undefined) out.push(last.slice()); // the engine's buffer: valid until its next conversion
     return { frames: out, value };
   } finally {
     vm.dispose();

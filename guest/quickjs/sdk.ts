@@ -272,6 +272,7 @@ function slotCapacity(flushBytes: number): number {
  * the host computes it. The slot records' own paths check nothing of this.
  */
 function openBytes(): number {
+  if (converting > 0) throw new LevelError('sandtrace: a value\'s conversion may not write records of the byte path (it runs while another record is being written)');
   if (sp !== spMarked) {
     const s = slots;
     const p = sp;
@@ -380,14 +381,15 @@ function encodeVal(v: unknown): number {
 /**
  * A slot record with values (an event's, a span's open). `at`: the slot of the first value (2
  * for events, 3 for spans, after the id); `message`, when given, is the first value (an event's
- * message). `values` must be the SDK's own array (reading it runs no guest code).
+ * message). `values` must be the SDK's own array (reading it runs no guest code). Returns the
+ * span's id (taken after the conversions), 0 for an event.
  *
  * One pass writes the values in place (numbers as doubles, strings and bigints as bytes in
  * `vals`) unless one of them is an object, whose conversion may run guest code (a getter,
  * toJSON, a Proxy) and throw, or write records of its own: then every such value is converted
  * first, nothing written yet, and the pass runs again with the converted values.
  */
-function slotRecord(head: number, id: number, at: number, message: string | undefined, values: readonly unknown[], n: number): void {
+function slotRecord(head: number, at: number, message: string | undefined, values: readonly unknown[], n: number): number {
   const vstart = vpos;
   let p = sp;
   let h: number;
@@ -418,10 +420,18 @@ function slotRecord(head: number, id: number, at: number, message: string | unde
   const s = slots;
   s[p] = head + h;
   s[p + 1] = clockMs();
-  if (at === 3) s[p + 2] = id;
+  // A span's id is taken only now: a conversion above may have opened spans of its own (taken
+  // before, the id would be theirs too).
+  let id = 0;
+  if (at === 3) {
+    id = nextSpanId;
+    s[p + 2] = id;
+    nextSpanId = id + 1;
+  }
   const q = p + 6; // W
   sp = q;
   if (q >= slotLimit || vpos >= flushAt) flushNow();
+  return id;
 }
 
 /**
@@ -560,7 +570,8 @@ function maybeFlush(): void {
 }
 
 function flushNow(): void {
-  if ((pos === 0 && sp === 0) || flushHost === undefined) return;
+  // Mid byte record (see converting): the next record's check hands over.
+  if ((pos === 0 && sp === 0) || flushHost === undefined || converting > 0) return;
   handOver(flushHost);
 }
 
@@ -582,22 +593,55 @@ function handOver(host: FlushHost): void {
  */
 function packBuffers(): ArrayBuffer | undefined {
   const slotBytes = sp * 8;
+  const n = 24 + slotBytes + pos + vpos;
+  // sp past the slot buffer's end (records written while a hand-over was held back: see
+  // converting) takes the allocating path, whose zeros the host counts as invalid records: the
+  // reused views would hand over an earlier drain's records there.
+  if (n <= PACK_BYTES && sp <= slots.length) {
+    // A short run's pack: written into views made once, then one native copy of its used part
+    // (allocating the buffer and two views per drain cost about 1 µs more in the interpreter).
+    const head = packDoubles;
+    head[0] = pos;
+    head[1] = sp;
+    head[2] = vpos;
+    if (sp > 0) head.set(slots.subarray(0, sp), 3);
+    if (pos > 0) packBytes.set(buf.subarray(0, pos), 24 + slotBytes);
+    if (vpos > 0) packBytes.set(vbuf.subarray(0, vpos), 24 + slotBytes + pos);
+    try {
+      return sliceBuffer(packBytes.buffer as ArrayBuffer, 0, n);
+    } catch (e) {
+      if (isError(e) && e.name === 'InternalError') return undefined; // out of memory: the caller hands over without allocating
+      throw e;
+    }
+  }
   try {
-    const out = new ArrayBuffer(24 + slotBytes + pos + vpos);
+    const out = new ArrayBuffer(n);
     const head = new Float64Array(out, 0, 3 + sp);
     head[0] = pos;
     head[1] = sp;
     head[2] = vpos;
     head.set(slots.subarray(0, sp), 3);
-    const bytes = new Uint8Array(out, 24 + slotBytes);
-    bytes.set(buf.subarray(0, pos), 0);
-    bytes.set(vbuf.subarray(0, vpos), pos);
+    // Each copy is a subarray and a set, about 0.5 µs in the interpreter: empty parts are skipped
+    // (a run of numbers and booleans has no value bytes).
+    if (pos + vpos > 0) {
+      const bytes = new Uint8Array(out, 24 + slotBytes);
+      if (pos > 0) bytes.set(buf.subarray(0, pos), 0);
+      if (vpos > 0) bytes.set(vbuf.subarray(0, vpos), pos);
+    }
     return out;
   } catch (e) {
     if (isError(e) && e.name === 'InternalError') return undefined; // out of memory: the caller hands over without allocating
     throw e;
   }
 }
+
+/** The pack of a short run is written here first (see packBuffers); its size covers most short runs. */
+const PACK_BYTES = 8192;
+const packDoubles = new Float64Array(PACK_BYTES / 8);
+const packBytes = new Uint8Array(packDoubles.buffer);
+
+/** What the drain returns when nothing is buffered: a pack whose header says so (all zero). */
+const EMPTY_PACK = new ArrayBuffer(24);
 
 /** The buffers start a new frame (after a hand-over). */
 function resetBuffers(): void {
@@ -709,8 +753,26 @@ function putValue(v: unknown): void {
   slowValue(v);
 }
 
+/**
+ * Set while a byte record's value is converted (guest code runs mid-record: toJSON, getters,
+ * toString, Proxy traps). Meanwhile no byte record may start (openBytes throws: it would land
+ * inside this one) and no hand-over happens (flushNow waits: it would hand over half a record);
+ * slot records may still be written, and come after this record.
+ */
+let converting = 0;
+
 function slowValue(v: unknown): void {
-  pos = writer.valueAt(pos, toValue(v));
+  const t = typeof v;
+  let value: Value;
+  if (t === 'object' || t === 'function' || t === 'symbol') {
+    converting++;
+    try {
+      value = toValue(v);
+    } finally {
+      converting--;
+    }
+  } else value = toValue(v); // a primitive: no guest code
+  pos = writer.valueAt(pos, value);
   refresh();
 }
 
@@ -1179,6 +1241,7 @@ function newSpanId(name: string, fields: Fields | undefined, options: SpanOption
   if (lv === undefined) throw unknownLevel(level);
   if (lv < minLevel) return 0;
   const n = scratchFields(fields);
+  const gen = scratchGen;
   const link = options?.link;
   const spanName = typeof name === 'string' ? name : toText(name);
   const target = options?.target ?? 'guest';
@@ -1186,6 +1249,7 @@ function newSpanId(name: string, fields: Fields | undefined, options: SpanOption
   const linkText = link === undefined ? undefined : toText(link);
   const parent = options?.parent;
   const parentId = parent === null ? -1 : parent === undefined ? 0 : parent.id; // -1: explicit root, 0: contextual
+  if (gen !== scratchGen) throw scratchReentered(); // the guest code above called tracing with fields
   const site = spanSite(spanName, LEVELS[lv]!, typeof target === 'string' ? target : toText(target), n, linkText !== undefined);
   newName = spanName;
   newKeys = site.keys;
@@ -1198,8 +1262,8 @@ function newSpanId(name: string, fields: Fields | undefined, options: SpanOption
  */
 function inSpanId(name: string, fields: Fields | undefined): number {
   if (minLevel > 2) return 0;
+  const spanName = typeof name === 'string' ? name : toText(name); // guest code: before the fields are read
   const n = scratchFields(fields);
-  const spanName = typeof name === 'string' ? name : toText(name);
   const site = spanSite(spanName, 'info', 'guest', n, false);
   newKeys = site.keys;
   return writeSpan(site.id, n, 0, undefined, true);
@@ -1207,12 +1271,10 @@ function inSpanId(name: string, fields: Fields | undefined): number {
 
 /** Writes a new span's record, its `n` values in scratchValues; returns its id. */
 function writeSpan(cs: number, n: number, parentId: number, linkText: string | undefined, entered: boolean): number {
-  const id = nextSpanId;
   if (slotsOn && parentId === 0 && linkText === undefined && n <= SLOT_SPAN_VALUES) {
-    slotRecord((entered ? SLOT_OPEN : SLOT_SPAN) + n * 8 + cs * SLOT_CS, id, 3, undefined, scratchValues, n);
-    nextSpanId = id + 1;
-    return id;
+    return slotRecord((entered ? SLOT_OPEN : SLOT_SPAN) + n * 8 + cs * SLOT_CS, 3, undefined, scratchValues, n);
   }
+  const id = nextSpanId;
   const start = pos;
   const time = openBytes();
   try {
@@ -1329,6 +1391,10 @@ function spanSite(name: string, level: Level, target: string, n: number, link: b
 
 // ---- events -------------------------------------------------------------------------------------
 
+function scratchReentered(): TypeError {
+  return new LevelError('sandtrace: a field getter, trap or conversion called tracing with fields while its caller was reading its own (the outer record is not written)');
+}
+
 // `tracing.info(message, fields)` and friends enumerate the fields once per event (into these
 // scratch arrays) and find their callsite by comparing key lists, without building strings.
 const scratchKeys: string[] = [];
@@ -1346,15 +1412,25 @@ interface EventShape {
 /** Sites a recent-site list holds at most. */
 const RECENT_SITES_PER_LEVEL = 32;
 
-/** Enumerates a fields object once, into scratchKeys and scratchValues; returns how many. */
+/** Counts scratchFields calls: a caller that runs guest code after its own call sees whether another came in between. */
+let scratchGen = 0;
+
+/**
+ * Enumerates a fields object once, into scratchKeys and scratchValues; returns how many. A
+ * getter or Proxy trap that calls tracing with fields of its own overwrites the scratch arrays
+ * mid-enumeration (keys and values of two objects mixed): that is refused with a TypeError, and
+ * the outer record is not written (the nested one is whole).
+ */
 function scratchFields(fields: Fields | undefined): number {
   let n = 0;
+  const gen = ++scratchGen;
   if (fields !== undefined)
     for (const k in fields) {
       scratchKeys[n] = k;
       scratchValues[n] = fields[k];
       n++;
     }
+  if (gen !== scratchGen) throw scratchReentered();
   return n;
 }
 
@@ -1365,11 +1441,11 @@ function scratchFields(fields: Fields | undefined): number {
 function levelEvent(lv: number, level: Level): (message: string, fields?: Fields) => void {
   return (message, fields) => {
     if (lv < minLevel) return;
+    if (typeof message !== 'string') message = toText(message); // guest code: before the fields are read (it may call tracing)
     const n = scratchFields(fields);
-    if (typeof message !== 'string') message = toText(message); // guest code: before anything is written
     const cs = recentSite(lv, level, n);
     if (slotsOn && n < SLOT_EVENT_VALUES) {
-      slotRecord(SLOT_EVENT + (n + 1) * 8 + cs * SLOT_CS, 0, 2, message, scratchValues, n);
+      slotRecord(SLOT_EVENT + (n + 1) * 8 + cs * SLOT_CS, 2, message, scratchValues, n);
       return;
     }
     const start = pos;
@@ -1508,7 +1584,7 @@ export class EventSite {
       args[2] = c;
       args[3] = d;
       try {
-        slotRecord(this.slotHead, 0, 2, undefined, args, n);
+        slotRecord(this.slotHead, 2, undefined, args, n);
       } finally {
         args[0] = args[1] = args[2] = args[3] = undefined;
       }
@@ -1538,10 +1614,18 @@ export class EventSite {
     const n = this.count;
     if (slotsOn && n <= SLOT_EVENT_VALUES) {
       // Read once, before anything is written: the array is the guest's (its reads may run guest code).
+      // Into locals first: a read may run guest code that emits (and so fills and empties argScratch).
+      const a = values[0];
+      const b = n > 1 ? values[1] : undefined;
+      const c = n > 2 ? values[2] : undefined;
+      const d = n > 3 ? values[3] : undefined;
       const args = argScratch;
+      args[0] = a;
+      args[1] = b;
+      args[2] = c;
+      args[3] = d;
       try {
-        for (let i = 0; i < n; i++) args[i] = values[i];
-        slotRecord(this.slotHead, 0, 2, undefined, args, n);
+        slotRecord(this.slotHead, 2, undefined, args, n);
       } finally {
         args[0] = args[1] = args[2] = args[3] = undefined;
       }
@@ -1793,20 +1877,24 @@ export class SpanCallsite {
     if (!isArray(values)) throw new LevelError('spanSite.openValues: values must be an array');
     if (this.level < minLevel) return 0;
     if (this.siteRun !== run) this.announce();
-    const id = nextSpanId;
     const n = this.count;
     if (slotsOn && n <= SLOT_SPAN_VALUES) {
-      // As emitValues: a guest's array is read once, first (openIdArgs passes the SDK's own).
+      // As emitValues: a guest's array is read once, first, into locals (openIdArgs passes the SDK's own).
+      const a = values[0];
+      const b = n > 1 ? values[1] : undefined;
+      const c = n > 2 ? values[2] : undefined;
       const args = argScratch;
+      args[0] = a;
+      args[1] = b;
+      args[2] = c;
       try {
-        for (let i = 0; i < n; i++) args[i] = values[i];
-        slotRecord(this.slotHead, id, 3, undefined, args, n);
+        // The id is taken once the values are converted (see slotRecord).
+        return slotRecord(this.slotHead, 3, undefined, args, n);
       } finally {
         args[0] = args[1] = args[2] = args[3] = undefined;
       }
-      nextSpanId = id + 1;
-      return id;
     }
+    const id = nextSpanId;
     const start = pos;
     const time = openBytes();
     try {
@@ -2143,11 +2231,13 @@ export function takeHostHooks():
       startRun(c);
     },
     /** Everything buffered, packed (the host calls this at every return, and after a crash). */
-    drain(): ArrayBuffer | undefined {
+    drain(): ArrayBuffer {
       scratchValues.length = 0; // guest values from the last call: not kept past the run
       newKeys = NO_KEYS;
       newName = '';
-      if (pos === 0 && sp === 0) return undefined;
+      // Always an ArrayBuffer (an empty pack when nothing is buffered or it went through the
+      // flush): the host reads it without asking its type first (a typeof costs about 1-2 µs).
+      if (pos === 0 && sp === 0) return EMPTY_PACK;
       // One buffer returned costs the host one read, where a call of its flush costs a crossing
       // and three reads (about 25 µs of a short run); out of memory, the flush takes them as they are.
       const packed = packBuffers();
@@ -2156,7 +2246,7 @@ export function takeHostHooks():
         return packed;
       }
       if (flushHost !== undefined) handOver(flushHost);
-      return undefined;
+      return EMPTY_PACK;
     },
     caches(): { now: CacheSizes; kept: CacheSizes } {
       let longestList = 0;

@@ -257,7 +257,8 @@ export class QuickJSEngine {
 
   /**
    * Takes what the SDK buffered, as one frame (slot records converted), or undefined. Throws
-   * only if the engine failed. `release` is kept for callers: the frame is the host's own.
+   * only if the engine failed. The frame is valid until `release()` is called or the engine
+   * converts again (a flush or drain of the next run): copy it to keep it.
    */
   drain(): { frame: Uint8Array | undefined; release(): void } {
     const sdk = this.sdk;
@@ -278,11 +279,14 @@ export class QuickJSEngine {
     let frame: Uint8Array | undefined = this.drained; // handed over through the flush (the SDK could not allocate its packed buffer)
     this.drained = undefined;
     try {
-      if (frame === undefined && sdk.typeof(handle) === 'object') {
+      // The SDK's drain returns an ArrayBuffer whatever happened (an empty pack when nothing is
+      // left): no typeof first. The frame is the converter's own buffer, not copied (the host
+      // link copies it): valid until release() or the engine's next conversion.
+      if (frame === undefined) {
         const packed = sdk.getArrayBuffer(handle);
         try {
           const converted = this.slotConverter.convertPacked(packed.value);
-          frame = converted.length > 0 ? converted.slice() : undefined;
+          if (converted.length > 0) frame = converted;
         } finally {
           packed.dispose();
         }

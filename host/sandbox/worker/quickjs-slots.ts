@@ -23,6 +23,8 @@ const SLOT_ENTER = 5;
 const SLOT_EXIT = 6;
 const SLOT_SPAN = 7;
 const SLOT_CS = 262144;
+/** Doubles of the SDK's largest slot buffer (guest/quickjs/sdk.ts, MAX_SLOT_RECORDS and two more records). */
+const MAX_SLOT_DOUBLES = (4096 + 2) * SLOT_WIDTH;
 
 const TAG_NEW_SPAN = 2;
 const TAG_SPAN_ENTERED = 4;
@@ -58,6 +60,10 @@ export class SlotConverter {
   /** Byte positions of the valid markers of the frame being converted. */
   private runs: Int32Array = new Int32Array(64);
 
+  /** The engine memory a drain's pack was last read from, and a view of it as doubles. */
+  private heap: ArrayBufferLike | undefined;
+  private heapDoubles: Float64Array<ArrayBufferLike> = new Float64Array(0);
+
   /** Aligned copy of a hand-over's slot records (engine memory need not be 8-byte aligned). */
   private slotCopy = new Float64Array(4096);
 
@@ -86,9 +92,16 @@ export class SlotConverter {
       }
     };
     const bytes = copyOut(bytesH, num(lengthH));
-    const slotCount = clamp(num(slotCountH), 1 << 28);
+    // No more than the SDK's largest slot buffer holds: a count past it (records written while a
+    // hand-over was held back) must not size an allocation here; the excess is counted below.
+    const slotCount = clamp(num(slotCountH), MAX_SLOT_DOUBLES);
+    const claimed = num(slotCountH);
+    if (claimed > slotCount && Number.isFinite(claimed)) this.invalid += Math.ceil((claimed - slotCount) / SLOT_WIDTH);
     if (this.slotCopy.length < slotCount) this.slotCopy = new Float64Array(Math.max(slotCount, this.slotCopy.length * 2));
     const slotBytes = copyOut(slotsH, slotCount * 8, new Uint8Array(this.slotCopy.buffer));
+    // Records past the buffer's end were never stored (the SDK holds its hand-over back while a
+    // value's conversion runs mid-record, and guest code there may keep writing): counted.
+    if (slotBytes.length < slotCount * 8) this.invalid += Math.ceil((slotCount - (slotBytes.length >> 3)) / SLOT_WIDTH);
     const vals = copyOut(valsH, num(valsLengthH));
     return this.convert({ bytes, slots: this.slotCopy.subarray(0, slotBytes.length >> 3), vals });
   }
@@ -104,34 +117,53 @@ export class SlotConverter {
       this.invalid++;
       return new Uint8Array(0);
     }
-    const head = new DataView(packed.buffer, packed.byteOffset, 24);
-    const length = clamp(head.getFloat64(0, true));
-    const slotCount = clamp(head.getFloat64(8, true));
-    const valsLength = clamp(head.getFloat64(16, true));
+    // Aligned (engine allocations are): header and slot records are read in place, through one
+    // Float64Array over the whole buffer kept while it lasts (views made per drain cost about a
+    // microsecond of a short run's). Otherwise copied to an aligned buffer.
+    let slots: Float64Array<ArrayBufferLike>;
+    let from: number;
+    if ((packed.byteOffset & 7) === 0) {
+      if (this.heap !== packed.buffer) {
+        this.heap = packed.buffer;
+        this.heapDoubles = new Float64Array(packed.buffer, 0, packed.buffer.byteLength >> 3);
+      }
+      slots = this.heapDoubles;
+      from = packed.byteOffset >> 3;
+    } else {
+      if (this.slotCopy.length < (packed.length >> 3)) this.slotCopy = new Float64Array(Math.max(packed.length >> 3, this.slotCopy.length * 2));
+      new Uint8Array(this.slotCopy.buffer, 0, packed.length & ~7).set(packed.subarray(0, packed.length & ~7));
+      slots = this.slotCopy;
+      from = 0;
+    }
+    const length = clamp(slots[from]!);
+    const slotCount = clamp(slots[from + 1]!);
+    const valsLength = clamp(slots[from + 2]!);
     if (length < 0 || slotCount < 0 || valsLength < 0 || 24 + slotCount * 8 + length + valsLength > packed.length) {
       this.invalid++;
       return new Uint8Array(0);
     }
-    if (this.slotCopy.length < slotCount) this.slotCopy = new Float64Array(Math.max(slotCount, this.slotCopy.length * 2));
-    new Uint8Array(this.slotCopy.buffer, 0, slotCount * 8).set(packed.subarray(24, 24 + slotCount * 8));
     const at = 24 + slotCount * 8;
-    return this.convert({ bytes: packed.subarray(at, at + length), slots: this.slotCopy.subarray(0, slotCount), vals: packed.subarray(at + length, at + length + valsLength) });
+    return this.convertFrom(packed.subarray(at, at + length), slots, from + 3, from + 3 + slotCount, packed.subarray(at + length, at + length + valsLength));
   }
 
   /** The frame: the byte stream with every slot record in its place, as protocol records. */
   convert(b: SdkBuffers): Uint8Array {
-    const { bytes, slots, vals } = b;
+    return this.convertFrom(b.bytes, b.slots, 0, b.slots.length, b.vals);
+  }
+
+  /** convert, for the slot records in `slots` from index `first` up to `stop`. */
+  private convertFrom(bytes: Uint8Array, slots: Float64Array<ArrayBufferLike>, first: number, stop: number, vals: Uint8Array): Uint8Array {
     this.p = 0;
-    this.ensure(bytes.length + vals.length + (slots.length / SLOT_WIDTH) * 48 + 64);
+    this.ensure(bytes.length + vals.length + ((stop - first) / SLOT_WIDTH) * 48 + 64);
     let base = 0; // the frame's time base, as the receiver will have it
-    const end = slots.length - (slots.length % SLOT_WIDTH);
-    if (end !== slots.length) this.invalid++;
+    const end = stop - ((stop - first) % SLOT_WIDTH);
+    if (end !== stop) this.invalid++;
     // The byte runs: each from its marker's position to the next valid marker's (the last to the
     // end). Bytes before the first marker (the SDK opens one at 0) come first.
     let runs: Int32Array = this.runs;
     let nRuns = 0;
     let last = 0;
-    for (let q = 0; q < end; q += SLOT_WIDTH) {
+    for (let q = first; q < end; q += SLOT_WIDTH) {
       if (slots[q] !== SLOT_BYTES) continue;
       const at = slots[q + 2]!;
       if (!(Number.isInteger(at) && at >= last && at <= bytes.length && Number.isSafeInteger(slots[q + 1]!))) continue;
@@ -146,7 +178,7 @@ export class SlotConverter {
     let o = this.out;
     let d = this.view;
     let p = this.p;
-    for (let q = 0; q < end; q += SLOT_WIDTH) {
+    for (let q = first; q < end; q += SLOT_WIDTH) {
       const h = slots[q]!;
       if (!(h >= 0 && h <= Number.MAX_SAFE_INTEGER && Math.floor(h) === h)) {
         this.invalid++;
@@ -227,7 +259,10 @@ export class SlotConverter {
             o[p++] = 0xc0;
             break;
           case 4: {
-            const e = v >= 0 && v < vals.length && Math.floor(v) === v ? skipValue(vals, v, 0) : -1;
+            // The SDK never refers to an array or a map (its values are scalars, strings, bytes and
+            // ext values): refused on sight, a forged reference into bytes shaped like a large
+            // array cannot make each record cost a scan of the value bytes.
+            const e = v >= 0 && v < vals.length && Math.floor(v) === v && !isContainer(vals[v]!) ? skipValue(vals, v, 0) : -1;
             if (e < 0) {
               ok = false;
               break;
@@ -275,8 +310,16 @@ export class SlotConverter {
     const n = to - from;
     if (n <= 0) return;
     this.ensure(n);
-    this.out.set(src.subarray(from, to), this.p);
-    this.p += n;
+    const o = this.out;
+    let p = this.p;
+    if (n <= 32) {
+      // A short run (a callsite announcement, a value) by hand: a subarray costs more.
+      for (let i = from; i < to; i++) o[p++] = src[i]!;
+      this.p = p;
+      return;
+    }
+    o.set(src.subarray(from, to), p);
+    this.p = p + n;
   }
 
   private ensure(n: number): void {
@@ -408,6 +451,11 @@ export function skipValue(b: Uint8Array, p: number, depth: number): number {
   if (c === 0xde || c === 0xdf) return skipMany(b, body, 2 * n, depth);
   if (c === 0xc7 || c === 0xc8 || c === 0xc9) return within(b, body + 1 + n); // ext: a type byte, then the data
   return within(b, body + n);
+}
+
+/** A msgpack array or map head (fix, 16 or 32). */
+function isContainer(c: number): boolean {
+  return (c >= 0x80 && c <= 0x9f) || (c >= 0xdc && c <= 0xdf);
 }
 
 function growInts(a: Int32Array): Int32Array {
