@@ -26,6 +26,7 @@
  */
 import { appendFile, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { LockFile, LockHeldError } from '../state/lock-file.js';
 import { STORE_FILES, type StoreFile } from './store-reader.js';
 import type { StoreIndex } from './store-index.js';
 import { headHash } from './store-lines.js';
@@ -47,6 +48,11 @@ export interface EvictionStats {
   /** Bytes other writers appended during compactions, copied before the rename; and after it. */
   tailBytesCopied: number;
   lateBytesCopied: number;
+  /**
+   * Compactions skipped because another process (a second viewer on this store) held the store's
+   * compaction lock: it is compacting, this one looks again after `minIntervalMs`.
+   */
+  skippedLockHeld: number;
   /** Compactions that failed: files not yet replaced are left as they were; the index is rebuilt only if one was. */
   failed: number;
   lastError?: string;
@@ -55,6 +61,12 @@ export interface EvictionStats {
 /** Under a size cap, evict down to this share of it. */
 const LOW_WATER = 0.9;
 const COPY_CHUNK = 8 * 1024 * 1024;
+/**
+ * The store's compaction lock (lock-file.ts), beside its files: two processes compacting one
+ * store at once would each rename their copy over the other's, and lines appended meanwhile
+ * would be lost with the copy renamed over.
+ */
+export const COMPACT_LOCK = '.sandtrace-compact.lock';
 
 /**
  * Where the lines of a compacted file went: `map(offset, length)` gives a kept line's new offset
@@ -316,7 +328,7 @@ async function lineAt(fd: FileHandle, offset: number): Promise<{ text: string; l
  * await cap.check();
  */
 export class StoreCap {
-  readonly stats: EvictionStats = { runs: 0, evictedTraces: 0, tailBytesCopied: 0, lateBytesCopied: 0, failed: 0 };
+  readonly stats: EvictionStats = { runs: 0, evictedTraces: 0, tailBytesCopied: 0, lateBytesCopied: 0, skippedLockHeld: 0, failed: 0 };
   private lastRun = -Infinity;
   private running: Promise<void> | undefined;
 
@@ -348,7 +360,34 @@ export class StoreCap {
     return this.policy.maxAgeMs !== undefined && oldest !== undefined && oldest < nowMs - this.policy.maxAgeMs;
   }
 
-  private run(nowMs: number): Promise<void> {
+  /**
+   * One compaction, under the store's lock; skipped (and counted) when another process holds it.
+   * The lock is taken before the index is brought up to the files: a compaction another process
+   * just finished has replaced them, and a plan made on the index of the files it replaced would
+   * copy the wrong bytes.
+   */
+  private async run(nowMs: number): Promise<void> {
+    let lock: LockFile;
+    try {
+      lock = await LockFile.acquire(join(this.folder, COMPACT_LOCK));
+    } catch (e) {
+      this.lastRun = nowMs;
+      if (e instanceof LockHeldError) this.stats.skippedLockHeld++;
+      else {
+        // A folder this process cannot write to: no compaction could be done either; counted like one that failed.
+        this.stats.failed++;
+        this.stats.lastError = `${COMPACT_LOCK}: ${(e as Error).message}`;
+      }
+      return;
+    }
+    try {
+      await this.compact(nowMs);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  private compact(nowMs: number): Promise<void> {
     return this.index.whenCurrent(async () => {
       const sizes = await storeSizes(this.folder);
       const plan = planEviction(this.index, this.policy, sizes, nowMs);

@@ -142,7 +142,15 @@ export class StoreIndex {
     if (this.pending !== undefined) return this.pending;
     const next = this.exclusive(async () => {
       if (this.pending === next) this.pending = undefined;
-      await this.update();
+      try {
+        await this.update();
+      } catch (e) {
+        // A line re-read to describe a trace was not where the index had it: another process
+        // replaced the file between the look and the read (a compaction's rename). Started over.
+        if (!(e instanceof IndexInconsistent)) throw e;
+        this.reset('inconsistent');
+        await this.update();
+      }
     });
     this.pending = next;
     return next;
