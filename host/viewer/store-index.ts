@@ -105,6 +105,10 @@ export class StoreIndex {
   private lock: Promise<unknown> = Promise.resolve();
   private pending: Promise<void> | undefined;
   private closed = false;
+  /** Bumped each time the index starts over: a compaction planned on one generation applies only to it. */
+  private generation = 0;
+  /** The generation a compaction froze (see {@link freeze}). */
+  private frozen: number | undefined;
   readonly stats: IndexStats = {
     traces: 0,
     files: { 'traces.jsonl': { indexedBytes: 0, skippedLines: 0 }, 'logs.jsonl': { indexedBytes: 0, skippedLines: 0 }, 'metrics.jsonl': { indexedBytes: 0, skippedLines: 0 } },
@@ -251,7 +255,8 @@ export class StoreIndex {
   }
 
   /**
-   * After store-eviction.ts rewrote the files (under {@link whenCurrent}): the evicted traces are
+   * After store-eviction.ts rewrote the files (planned under {@link whenCurrent}, the index frozen
+   * since, called under {@link exclusive}): the evicted traces are
    * forgotten and every kept line's byte range moved to where the rewrite put it, so nothing is
    * parsed again. Bytes appended during the rewrite are read at the next refresh.
    */
@@ -291,9 +296,30 @@ export class StoreIndex {
     if (this.options.persist !== false) await this.persist();
   }
 
+  /**
+   * While a compaction copies the store (store-eviction.ts), the index reads no new bytes: the
+   * ranges it serves stay those of the files being copied, which the compaction moves when it
+   * swaps the copies in. Appends made meanwhile are read at the first refresh after {@link thaw}.
+   * Returns the generation frozen; a reset (the index starting over) ends the freeze.
+   */
+  freeze(): number {
+    this.frozen = this.generation;
+    return this.generation;
+  }
+
+  /** Whether the index is still the one frozen as `generation` (it has not started over). */
+  frozenAt(generation: number): boolean {
+    return this.frozen === generation && this.generation === generation;
+  }
+
+  thaw(): void {
+    this.frozen = undefined;
+  }
+
   /** Forgets everything: the next refresh reads the store from its start (after compaction, or a replaced file). */
   reset(cause: keyof IndexStats['rebuilds']): void {
     this.stats.rebuilds[cause]++;
+    this.generation++;
     this.files = { 'traces.jsonl': emptyFile(), 'logs.jsonl': emptyFile(), 'metrics.jsonl': emptyFile() };
     this.traces = new Map();
     this.metricLines = [];
@@ -372,6 +398,7 @@ export class StoreIndex {
       this.loaded = true;
       if (this.options.persist !== false) await this.load();
     }
+    if (this.frozen === this.generation) return;
     let sizes = await this.check();
     if (sizes === undefined) sizes = (await this.check())!;
     const fold = new IndexFold(this.traces, this.metricLines);

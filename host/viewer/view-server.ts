@@ -210,7 +210,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       res.end(JSON.stringify(ingest === undefined ? { receiving: false } : { receiving: true, otlpUrl: ingest.url, ...ingest.stats }));
       return;
     }
-    handle(index, cap, req.url ?? '/')
+    handle(index, capInBackground, req.url ?? '/')
       .then(({ status, type, body, headers }) => {
         res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store', ...headers });
         res.end(body);
@@ -230,6 +230,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       server.closeAllConnections();
       server.close(() => resolve());
     })
+      .then(() => cap.close())
       .then(() => index.close())
       .then(() => warm);
   if (options.otlpPort !== undefined) {
@@ -278,14 +279,19 @@ interface Answer {
 
 const json = (status: number, value: unknown, headers?: Record<string, string>): Answer => ({ status, type: 'application/json', body: JSON.stringify(value), ...(headers && { headers }) });
 
-/** The page and the JSON API; every API answer says how many store lines were skipped as bad. */
-async function handle(index: StoreIndex, cap: StoreCap, url: string): Promise<Answer> {
+/**
+ * The page and the JSON API; every API answer says how many store lines were skipped as bad.
+ * The cap is looked at after each look at the files, but not waited for: a compaction runs
+ * beside the requests, which are answered from the index as it was before it until it swaps the
+ * compacted files in.
+ */
+async function handle(index: StoreIndex, capCheck: () => void, url: string): Promise<Answer> {
   const { pathname: path, searchParams } = new URL(url, 'http://x');
   if (path === '/') return { status: 200, type: 'text/html; charset=utf-8', body: PAGE };
   const isTrace = /^\/api\/traces\/([0-9a-f]{32})$/.exec(path);
   if (path !== '/api/traces' && path !== '/api/services' && isTrace === null) return { status: 404, type: 'text/plain', body: 'not found' };
   await index.refresh();
-  await cap.check();
+  capCheck();
   const now = BigInt(Date.now()) * 1_000_000n;
   const skipped = { [SKIPPED_LINES_HEADER]: String(index.skippedLines()) };
   if (path === '/api/services') return json(200, index.services(), skipped);
