@@ -109,6 +109,10 @@ export class StoreIndex {
   private generation = 0;
   /** The generation a compaction froze (see {@link freeze}). */
   private frozen: number | undefined;
+  /** The first look at the files (a first index of the whole store, or what was added since the saved one) has ended. */
+  private firstLookDone = false;
+  /** Store bytes indexed (before and during the look under way), of the files' sizes at its start. */
+  private readonly progress = { done: 0, total: 0 };
   readonly stats: IndexStats = {
     traces: 0,
     files: { 'traces.jsonl': { indexedBytes: 0, skippedLines: 0 }, 'logs.jsonl': { indexedBytes: 0, skippedLines: 0 }, 'metrics.jsonl': { indexedBytes: 0, skippedLines: 0 } },
@@ -154,10 +158,29 @@ export class StoreIndex {
         if (!(e instanceof IndexInconsistent)) throw e;
         this.reset('inconsistent');
         await this.update();
+      } finally {
+        this.firstLookDone = true;
       }
     });
     this.pending = next;
     return next;
+  }
+
+  /**
+   * While the first look at the files runs (a first index of a large store takes a while): how
+   * far it got, in store bytes indexed of the files' sizes; undefined once it ended. Meanwhile
+   * the list, services and opens answer from what is indexed so far (see {@link openTrace}).
+   */
+  indexing(): { done: number; total: number } | undefined {
+    return this.firstLookDone ? undefined : { ...this.progress };
+  }
+
+  /** Traces listed (that have spans); counted afresh while the first look runs. */
+  listedTraces(): number {
+    if (this.firstLookDone) return this.stats.traces;
+    let n = 0;
+    for (const e of this.traces.values()) if (e.digest !== undefined) n++;
+    return n;
   }
 
   /** Lines of the store skipped as bad, all files. */
@@ -185,12 +208,14 @@ export class StoreIndex {
   }
 
   private newestFirst(): Array<[string, TraceEntry]> {
+    // While the first look runs, traces are added under the cache: sorted again at each ask.
+    if (!this.firstLookDone) this.sorted = undefined;
     return (this.sorted ??= [...this.traces].filter(([, e]) => e.digest !== undefined).sort((a, b) => newestFirst(a[1].digest!, b[1].digest!)));
   }
 
   /** Service names of the store's spans, sorted. */
   services(): string[] {
-    if (this.serviceList === undefined) {
+    if (this.serviceList === undefined || !this.firstLookDone) {
       const all = new Set<string>();
       for (const e of this.traces.values()) for (const s of e.digest?.services ?? []) all.add(s);
       this.serviceList = [...all].sort();
@@ -234,6 +259,15 @@ export class StoreIndex {
    * Undefined when the store holds no span of it.
    */
   async openTrace(traceId: string, now: bigint): Promise<TraceDetail | undefined> {
+    if (!this.firstLookDone && this.traces.get(traceId)?.digest !== undefined) {
+      // During the first look, a trace already described is read at once from the lines found so
+      // far (whole lines, which the look does not change); one that does not read right waits.
+      try {
+        return await this.read(traceId, now);
+      } catch (e) {
+        if (!(e instanceof IndexInconsistent)) throw e;
+      }
+    }
     return this.exclusive(async () => {
       try {
         return await this.read(traceId, now);
@@ -401,6 +435,8 @@ export class StoreIndex {
     if (this.frozen === this.generation) return;
     let sizes = await this.check();
     if (sizes === undefined) sizes = (await this.check())!;
+    this.progress.total = STORE_FILES.reduce((n, f) => n + sizes[f], 0);
+    this.progress.done = STORE_FILES.reduce((n, f) => n + this.files[f].consumed, 0);
     const fold = new IndexFold(this.traces, this.metricLines);
     for (const file of STORE_FILES) {
       const size = sizes[file];
@@ -468,7 +504,21 @@ export class StoreIndex {
     const state = this.files[file];
     const from = state.consumed;
     const path = join(this.folder, file);
-    state.consumed = await scanLines(path, from, size, (text, offset, length) => fold.line(file, text, offset, length), (_, length) => fold.tooLong(file, length), () => this.closed);
+    const progress = this.progress;
+    state.consumed = await scanLines(
+      path,
+      from,
+      size,
+      (text, offset, length) => {
+        progress.done += length;
+        fold.line(file, text, offset, length);
+      },
+      (_, length) => {
+        progress.done += length;
+        fold.tooLong(file, length);
+      },
+      () => this.closed,
+    );
     // The head hash covers the first min(consumed, 4 KiB) bytes: redone while that grows.
     if (from < HEAD_BYTES && state.consumed !== from) state.head = await headHash(path, state.consumed);
   }
