@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { ViewSpan } from '../host/viewer/store-reader.js';
-import type { TraceSummary } from '../host/viewer/trace-assembly.js';
+import type { TraceSummary } from '../host/viewer/trace-digest.js';
 import { INDEXING_HEADER, MATCHED_HEADER, startViewer, type Viewer } from '../host/viewer/view-server.js';
 import { writeSyntheticStore } from './helpers/synthetic-store.js';
 

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { EvictionStats } from '../host/viewer/store-eviction.js';
 import { StoreCap } from '../host/viewer/store-eviction.js';
 import { StoreIndex, type IndexStats } from '../host/viewer/store-index.js';
-import type { TraceSummary } from '../host/viewer/trace-assembly.js';
+import type { TraceSummary } from '../host/viewer/trace-digest.js';
 import type { ViewSpan } from '../host/viewer/store-reader.js';
 import { loadStore, summarize } from '../host/viewer/trace-store.js';
 import { MATCHED_HEADER, startViewer, type Viewer } from '../host/viewer/view-server.js';

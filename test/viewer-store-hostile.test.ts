@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { INDEX_FOLDER, type IndexStats } from '../host/viewer/store-index.js';
 import type { ViewSpan } from '../host/viewer/store-reader.js';
-import type { TraceSummary } from '../host/viewer/trace-assembly.js';
+import type { TraceSummary } from '../host/viewer/trace-digest.js';
 import { MATCHED_HEADER, SKIPPED_LINES_HEADER, startViewer, type Viewer, type ViewerOptions } from '../host/viewer/view-server.js';
 
 const folders: string[] = [];

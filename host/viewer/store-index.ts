@@ -23,7 +23,7 @@
  * before that a new span or `span started` record changes is re-read from its own lines. A
  * compaction (store-eviction.ts) moves the ranges of the lines it kept instead of starting over.
  *
- * A digest (trace-assembly.ts) is what the list shows of a trace and what filters look at. A
+ * A digest (trace-digest.ts) is what the list shows of a trace and what filters look at. A
  * trace with only logs so far has none and is not listed. Metric lines are found by time, since
  * a trace shows the metric points recorded while it ran. An index file that does not parse, has
  * another version, or whose body does not match its hash is counted and not used; one whose
@@ -36,7 +36,8 @@ import { IndexFold } from './store-index-fold.js';
 import { readIndexFile, writeIndexFile, type FileState, type TraceEntry } from './store-index-file.js';
 import { HEAD_BYTES, headHash, IndexInconsistent, readLinesAt, sameStart, scanLines } from './store-lines.js';
 import { readLogs, readMetrics, readSpans, Resources, STORE_FILES, type Attributes, type LogLine, type StoreFile, type ViewLog, type ViewMetric, type ViewSpan } from './store-reader.js';
-import { newestFirst, summaryOf, TraceAssembler, type TraceDigest, type TraceSummary } from './trace-assembly.js';
+import { TraceAssembler } from './trace-assembly.js';
+import { newestFirst, summaryOf, type TraceDigest, type TraceSummary } from './trace-digest.js';
 
 export { INDEX_FOLDER } from './store-index-file.js';
 export { IndexInconsistent } from './store-lines.js';

@@ -21,7 +21,7 @@ import { PAGE } from './page.js';
 import { StoreCap, type EvictionStats } from './store-eviction.js';
 import { StoreIndex, type IndexStats } from './store-index.js';
 import { checkStoreLine } from './store-reader.js';
-import type { TraceSummary } from './trace-assembly.js';
+import type { TraceSummary } from './trace-digest.js';
 import { BadQuery, filtersNothing, matches, parseQuery } from './trace-filter.js';
 
 export interface Viewer {
