@@ -21,6 +21,7 @@ import { runQuickJS } from '../host/sandbox/quickjs-runner.js';
 import { PAGE, PAGE_SCRIPTS } from '../host/viewer/page.js';
 import type { TraceSummary, ViewSpan } from '../host/viewer/trace-store.js';
 import { startViewer, type Viewer } from '../host/viewer/view-server.js';
+import { writeSyntheticStore } from './helpers/synthetic-store.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const skip = existsSync(CHROMIUM) ? false : `needs ${CHROMIUM} (.ci/run installs Debian's chromium)`;
@@ -553,5 +554,29 @@ describe('viewer page', { skip }, () => {
     assert.match((await page.locator('.row', { hasText: 'follow up' }).locator('.ev').getAttribute('aria-label'))!, /^event <i>retry<\/i> at /);
     assert.equal(await page.locator('#main img, #main b, #main i, #main u, #main script').count(), 0);
     assert.equal(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned), undefined);
+  });
+
+  test('while a large store is first indexed, the page lists what is indexed so far and says "indexing… N%", then the whole list', async (t) => {
+    const big = await mkdtemp(join(tmpdir(), 'sandtrace-page-indexing-'));
+    const store = await writeSyntheticStore(big, { targetBytes: 100 * 2 ** 20, spansPerTrace: 4 });
+    const v = await startViewer({ folder: big, port: 0, persistIndex: false, firstIndexWaitMs: 100 });
+    const context = await browser.newContext({ viewport: { width: 1200, height: 760 } });
+    t.after(async () => {
+      await context.close();
+      await v.close();
+      await rm(big, { recursive: true });
+    });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(v.url);
+    const badge = page.locator('#indexing');
+    await badge.waitFor({ state: 'visible' });
+    assert.match(await badge.innerText(), /^indexing… \d+%$/);
+    // It asks again while indexing: the badge goes once the index is whole, and the newest trace is listed.
+    await badge.waitFor({ state: 'hidden', timeout: 120_000 });
+    await page.locator('.trace').first().waitFor();
+    assert.match(await page.locator('#count').innerText(), new RegExp(`${store.traceIds.length}`));
+    assert.deepEqual(errors, []);
   });
 });

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { IndexStats } from '../host/viewer/store-index.js';
-import type { TraceSummary } from '../host/viewer/trace-assembly.js';
+import type { TraceSummary } from '../host/viewer/trace-digest.js';
 import type { ViewSpan } from '../host/viewer/store-reader.js';
 import { MATCHED_HEADER, startViewer, type Viewer } from '../host/viewer/view-server.js';
 import { writeSyntheticStore, type SyntheticStore } from './helpers/synthetic-store.js';

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { EvictionStats } from '../host/viewer/store-eviction.js';
 import { StoreCap } from '../host/viewer/store-eviction.js';
 import { StoreIndex, type IndexStats } from '../host/viewer/store-index.js';
-import type { TraceSummary } from '../host/viewer/trace-assembly.js';
+import type { TraceSummary } from '../host/viewer/trace-digest.js';
 import type { ViewSpan } from '../host/viewer/store-reader.js';
 import { loadStore, summarize } from '../host/viewer/trace-store.js';
 import { MATCHED_HEADER, startViewer, type Viewer } from '../host/viewer/view-server.js';
@@ -38,6 +38,10 @@ async function storeBytes(folder: string): Promise<number> {
 async function apiStore(v: Viewer): Promise<{ index: IndexStats; eviction: EvictionStats & { policy: unknown } }> {
   return (await fetch(`${v.url}api/store`)).json() as never;
 }
+/** Waits for a compaction under way (requests do not wait for it) to finish. */
+async function settled(v: Viewer): Promise<void> {
+  while (v.eviction.compacting) await new Promise((r) => setTimeout(r, 5));
+}
 async function list(v: Viewer): Promise<TraceSummary[]> {
   return (await fetch(`${v.url}api/traces?limit=100000`)).json() as Promise<TraceSummary[]>;
 }
@@ -51,6 +55,8 @@ describe('the store cap', () => {
     const v = await startViewer({ folder, port: 0, maxStoreBytes: cap, evictEveryMs: 0 });
     viewers.push(v);
 
+    await list(v);
+    await settled(v);
     const kept = await list(v);
     const { index, eviction } = await apiStore(v);
     assert.equal(eviction.runs, 1);
@@ -194,7 +200,9 @@ describe('sandtrace view --max-store-bytes / --max-store-age', () => {
         child.on('close', (code) => reject(new Error(`exited ${code}`)));
       });
       await fetch(`${url}api/traces`);
-      const { eviction } = (await (await fetch(`${url}api/store`)).json()) as { eviction: EvictionStats & { policy: unknown } };
+      let eviction: EvictionStats & { policy: unknown };
+      do ({ eviction } = (await (await fetch(`${url}api/store`)).json()) as { eviction: EvictionStats & { policy: unknown } });
+      while (eviction.compacting);
       assert.deepEqual(eviction.policy, { maxBytes: Math.floor(before / 1024 / 2) * 1024, maxAgeMs: 7 * 86_400_000 });
       assert.equal(eviction.runs, 1);
       assert.ok((await storeBytes(folder)) <= Math.floor(before / 1024 / 2) * 1024);

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { INDEX_FOLDER, type IndexStats } from '../host/viewer/store-index.js';
 import type { ViewSpan } from '../host/viewer/store-reader.js';
-import type { TraceSummary } from '../host/viewer/trace-assembly.js';
+import type { TraceSummary } from '../host/viewer/trace-digest.js';
 import { MATCHED_HEADER, SKIPPED_LINES_HEADER, startViewer, type Viewer, type ViewerOptions } from '../host/viewer/view-server.js';
 
 const folders: string[] = [];
@@ -33,6 +33,10 @@ async function viewerOn(folder: string, options: Partial<ViewerOptions> = {}): P
   const v = await startViewer({ folder, port: 0, ...options });
   viewers.push(v);
   return v;
+}
+/** Waits for a compaction under way (requests do not wait for it) to finish. */
+async function settled(v: Viewer): Promise<void> {
+  while (v.eviction.compacting) await new Promise((r) => setTimeout(r, 5));
 }
 async function close(v: Viewer): Promise<void> {
   viewers.splice(viewers.indexOf(v), 1);
@@ -396,6 +400,7 @@ describe('eviction under hostile shapes', () => {
     const size = (await stat(join(folder, 'traces.jsonl'))).size + (await stat(join(folder, 'logs.jsonl'))).size;
     const v = await viewerOn(folder, { maxStoreBytes: size - 1, evictEveryMs: 0 });
     await get<unknown>(v, 'api/traces');
+    await settled(v);
     await get<unknown>(v, 'api/traces');
     assert.ok(v.eviction.runs >= 1);
     const left = await ids(v, '?limit=1000');
@@ -424,6 +429,7 @@ describe('eviction under hostile shapes', () => {
     })();
     assert.equal(await exited, 0);
     await busy;
+    await settled(v);
     await get<unknown>(v, 'api/traces');
     const s = await stats(v);
     assert.equal(s.files['traces.jsonl'].skippedLines, 0);
@@ -445,6 +451,7 @@ describe('eviction under hostile shapes', () => {
     await get<unknown>(v, 'api/traces');
     const parsed = (await stats(v)).parsedBytes;
     for (let k = 0; k < 3; k++) assert.equal((await ids(v, '?limit=100')).length, 50);
+    await settled(v);
     assert.ok(v.eviction.failed >= 1);
     assert.match(v.eviction.lastError!, /^traces\.jsonl: /);
     const s = await stats(v);
@@ -462,6 +469,7 @@ describe('eviction under hostile shapes', () => {
     await writeFile(join(folder, 'traces.jsonl'), spanLine([{ trace: 1, id: 1, startMs: 1000 }]) + spanLine([{ trace: 2, id: 2, startMs: 2000 }]));
     const v = await viewerOn(folder, { maxStoreBytes: Buffer.byteLength(logs) / 2, evictEveryMs: 0 });
     await get<unknown>(v, 'api/traces');
+    await settled(v);
     assert.equal((await get<unknown>(v, `api/traces/${tid(501)}`)).status, 404);
     const left = await ids(v);
     // The cap is met by evicting the log-only traces (oldest), not by deleting every listed trace.

@@ -11,7 +11,7 @@ import type { Values } from '../shared/records.js';
 import { FileExporter } from '../host/export/otlp-json.js';
 import { SEVERITY, type LogRecord, type SpanRecord } from '../host/pipeline/telemetry-records.js';
 import { INDEX_FOLDER, type IndexStats } from '../host/viewer/store-index.js';
-import type { TraceSummary } from '../host/viewer/trace-assembly.js';
+import type { TraceSummary } from '../host/viewer/trace-digest.js';
 import type { ViewLog, ViewMetric, ViewSpan } from '../host/viewer/store-reader.js';
 import { loadStore, summarize } from '../host/viewer/trace-store.js';
 import { MATCHED_HEADER, SKIPPED_LINES_HEADER, startViewer, type Viewer } from '../host/viewer/view-server.js';

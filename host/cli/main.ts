@@ -140,6 +140,8 @@ async function main(argv: string[]): Promise<number> {
         ...(otlpPort !== undefined && { otlpPort }),
         ...(maxBytes !== undefined && { maxStoreBytes: maxBytes }),
         ...(maxAge !== undefined && { maxStoreAgeMs: maxAge }),
+        // A large store's first index takes a while: the page is answered meanwhile, saying how far it got.
+        firstIndexWaitMs: 1000,
       });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;

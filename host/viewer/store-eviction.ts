@@ -12,6 +12,12 @@
  * it. The index is not rebuilt: the new offset of every line kept is known, so its byte ranges
  * are moved (store-index.ts `applyCompaction`).
  *
+ * Requests go on while the copies are written: the index is frozen meanwhile (it reads no new
+ * bytes, so every range it serves is one of the files being copied, which are not changed), and
+ * only the swap (copying what was appended since, the renames, moving the ranges) holds readers
+ * off. Appends made during a compaction are listed once it ends. One process compacts a store at
+ * a time: the others find its lock (`.sandtrace-compact.lock`, lock-file.ts) held and skip.
+ *
  * Other writers keep appending meanwhile (the FileExporter and OTLP ingest open the file for each
  * append). Before the rename, what was appended since the copy began is copied too, until the
  * size holds still; after the rename, bytes that still reached the old file (an append that
@@ -26,6 +32,7 @@
  */
 import { appendFile, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { LockFile, LockHeldError } from '../state/lock-file.js';
 import { STORE_FILES, type StoreFile } from './store-reader.js';
 import type { StoreIndex } from './store-index.js';
 import { headHash } from './store-lines.js';
@@ -41,12 +48,24 @@ export interface EvictionStats {
   /** Compactions done, and traces evicted by them. */
   runs: number;
   evictedTraces: number;
+  /** A compaction is under way (requests are answered meanwhile from the index as it was before it). */
+  compacting: boolean;
   /** The store's bytes before and after the last compaction. */
   lastBytesBefore?: number;
   lastBytesAfter?: number;
   /** Bytes other writers appended during compactions, copied before the rename; and after it. */
   tailBytesCopied: number;
   lateBytesCopied: number;
+  /**
+   * Compactions skipped because another process (a second viewer on this store) held the store's
+   * compaction lock: it is compacting, this one looks again after `minIntervalMs`.
+   */
+  skippedLockHeld: number;
+  /**
+   * Compactions whose copy was thrown away before the swap because the index started over while
+   * it was made (a line it pointed at was not there): the store is left as it was.
+   */
+  abandoned: number;
   /** Compactions that failed: files not yet replaced are left as they were; the index is rebuilt only if one was. */
   failed: number;
   lastError?: string;
@@ -55,6 +74,12 @@ export interface EvictionStats {
 /** Under a size cap, evict down to this share of it. */
 const LOW_WATER = 0.9;
 const COPY_CHUNK = 8 * 1024 * 1024;
+/**
+ * The store's compaction lock (lock-file.ts), beside its files: two processes compacting one
+ * store at once would each rename their copy over the other's, and lines appended meanwhile
+ * would be lost with the copy renamed over.
+ */
+export const COMPACT_LOCK = '.sandtrace-compact.lock';
 
 /**
  * Where the lines of a compacted file went: `map(offset, length)` gives a kept line's new offset
@@ -155,26 +180,66 @@ export function planEviction(index: StoreIndex, policy: EvictionPolicy, sizes: R
 }
 
 /**
- * Rewrites the store without `evict` (trace ids) and the metric lines at `dropMetrics` (offsets).
- * Call under the index's lock (StoreIndex.exclusive), on an index that is up to date.
+ * A compaction copied but not yet swapped in: each file's indexed part rewritten to a temporary
+ * file beside it. {@link swap} copies what was appended since and renames the copies over the
+ * files; {@link abandon} removes them and leaves the store as it was.
  */
-export async function compactStore(folder: string, index: StoreIndex, evict: ReadonlySet<string>, dropMetrics: ReadonlySet<number>, stats: EvictionStats): Promise<Record<StoreFile, CompactedFile>> {
+export interface PreparedCompaction {
+  /** Copies each file's appended bytes and renames the copies over the files (short: run it with readers held off). */
+  swap(stats: EvictionStats): Promise<Record<StoreFile, CompactedFile>>;
+  abandon(): Promise<void>;
+}
+
+/**
+ * Rewrites the store's indexed part without `evict` (trace ids) and the metric lines at
+ * `dropMetrics` (offsets), to temporary files: the long part of a compaction, which readers of the
+ * files (at the offsets the index holds) may run beside, since the files are not touched. Call on
+ * an index that is up to date and does not change until {@link PreparedCompaction.swap} (store-index.ts `freeze`).
+ */
+export async function prepareCompaction(folder: string, index: StoreIndex, evict: ReadonlySet<string>, dropMetrics: ReadonlySet<number>): Promise<PreparedCompaction> {
   const touched: Record<StoreFile, Set<number>> = { 'traces.jsonl': new Set(), 'logs.jsonl': new Set(), 'metrics.jsonl': new Set(dropMetrics) };
   for (const id of evict) {
     const { spanLines, logLines } = index.lines(id)!;
     for (let i = 0; i < spanLines.length; i += 2) touched['traces.jsonl'].add(spanLines[i]!);
     for (let i = 0; i < logLines.length; i += 2) touched['logs.jsonl'].add(logLines[i]!);
   }
-  const out = {} as Record<StoreFile, CompactedFile>;
-  const progress = { renamed: false };
+  const indexed = Object.fromEntries(STORE_FILES.map((f) => [f, index.indexedBytes(f)])) as Record<StoreFile, number>;
+  const copies: FileCopy[] = [];
+  const abandon = async () => {
+    for (const c of copies) await c.abandon();
+  };
   for (const file of STORE_FILES) {
     try {
-      out[file] = await compactFile(folder, file, index.indexedBytes(file), touched[file], (line) => (file === 'metrics.jsonl' ? undefined : without(file, line, evict)), stats, progress);
+      copies.push(await copyIndexedPart(folder, file, indexed[file], touched[file], (line) => (file === 'metrics.jsonl' ? undefined : without(file, line, evict))));
     } catch (e) {
-      throw new CompactionFailed(`${file}: ${(e as Error).message}`, progress.renamed, { cause: e });
+      await abandon();
+      throw new CompactionFailed(`${file}: ${(e as Error).message}`, false, { cause: e });
     }
   }
-  return out;
+  return {
+    abandon,
+    swap: async (stats) => {
+      const out = {} as Record<StoreFile, CompactedFile>;
+      let renamed = false;
+      for (const c of copies) {
+        try {
+          out[c.file] = await c.swap(stats, () => (renamed = true));
+        } catch (e) {
+          await abandon();
+          throw new CompactionFailed(`${c.file}: ${(e as Error).message}`, renamed, { cause: e });
+        }
+      }
+      return out;
+    },
+  };
+}
+
+/**
+ * Rewrites the store without `evict` (trace ids) and the metric lines at `dropMetrics` (offsets),
+ * in one go: {@link prepareCompaction}, then its swap.
+ */
+export async function compactStore(folder: string, index: StoreIndex, evict: ReadonlySet<string>, dropMetrics: ReadonlySet<number>, stats: EvictionStats): Promise<Record<StoreFile, CompactedFile>> {
+  return (await prepareCompaction(folder, index, evict, dropMetrics)).swap(stats);
 }
 
 /**
@@ -207,7 +272,14 @@ function without(file: StoreFile, text: string, evict: ReadonlySet<string>): str
   return json[resourceKey].length > 0 ? `${JSON.stringify(json)}\n` : undefined;
 }
 
-async function compactFile(folder: string, file: StoreFile, indexed: number, touched: ReadonlySet<number>, rewrite: (line: string) => string | undefined, stats: EvictionStats, progress: { renamed: boolean }): Promise<CompactedFile> {
+/** One file's compaction in progress: its indexed part copied to a temporary file. */
+interface FileCopy {
+  file: StoreFile;
+  swap(stats: EvictionStats, renamed: () => void): Promise<CompactedFile>;
+  abandon(): Promise<void>;
+}
+
+async function copyIndexedPart(folder: string, file: StoreFile, indexed: number, touched: ReadonlySet<number>, rewrite: (line: string) => string | undefined): Promise<FileCopy> {
   const path = join(folder, file);
   const temp = join(folder, `.${file}.compact-${process.pid}.tmp`);
   const map = new LineMap();
@@ -216,21 +288,37 @@ async function compactFile(folder: string, file: StoreFile, indexed: number, tou
     source = await open(path, 'r');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    return { map, consumed: 0, dev: 0, ino: 0, mtimeMs: 0, head: '' };
+    const none: CompactedFile = { map, consumed: 0, dev: 0, ino: 0, mtimeMs: 0, head: '' };
+    return { file, swap: async () => none, abandon: async () => undefined };
   }
-  const target = await open(temp, 'w');
+  let target: FileHandle;
   try {
-    let written = 0;
-    const copy = async (from: number, to: number) => {
-      for (let pos = from; pos < to; ) {
-        const chunk = Buffer.allocUnsafe(Math.min(COPY_CHUNK, to - pos));
-        const { bytesRead } = await source.read(chunk, 0, chunk.length, pos);
-        if (bytesRead === 0) throw new Error(`${file} shrank during compaction`);
-        await target.write(chunk, 0, bytesRead, written);
-        written += bytesRead;
-        pos += bytesRead;
-      }
-    };
+    target = await open(temp, 'w');
+  } catch (e) {
+    await source.close();
+    throw e;
+  }
+  let done = false;
+  /** Closes both files and removes the temporary one (when it was not renamed); the first error is the one reported. */
+  const abandon = async () => {
+    if (done) return;
+    done = true;
+    await target.close().catch(() => undefined);
+    await unlink(temp).catch(() => undefined);
+    await source.close().catch(() => undefined);
+  };
+  let written = 0;
+  const copy = async (from: number, to: number) => {
+    for (let pos = from; pos < to; ) {
+      const chunk = Buffer.allocUnsafe(Math.min(COPY_CHUNK, to - pos));
+      const { bytesRead } = await source.read(chunk, 0, chunk.length, pos);
+      if (bytesRead === 0) throw new Error(`${file} shrank during compaction`);
+      await target.write(chunk, 0, bytesRead, written);
+      written += bytesRead;
+      pos += bytesRead;
+    }
+  };
+  try {
     // The indexed part: runs of untouched lines copied as they are, touched lines rewritten.
     let pos = 0;
     for (const offset of [...touched].sort((a, b) => a - b)) {
@@ -248,36 +336,44 @@ async function compactFile(folder: string, file: StoreFile, indexed: number, tou
     }
     map.copied(pos, written);
     await copy(pos, indexed);
-    const consumed = written;
-    // What other writers appended meanwhile, until the size holds still; then the rename.
-    let copiedTo = indexed;
-    for (let size = (await source.stat()).size; size > copiedTo; size = (await source.stat()).size) {
-      await copy(copiedTo, size);
-      stats.tailBytesCopied += size - copiedTo;
-      copiedTo = size;
-    }
+    // Synced now, outside the swap: the swap then syncs only the few bytes appended since.
     await target.sync();
-    await target.close();
-    await rename(temp, path);
-    progress.renamed = true;
-    // An append that opened the old file just before the rename lands there: carried over.
-    const late = (await source.stat()).size;
-    if (late > copiedTo) {
-      const rest = Buffer.allocUnsafe(late - copiedTo);
-      await source.read(rest, 0, rest.length, copiedTo);
-      await appendFile(path, rest);
-      stats.lateBytesCopied += rest.length;
-    }
-    const st = await stat(path);
-    return { map, consumed, dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs, head: await headHash(path, consumed) };
   } catch (e) {
-    // The store file is untouched until the rename; the temporary file goes. The first error is the one reported.
-    await target.close().catch(() => undefined);
-    await unlink(temp).catch(() => undefined);
+    await abandon();
     throw e;
-  } finally {
-    await source.close();
   }
+  const consumed = written;
+  const swap = async (stats: EvictionStats, renamed: () => void): Promise<CompactedFile> => {
+    try {
+      // What other writers appended meanwhile, until the size holds still; then the rename.
+      let copiedTo = indexed;
+      for (let size = (await source.stat()).size; size > copiedTo; size = (await source.stat()).size) {
+        await copy(copiedTo, size);
+        stats.tailBytesCopied += size - copiedTo;
+        copiedTo = size;
+      }
+      await target.sync();
+      await target.close();
+      await rename(temp, path);
+      renamed();
+      // An append that opened the old file just before the rename lands there: carried over.
+      const late = (await source.stat()).size;
+      if (late > copiedTo) {
+        const rest = Buffer.allocUnsafe(late - copiedTo);
+        await source.read(rest, 0, rest.length, copiedTo);
+        await appendFile(path, rest);
+        stats.lateBytesCopied += rest.length;
+      }
+      done = true;
+      await source.close();
+      const st = await stat(path);
+      return { map, consumed, dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs, head: await headHash(path, consumed) };
+    } catch (e) {
+      await abandon();
+      throw e;
+    }
+  };
+  return { file, swap, abandon };
 }
 
 /** The size of each store file (0 for one not written yet). */
@@ -316,9 +412,10 @@ async function lineAt(fd: FileHandle, offset: number): Promise<{ text: string; l
  * await cap.check();
  */
 export class StoreCap {
-  readonly stats: EvictionStats = { runs: 0, evictedTraces: 0, tailBytesCopied: 0, lateBytesCopied: 0, failed: 0 };
+  readonly stats: EvictionStats = { runs: 0, evictedTraces: 0, compacting: false, tailBytesCopied: 0, lateBytesCopied: 0, skippedLockHeld: 0, abandoned: 0, failed: 0 };
   private lastRun = -Infinity;
   private running: Promise<void> | undefined;
+  private closed = false;
 
   constructor(
     private readonly folder: string,
@@ -336,8 +433,15 @@ export class StoreCap {
    * check already running. Whether it is over is read from the index: refresh it first.
    */
   check(nowMs = Date.now()): Promise<void> {
-    if (!this.active || nowMs - this.lastRun < this.minIntervalMs || !this.over(nowMs)) return Promise.resolve();
-    return (this.running ??= this.run(nowMs).finally(() => (this.running = undefined)));
+    if (!this.active || this.closed || nowMs - this.lastRun < this.minIntervalMs || !this.over(nowMs)) return Promise.resolve();
+    if (this.running === undefined) {
+      this.stats.compacting = true;
+      this.running = this.run(nowMs).finally(() => {
+        this.running = undefined;
+        this.stats.compacting = false;
+      });
+    }
+    return this.running;
   }
 
   /** Whether the store, as last indexed, is over the cap: a look at the index, no file read. */
@@ -348,31 +452,99 @@ export class StoreCap {
     return this.policy.maxAgeMs !== undefined && oldest !== undefined && oldest < nowMs - this.policy.maxAgeMs;
   }
 
-  private run(nowMs: number): Promise<void> {
-    return this.index.whenCurrent(async () => {
+  /**
+   * One compaction, under the store's lock; skipped (and counted) when another process holds it.
+   * The lock is taken before the index is brought up to the files: a compaction another process
+   * just finished has replaced them, and a plan made on the index of the files it replaced would
+   * copy the wrong bytes.
+   */
+  private async run(nowMs: number): Promise<void> {
+    let lock: LockFile;
+    try {
+      lock = await LockFile.acquire(join(this.folder, COMPACT_LOCK));
+    } catch (e) {
+      this.lastRun = nowMs;
+      if (e instanceof LockHeldError) this.stats.skippedLockHeld++;
+      else {
+        // A folder this process cannot write to: no compaction could be done either; counted like one that failed.
+        this.stats.failed++;
+        this.stats.lastError = `${COMPACT_LOCK}: ${(e as Error).message}`;
+      }
+      return;
+    }
+    try {
+      await this.compact(nowMs);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /**
+   * Plans on the index brought up to the files, copies the store without the evicted traces while
+   * requests go on being answered from the index (frozen meanwhile: it reads no new bytes, so the
+   * offsets it hands out stay those of the files being copied), then, with readers held off
+   * (StoreIndex.exclusive), renames the copies over the files and moves the index's ranges.
+   */
+  private async compact(nowMs: number): Promise<void> {
+    const planned = await this.index.whenCurrent(async () => {
       const sizes = await storeSizes(this.folder);
       const plan = planEviction(this.index, this.policy, sizes, nowMs);
-      if (plan.traces.size === 0 && plan.metricLines.size === 0) return;
-      this.lastRun = nowMs;
-      const before = sizes['traces.jsonl'] + sizes['logs.jsonl'] + sizes['metrics.jsonl'];
-      let files;
+      if (plan.traces.size === 0 && plan.metricLines.size === 0) return undefined;
+      return { plan, before: sizes['traces.jsonl'] + sizes['logs.jsonl'] + sizes['metrics.jsonl'], generation: this.index.freeze() };
+    });
+    if (planned === undefined) return;
+    const { plan, before, generation } = planned;
+    this.lastRun = nowMs;
+    try {
+      let prepared: PreparedCompaction;
       try {
-        files = await compactStore(this.folder, this.index, plan.traces, plan.metricLines, this.stats);
+        prepared = await prepareCompaction(this.folder, this.index, plan.traces, plan.metricLines);
       } catch (e) {
         if (!(e instanceof CompactionFailed)) throw e;
-        this.stats.failed++;
-        this.stats.lastError = e.message;
-        // The files renamed so far are compacted, the others not: the index starts over on the
-        // store as it is. With none renamed, the store is untouched and the index still right.
-        if (e.storeChanged) this.index.reset('inconsistent');
+        this.failed(e);
         return;
       }
-      await this.index.applyCompaction(plan.traces, files);
-      this.stats.runs++;
-      this.stats.evictedTraces += plan.traces.size;
-      this.stats.lastBytesBefore = before;
-      const after = await storeSizes(this.folder);
-      this.stats.lastBytesAfter = after['traces.jsonl'] + after['logs.jsonl'] + after['metrics.jsonl'];
-    });
+      await this.index.exclusive(async () => {
+        // The index started over meanwhile (a line it pointed at was not there): its ranges are
+        // no longer the ones the copy was planned on. The store is left as it was.
+        if (!this.index.frozenAt(generation)) {
+          await prepared.abandon();
+          this.stats.abandoned++;
+          return;
+        }
+        let files;
+        try {
+          files = await prepared.swap(this.stats);
+        } catch (e) {
+          if (!(e instanceof CompactionFailed)) throw e;
+          this.failed(e);
+          return;
+        } finally {
+          this.index.thaw();
+        }
+        await this.index.applyCompaction(plan.traces, files);
+        this.stats.runs++;
+        this.stats.evictedTraces += plan.traces.size;
+        this.stats.lastBytesBefore = before;
+        const after = await storeSizes(this.folder);
+        this.stats.lastBytesAfter = after['traces.jsonl'] + after['logs.jsonl'] + after['metrics.jsonl'];
+      });
+    } finally {
+      this.index.thaw();
+    }
+  }
+
+  private failed(e: CompactionFailed): void {
+    this.stats.failed++;
+    this.stats.lastError = e.message;
+    // The files renamed so far are compacted, the others not: the index starts over on the
+    // store as it is. With none renamed, the store is untouched and the index still right.
+    if (e.storeChanged) this.index.reset('inconsistent');
+  }
+
+  /** Stops looking at the cap and waits for a compaction under way to finish. Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.running;
   }
 }

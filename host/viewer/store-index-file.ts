@@ -22,7 +22,7 @@ import { constants } from 'node:fs';
 import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { STORE_FILES, TRACE_ID, type StoreFile } from './store-reader.js';
-import type { TraceDigest, TraceSummary } from './trace-assembly.js';
+import type { TraceDigest, TraceSummary } from './trace-digest.js';
 
 export const INDEX_FOLDER = '.sandtrace-index';
 const INDEX_FILE = 'index.json';

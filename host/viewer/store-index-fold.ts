@@ -11,7 +11,8 @@
  */
 import type { TraceEntry } from './store-index-file.js';
 import { parseLine, readLogs, readMetrics, readSpans, Resources, textOf, BadStoreLine, type LogLine, type StoreFile, type ViewMetric, type ViewSpan } from './store-reader.js';
-import { attributeHash, digestOf, TraceAssembler } from './trace-assembly.js';
+import { TraceAssembler } from './trace-assembly.js';
+import { attributeHash, digestOf } from './trace-digest.js';
 
 /** A trace no traces.jsonl line has added to in this many lines is digested during a read. */
 const SETTLE_LINES = 64;

@@ -23,7 +23,7 @@
  * before that a new span or `span started` record changes is re-read from its own lines. A
  * compaction (store-eviction.ts) moves the ranges of the lines it kept instead of starting over.
  *
- * A digest (trace-assembly.ts) is what the list shows of a trace and what filters look at. A
+ * A digest (trace-digest.ts) is what the list shows of a trace and what filters look at. A
  * trace with only logs so far has none and is not listed. Metric lines are found by time, since
  * a trace shows the metric points recorded while it ran. An index file that does not parse, has
  * another version, or whose body does not match its hash is counted and not used; one whose
@@ -36,7 +36,8 @@ import { IndexFold } from './store-index-fold.js';
 import { readIndexFile, writeIndexFile, type FileState, type TraceEntry } from './store-index-file.js';
 import { HEAD_BYTES, headHash, IndexInconsistent, readLinesAt, sameStart, scanLines } from './store-lines.js';
 import { readLogs, readMetrics, readSpans, Resources, STORE_FILES, type Attributes, type LogLine, type StoreFile, type ViewLog, type ViewMetric, type ViewSpan } from './store-reader.js';
-import { newestFirst, summaryOf, TraceAssembler, type TraceDigest, type TraceSummary } from './trace-assembly.js';
+import { TraceAssembler } from './trace-assembly.js';
+import { newestFirst, summaryOf, type TraceDigest, type TraceSummary } from './trace-digest.js';
 
 export { INDEX_FOLDER } from './store-index-file.js';
 export { IndexInconsistent } from './store-lines.js';
@@ -105,6 +106,14 @@ export class StoreIndex {
   private lock: Promise<unknown> = Promise.resolve();
   private pending: Promise<void> | undefined;
   private closed = false;
+  /** Bumped each time the index starts over: a compaction planned on one generation applies only to it. */
+  private generation = 0;
+  /** The generation a compaction froze (see {@link freeze}). */
+  private frozen: number | undefined;
+  /** The first look at the files (a first index of the whole store, or what was added since the saved one) has ended. */
+  private firstLookDone = false;
+  /** Store bytes indexed (before and during the look under way), of the files' sizes at its start. */
+  private readonly progress = { done: 0, total: 0 };
   readonly stats: IndexStats = {
     traces: 0,
     files: { 'traces.jsonl': { indexedBytes: 0, skippedLines: 0 }, 'logs.jsonl': { indexedBytes: 0, skippedLines: 0 }, 'metrics.jsonl': { indexedBytes: 0, skippedLines: 0 } },
@@ -142,10 +151,37 @@ export class StoreIndex {
     if (this.pending !== undefined) return this.pending;
     const next = this.exclusive(async () => {
       if (this.pending === next) this.pending = undefined;
-      await this.update();
+      try {
+        await this.update();
+      } catch (e) {
+        // A line re-read to describe a trace was not where the index had it: another process
+        // replaced the file between the look and the read (a compaction's rename). Started over.
+        if (!(e instanceof IndexInconsistent)) throw e;
+        this.reset('inconsistent');
+        await this.update();
+      } finally {
+        this.firstLookDone = true;
+      }
     });
     this.pending = next;
     return next;
+  }
+
+  /**
+   * While the first look at the files runs (a first index of a large store takes a while): how
+   * far it got, in store bytes indexed of the files' sizes; undefined once it ended. Meanwhile
+   * the list, services and opens answer from what is indexed so far (see {@link openTrace}).
+   */
+  indexing(): { done: number; total: number } | undefined {
+    return this.firstLookDone ? undefined : { ...this.progress };
+  }
+
+  /** Traces listed (that have spans); counted afresh while the first look runs. */
+  listedTraces(): number {
+    if (this.firstLookDone) return this.stats.traces;
+    let n = 0;
+    for (const e of this.traces.values()) if (e.digest !== undefined) n++;
+    return n;
   }
 
   /** Lines of the store skipped as bad, all files. */
@@ -173,12 +209,14 @@ export class StoreIndex {
   }
 
   private newestFirst(): Array<[string, TraceEntry]> {
+    // While the first look runs, traces are added under the cache: sorted again at each ask.
+    if (!this.firstLookDone) this.sorted = undefined;
     return (this.sorted ??= [...this.traces].filter(([, e]) => e.digest !== undefined).sort((a, b) => newestFirst(a[1].digest!, b[1].digest!)));
   }
 
   /** Service names of the store's spans, sorted. */
   services(): string[] {
-    if (this.serviceList === undefined) {
+    if (this.serviceList === undefined || !this.firstLookDone) {
       const all = new Set<string>();
       for (const e of this.traces.values()) for (const s of e.digest?.services ?? []) all.add(s);
       this.serviceList = [...all].sort();
@@ -222,6 +260,15 @@ export class StoreIndex {
    * Undefined when the store holds no span of it.
    */
   async openTrace(traceId: string, now: bigint): Promise<TraceDetail | undefined> {
+    if (!this.firstLookDone && this.traces.get(traceId)?.digest !== undefined) {
+      // During the first look, a trace already described is read at once from the lines found so
+      // far (whole lines, which the look does not change); one that does not read right waits.
+      try {
+        return await this.read(traceId, now);
+      } catch (e) {
+        if (!(e instanceof IndexInconsistent)) throw e;
+      }
+    }
     return this.exclusive(async () => {
       try {
         return await this.read(traceId, now);
@@ -243,7 +290,8 @@ export class StoreIndex {
   }
 
   /**
-   * After store-eviction.ts rewrote the files (under {@link whenCurrent}): the evicted traces are
+   * After store-eviction.ts rewrote the files (planned under {@link whenCurrent}, the index frozen
+   * since, called under {@link exclusive}): the evicted traces are
    * forgotten and every kept line's byte range moved to where the rewrite put it, so nothing is
    * parsed again. Bytes appended during the rewrite are read at the next refresh.
    */
@@ -283,9 +331,30 @@ export class StoreIndex {
     if (this.options.persist !== false) await this.persist();
   }
 
+  /**
+   * While a compaction copies the store (store-eviction.ts), the index reads no new bytes: the
+   * ranges it serves stay those of the files being copied, which the compaction moves when it
+   * swaps the copies in. Appends made meanwhile are read at the first refresh after {@link thaw}.
+   * Returns the generation frozen; a reset (the index starting over) ends the freeze.
+   */
+  freeze(): number {
+    this.frozen = this.generation;
+    return this.generation;
+  }
+
+  /** Whether the index is still the one frozen as `generation` (it has not started over). */
+  frozenAt(generation: number): boolean {
+    return this.frozen === generation && this.generation === generation;
+  }
+
+  thaw(): void {
+    this.frozen = undefined;
+  }
+
   /** Forgets everything: the next refresh reads the store from its start (after compaction, or a replaced file). */
   reset(cause: keyof IndexStats['rebuilds']): void {
     this.stats.rebuilds[cause]++;
+    this.generation++;
     this.files = { 'traces.jsonl': emptyFile(), 'logs.jsonl': emptyFile(), 'metrics.jsonl': emptyFile() };
     this.traces = new Map();
     this.metricLines = [];
@@ -364,8 +433,11 @@ export class StoreIndex {
       this.loaded = true;
       if (this.options.persist !== false) await this.load();
     }
+    if (this.frozen === this.generation) return;
     let sizes = await this.check();
     if (sizes === undefined) sizes = (await this.check())!;
+    this.progress.total = STORE_FILES.reduce((n, f) => n + sizes[f], 0);
+    this.progress.done = STORE_FILES.reduce((n, f) => n + this.files[f].consumed, 0);
     const fold = new IndexFold(this.traces, this.metricLines);
     for (const file of STORE_FILES) {
       const size = sizes[file];
@@ -433,7 +505,21 @@ export class StoreIndex {
     const state = this.files[file];
     const from = state.consumed;
     const path = join(this.folder, file);
-    state.consumed = await scanLines(path, from, size, (text, offset, length) => fold.line(file, text, offset, length), (_, length) => fold.tooLong(file, length), () => this.closed);
+    const progress = this.progress;
+    state.consumed = await scanLines(
+      path,
+      from,
+      size,
+      (text, offset, length) => {
+        progress.done += length;
+        fold.line(file, text, offset, length);
+      },
+      (_, length) => {
+        progress.done += length;
+        fold.tooLong(file, length);
+      },
+      () => this.closed,
+    );
     // The head hash covers the first min(consumed, 4 KiB) bytes: redone while that grows.
     if (from < HEAD_BYTES && state.consumed !== from) state.head = await headHash(path, state.consumed);
   }

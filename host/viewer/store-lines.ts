@@ -11,6 +11,11 @@ import { BadStoreLine, parseLine } from './store-reader.js';
 /** The first bytes a file's identity hash covers. */
 export const HEAD_BYTES = 4096;
 const CHUNK_BYTES = 8 * 1024 * 1024;
+/**
+ * Lines parsed between two turns of the event loop while a file is read: a chunk holds seconds of
+ * parsing on a busy machine, and requests answered during a first index must not wait for it.
+ */
+const YIELD_BYTES = 1024 * 1024;
 
 /** A line the index points at is not what it recorded: the index starts over. */
 export class IndexInconsistent extends Error {
@@ -56,7 +61,12 @@ export async function scanLines(
       if (bytesRead === 0) break; // shrank meanwhile: the next look starts over
       const view = chunk.subarray(0, bytesRead);
       let start = 0;
+      let yielded = 0;
       for (let nl = view.indexOf(10); nl >= 0; nl = view.indexOf(10, start)) {
+        if (nl - yielded > YIELD_BYTES) {
+          yielded = nl;
+          await new Promise((r) => setImmediate(r));
+        }
         const length = pos + nl + 1 - lineStart;
         if (tooLong) onTooLong(lineStart, length);
         else if (heldBytes > 0) onLine(Buffer.concat([...held, view.subarray(0, nl)]).toString('utf8'), lineStart, length);

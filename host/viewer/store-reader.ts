@@ -120,7 +120,7 @@ function matching(v: unknown, pattern: RegExp, what: string): string {
 
 /**
  * A unix ns time, its leading zeros dropped: times are compared as digit strings (longer is later,
- * trace-assembly.ts `compareNs`), so `"0005"` kept as written would sort after `"10"`.
+ * trace-digest.ts `compareNs`), so `"0005"` kept as written would sort after `"10"`.
  */
 function unixNano(v: unknown, what: string): string {
   return canonicalNs(matching(v, UNIX_NANO, what));

@@ -5,7 +5,7 @@
  * (error | ok | forced | running), `from`/`to` (start, unix ms), `execution` (substring of an
  * execution id) and `limit` (default 500).
  */
-import { attributeHash, type TraceDigest, type TraceSummary } from './trace-assembly.js';
+import { attributeHash, type TraceDigest, type TraceSummary } from './trace-digest.js';
 
 export const DEFAULT_LIMIT = 500;
 

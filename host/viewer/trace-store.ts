@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { TraceAssembler } from './trace-assembly.js';
 import { BadStoreLine, parseLine, readLogs, readMetrics, readSpans, Resources, type Attributes, type LogLine, type StoreFile, type ViewLog, type ViewMetric, type ViewSpan } from './store-reader.js';
 
-export { summarize, type TraceSummary } from './trace-assembly.js';
+export { summarize, type TraceSummary } from './trace-digest.js';
 export { checkStoreLine, SPAN_STARTED, type AttrValue, type Attributes, type StoreFile, type ViewLink, type ViewLog, type ViewMetric, type ViewSpan } from './store-reader.js';
 
 /** What one store file holds: its records, and how many of its lines were skipped as bad. */

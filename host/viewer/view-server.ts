@@ -21,7 +21,7 @@ import { PAGE } from './page.js';
 import { StoreCap, type EvictionStats } from './store-eviction.js';
 import { StoreIndex, type IndexStats } from './store-index.js';
 import { checkStoreLine } from './store-reader.js';
-import type { TraceSummary } from './trace-assembly.js';
+import type { TraceSummary } from './trace-digest.js';
 import { BadQuery, filtersNothing, matches, parseQuery } from './trace-filter.js';
 
 export interface Viewer {
@@ -58,10 +58,21 @@ export interface ViewerOptions {
   maxStoreAgeMs?: number;
   /** The least time between two compactions (default 10 s); the cap is also looked at this often while idle. */
   evictEveryMs?: number;
+  /**
+   * How long a request waits for the first look at the store (the first index of a large store
+   * takes about a CPU second per 35 MB) before it is answered with what is indexed so far, with
+   * {@link INDEXING_HEADER}. Default: it waits until the index is whole (`sandtrace view` waits 1 s).
+   */
+  firstIndexWaitMs?: number;
 }
 
 /** The response header that says how many lines of the store were skipped as bad. */
 export const SKIPPED_LINES_HEADER = 'X-Sandtrace-Skipped-Lines';
+/**
+ * The response header of an answer given while the store is first indexed, from what is indexed
+ * so far: `<bytes indexed>/<bytes of the store>`.
+ */
+export const INDEXING_HEADER = 'X-Sandtrace-Indexing';
 /** The response header of `/api/traces` that says how many traces matched the filters, before `limit`. */
 export const MATCHED_HEADER = 'X-Sandtrace-Matched';
 
@@ -210,7 +221,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       res.end(JSON.stringify(ingest === undefined ? { receiving: false } : { receiving: true, otlpUrl: ingest.url, ...ingest.stats }));
       return;
     }
-    handle(index, cap, req.url ?? '/')
+    handle(index, capInBackground, options.firstIndexWaitMs ?? Infinity, req.url ?? '/')
       .then(({ status, type, body, headers }) => {
         res.writeHead(status, { 'Content-Type': type, 'Cache-Control': 'no-store', ...headers });
         res.end(body);
@@ -230,6 +241,7 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       server.closeAllConnections();
       server.close(() => resolve());
     })
+      .then(() => cap.close())
       .then(() => index.close())
       .then(() => warm);
   if (options.otlpPort !== undefined) {
@@ -263,6 +275,31 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
   };
 }
 
+/**
+ * Brings the index up to the files; while the first look at the store runs past `waitMs`, returns
+ * how far it got instead (the request is answered from what is indexed so far).
+ */
+async function look(index: StoreIndex, waitMs: number): Promise<{ done: number; total: number } | undefined> {
+  const refreshed = index.refresh();
+  if (index.indexing() === undefined || !Number.isFinite(waitMs)) {
+    await refreshed;
+    return undefined;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  // A failure of the look is this request's answer only if it comes within the wait; later, the next request meets it again.
+  const outcome = refreshed.then(
+    () => ({ done: true as const }),
+    (error: unknown) => ({ done: true as const, error }),
+  );
+  const waited = await Promise.race([outcome, new Promise<{ done: false }>((resolve) => (timer = setTimeout(() => resolve({ done: false }), waitMs)))]);
+  clearTimeout(timer);
+  if (waited.done) {
+    if ('error' in waited) throw waited.error;
+    return undefined;
+  }
+  return index.indexing();
+}
+
 function failed(res: http.ServerResponse, e: unknown): void {
   if (res.headersSent) return void res.end();
   res.writeHead(500, { 'Content-Type': 'text/plain' });
@@ -278,16 +315,21 @@ interface Answer {
 
 const json = (status: number, value: unknown, headers?: Record<string, string>): Answer => ({ status, type: 'application/json', body: JSON.stringify(value), ...(headers && { headers }) });
 
-/** The page and the JSON API; every API answer says how many store lines were skipped as bad. */
-async function handle(index: StoreIndex, cap: StoreCap, url: string): Promise<Answer> {
+/**
+ * The page and the JSON API; every API answer says how many store lines were skipped as bad.
+ * The cap is looked at after each look at the files, but not waited for: a compaction runs
+ * beside the requests, which are answered from the index as it was before it until it swaps the
+ * compacted files in.
+ */
+async function handle(index: StoreIndex, capCheck: () => void, firstIndexWaitMs: number, url: string): Promise<Answer> {
   const { pathname: path, searchParams } = new URL(url, 'http://x');
   if (path === '/') return { status: 200, type: 'text/html; charset=utf-8', body: PAGE };
   const isTrace = /^\/api\/traces\/([0-9a-f]{32})$/.exec(path);
   if (path !== '/api/traces' && path !== '/api/services' && isTrace === null) return { status: 404, type: 'text/plain', body: 'not found' };
-  await index.refresh();
-  await cap.check();
+  const indexing = await look(index, firstIndexWaitMs);
+  if (indexing === undefined) capCheck();
   const now = BigInt(Date.now()) * 1_000_000n;
-  const skipped = { [SKIPPED_LINES_HEADER]: String(index.skippedLines()) };
+  const skipped = { [SKIPPED_LINES_HEADER]: String(index.skippedLines()), ...(indexing !== undefined && { [INDEXING_HEADER]: `${indexing.done}/${indexing.total}` }) };
   if (path === '/api/services') return json(200, index.services(), skipped);
   if (isTrace !== null) {
     const detail = await index.openTrace(isTrace[1]!, now);
@@ -304,7 +346,7 @@ async function handle(index: StoreIndex, cap: StoreCap, url: string): Promise<An
   let matched = 0;
   if (filtersNothing(query)) {
     // Every trace matches: only the first `limit` need their summaries.
-    matched = index.stats.traces;
+    matched = index.listedTraces();
     index.forEachTrace(now, (_, summary) => {
       if (shown.length >= query.limit) return false;
       shown.push(summary);

@@ -19,6 +19,7 @@ export function pageHtml(style: string, script: string): string {
   <h1>sandtrace</h1> <span>traces</span>
   <span id="live" class="badge running off" title="the list follows the store as it changes">live</span>
   <span id="skipped" class="badge error" hidden></span>
+  <span id="indexing" class="badge running" hidden></span>
   <span id="count"></span>
 </header>
 <div class="layout">

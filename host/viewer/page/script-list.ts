@@ -71,6 +71,7 @@ async function load() {
   const res = await fetch('/api/traces' + (query ? '?' + query : ''));
   if (seq !== listSeq) return;
   showSkipped(res);
+  showIndexing(res);
   if (res.status === 400) {
     // The server refused the search (a parameter it cannot read): said beside the form.
     const body = await res.json();
@@ -94,6 +95,22 @@ async function load() {
   if (!query) state.known.clear();
   for (const t of list) state.known.set(t.traceId, t);
   renderList();
+}
+
+// While the store is first indexed the server answers with what it has so far (X-Sandtrace-Indexing:
+// bytes indexed / bytes): said, and the list asked again until the index is whole.
+let indexingTimer = null;
+function showIndexing(res) {
+  const m = /^(\d+)\/(\d+)$/.exec(res.headers.get('X-Sandtrace-Indexing') || '');
+  $('#indexing').hidden = m === null;
+  if (m === null) return;
+  const pct = Number(m[2]) > 0 ? Math.floor((100 * Number(m[1])) / Number(m[2])) : 0;
+  $('#indexing').textContent = 'indexing… ' + pct + '%';
+  if (indexingTimer === null) indexingTimer = setTimeout(() => {
+    indexingTimer = null;
+    load().catch(reportError);
+    loadServices().catch(reportError);
+  }, 1000);
 }
 
 async function loadServices() {
