@@ -166,6 +166,54 @@ describe('OTLP/HTTP exporter', () => {
     await e.shutdown();
   });
 
+  test('a split export keeps one deadline: parts sent one after another do not each get a fresh timeout', async () => {
+    // Every request answers 503: each part retries until the deadline. With a deadline per part,
+    // four parts sent in turn took four timeouts (about 2 s here); the export has one.
+    for (let i = 0; i < 500; i++) server.script.push({ status: 503 });
+    const e = exporter({ maxRequestBytes: 3000, compression: 'none', timeoutMs: 500 });
+    const many = [...spans, ...spans, ...spans, ...spans];
+    const started = Date.now();
+    const r = await e.exportSpans(many);
+    const took = Date.now() - started;
+    assert.equal(r.code, 'failure');
+    assert.equal(r.items, many.length);
+    assert.ok(took < 1500, `took ${took} ms for a 500 ms deadline`);
+    assert.equal(e.stats.failed.traces, many.length);
+    assert.equal(e.stats.exported.traces, 0);
+    assert.equal(r.code === 'failure' && Object.values(r.dropped ?? {}).reduce((n, k) => n + (k ?? 0), 0), many.length);
+    server.script.length = 0;
+    await e.shutdown();
+  });
+
+  test('a split export whose second part fails after the first succeeded counts each item once', async () => {
+    server.script.push({ status: 200 }, { status: 400 }, { status: 400 }, { status: 400 }, { status: 400 }, { status: 400 }, { status: 400 }, { status: 400 });
+    const e = exporter({ maxRequestBytes: 3000, compression: 'none' });
+    const many = [...spans, ...spans, ...spans, ...spans];
+    const r = await e.exportSpans(many);
+    assert.equal(r.code, 'failure');
+    const first = server.decoded(0).resourceSpans[0].scopeSpans.reduce((m: number, s: any) => m + s.spans.length, 0);
+    assert.ok(first > 0 && first < many.length);
+    assert.equal(r.code === 'failure' && r.exported, first);
+    assert.equal(e.stats.exported.traces, first);
+    assert.equal(e.stats.failed.traces, many.length - first);
+    assert.equal(r.code === 'failure' && Object.values(r.dropped ?? {}).reduce((n, k) => n + (k ?? 0), 0), many.length - first);
+    await e.shutdown();
+  });
+
+  test('concurrent exports on one exporter (one kept encoding buffer) each send their own body, also on a retry', async () => {
+    // The first request of each export is answered late with a 503 and retried: by then the other
+    // export has been encoded with the same writer, so a body that were a view of it would be overwritten.
+    server.script.push({ status: 503, delayMs: 100 }, { status: 503, delayMs: 100 });
+    const e = exporter({ compression: 'none' });
+    const only = (name: string) => spans.filter((s) => s.name === name);
+    const [a, b] = await Promise.all([e.exportSpans(only('work')), e.exportSpans(only('sandtrace.execution'))]);
+    assert.equal(a.code, 'success');
+    assert.equal(b.code, 'success');
+    const names = server.requests.map((_, i) => server.decoded(i).resourceSpans[0].scopeSpans.flatMap((s: any) => s.spans.map((x: any) => x.name)).join());
+    assert.deepEqual(names.slice().sort(), ['sandtrace.execution', 'sandtrace.execution', 'work', 'work']);
+    await e.shutdown();
+  });
+
   test('shutdown waits for exports under way, and exports after it fail', async () => {
     server.script.push({ status: 200, delayMs: 100 });
     const e = exporter();

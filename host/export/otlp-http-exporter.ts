@@ -199,7 +199,8 @@ export class OtlpHttpExporter implements Exporter {
     return p;
   }
 
-  private async exportItems<T>(signal: Signal, items: readonly T[], encode: (items: readonly T[]) => Uint8Array): Promise<ExportResult> {
+  /** `deadline`: the whole export's (set by the first call; the parts of a split export share it). */
+  private async exportItems<T>(signal: Signal, items: readonly T[], encode: (items: readonly T[]) => Uint8Array, deadline = Date.now() + this.config.timeoutMs[signal]): Promise<ExportResult> {
     if (items.length === 0) return { code: 'success', items: 0, attempts: 0, rejected: 0 };
     if (this.closed) return this.fail(signal, items.length, 0, new ExportError('exporter is shut down', false, undefined, 'shutdown'));
     const body = encode(items);
@@ -208,22 +209,23 @@ export class OtlpHttpExporter implements Exporter {
       // The halves go one after the other, each encoded when its turn comes and let go once it is
       // answered; this body is not held meanwhile. An oversized export so holds one part's body
       // at a time (at most maxRequestBytes, compressed when gzip is on), never the whole.
-      return this.exportSplit(signal, items, encode);
+      return this.exportSplit(signal, items, encode, deadline);
     }
-    return this.send(signal, body, items.length);
+    return this.send(signal, body, items.length, deadline);
   }
 
-  private async exportSplit<T>(signal: Signal, items: readonly T[], encode: (items: readonly T[]) => Uint8Array): Promise<ExportResult> {
+  private async exportSplit<T>(signal: Signal, items: readonly T[], encode: (items: readonly T[]) => Uint8Array, deadline: number): Promise<ExportResult> {
     const half = items.length >> 1;
-    const a = await this.exportItems(signal, items.slice(0, half), encode);
-    const b = await this.exportItems(signal, items.slice(half), encode);
+    // One deadline for both halves: sent in turn, each with its own, an export of k parts could
+    // retry for k timeouts (they overlapped when the parts went in parallel).
+    const a = await this.exportItems(signal, items.slice(0, half), encode, deadline);
+    const b = await this.exportItems(signal, items.slice(half), encode, deadline);
     return merge(a, b);
   }
 
-  /** One export: attempts until success, a final failure, or the deadline (the export's, or shutdown's). */
-  private async send(signal: Signal, body: Uint8Array, items: number): Promise<ExportResult> {
+  /** One export (or one part of a split one): attempts until success, a final failure, or the deadline (the export's, or shutdown's). */
+  private async send(signal: Signal, body: Uint8Array, items: number, deadline: number): Promise<ExportResult> {
     const cfg = this.config;
-    const deadline = Date.now() + cfg.timeoutMs[signal];
     const net = await loadTransport();
     // A User-Agent naming the exporter, as OpenTelemetry's exporters send (configured headers may replace it).
     const headers: Record<string, string> = { 'User-Agent': USER_AGENT(), ...cfg.headers[signal], 'Content-Type': this.json(signal) ? 'application/json' : 'application/x-protobuf' };

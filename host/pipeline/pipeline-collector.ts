@@ -17,7 +17,12 @@ import type { Level } from '../../shared/records.js';
 import { SEVERITY, type LogRecord, type MetricPoint, type SpanEventRecord, type SpanLink, type SpanRecord } from './telemetry-records.js';
 
 /**
- * Callbacks for completed telemetry; every record carries its execution id.
+ * Callbacks for completed telemetry; every record carries its execution id. A span handed over
+ * has its own attributes, events and links arrays and status object: a handler may change them.
+ * Attribute arrays inside events and logs, and attribute pairs (`[key, value]`), may be shared
+ * with other records and collectors (an event's attributes with its log record and the receiver,
+ * the `sandtrace.execution.id` pair by the spans of one execution): replace them, do not change
+ * them in place.
  *
  * @example
  * const collector = new PipelineCollector({ handlers: {
@@ -73,7 +78,7 @@ const EMPTY_POOL = new Uint8Array(0);
 /**
  * What a new span starts with, shared instead of allocated per span (about 100 bytes of young
  * garbage each): frozen, and replaced, never changed, when the span gets its own (its first
- * link or event, and its attributes at its end).
+ * link or event, and its attributes at its end). A span handed to onSpan never carries them.
  */
 const NO_ATTRIBUTES: Values = Object.freeze([]) as unknown as Values;
 const NO_EVENTS: SpanEventRecord[] = Object.freeze([]) as unknown as SpanEventRecord[];
@@ -270,6 +275,13 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
       attributes[k++] = ['sandtrace.termination.cause', forced.cause];
     }
     record.attributes = attributes;
+    // The span goes to a handler, whose it is to change (the handlers are the API for a pipeline of
+    // one's own): it must not carry the shared frozen empties, or a handler's push or status change
+    // throws (inside the guest's close). Three small objects at the end instead of at the start:
+    // persisted spans, and spans that got their own, still skip them.
+    if (record.events === NO_EVENTS) record.events = [];
+    if (record.links === NO_LINKS) record.links = [];
+    if (record.status === UNSET) record.status = { code: 'unset' };
     this.handlers.onSpan?.(record);
     return true;
   }
