@@ -94,7 +94,9 @@ describe('export under pressure: deadlines', () => {
       const started = Date.now();
       await b.shutdown(300);
       const took = Date.now() - started;
-      assert.ok(took <= 350, `${endpoint}: shutdown(300) took ${took} ms`);
+      // The failure this catches waits for the export's 10 s timeout; 250 ms of slack keeps the
+      // test meaningful on a loaded 2-core machine, where timers alone run 100 ms late.
+      assert.ok(took <= 550, `${endpoint}: shutdown(300) took ${took} ms`);
       const s = b.getStats();
       assert.equal(s.dropped.spans.shutdown, 55, endpoint);
       assert.equal(s.dropped.metrics.shutdown, 5, `${endpoint}: series counted once`);

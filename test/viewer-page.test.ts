@@ -135,6 +135,15 @@ async function openShop(page: Page): Promise<void> {
   await page.locator('.row', { hasText: 'charge card' }).waitFor();
 }
 
+/**
+ * Clicks a span's row and waits for its details: a click routes through the URL hash, so the
+ * details are drawn after the click returns (under load, well after).
+ */
+async function openSpanRow(page: Page, name: string): Promise<void> {
+  await page.locator('.row', { hasText: name }).click();
+  await page.waitForFunction((id) => document.querySelector('#details')?.textContent?.includes(id) === true, spanNamed(name).spanId);
+}
+
 const tickLabels = (page: Page) => page.locator('#axis .tick').evaluateAll((els) => els.map((e) => e.textContent ?? ''));
 const barBox = async (page: Page, name: string) => (await page.locator('.row', { hasText: name }).first().locator('.bar').boundingBox())!;
 /** Each row's bar width in px, or null where the window cuts it or it is too small to measure. */
@@ -276,11 +285,11 @@ describe('viewer page', { skip }, () => {
     assert.ok(Math.abs((await centre()) - expected) <= 1.5, `marker at ${await centre()}, expected ${expected}`);
     assert.ok(bar.width > lane.width * 0.8, 'the span fills the window');
 
-    await page.locator('.row', { hasText: 'checkout' }).click();
+    await openSpanRow(page, 'checkout');
     const details = await page.locator('#details').innerText();
     assert.equal(details.match(/priced/g)?.length, 1, `the event once:\n${details}`);
     assert.match(details, /\+[\d.]+ m?s\s+INFO priced \{"total": 42\}/);
-    await page.locator('.row', { hasText: 'charge card' }).click();
+    await openSpanRow(page, 'charge card');
     assert.equal((await page.locator('#details').innerText()).match(/slow provider/g)?.length, 1);
     assert.equal(await page.locator('.row', { hasText: 'charge card' }).locator('.ev.warn').count(), 1, 'a warning is drawn as one');
   });
@@ -293,7 +302,7 @@ describe('viewer page', { skip }, () => {
     assert.match(await page.locator('.trace', { hasText: 'checkout' }).innerText(), stamp);
     await openShop(page);
     assert.match(await page.locator('.trace-head .meta').innerText(), new RegExp(`started ${stamp.source}.*${shop}`));
-    await page.locator('.row', { hasText: 'charge card' }).click();
+    await openSpanRow(page, 'charge card');
     const charge = spanNamed('charge card');
     const details = await page.locator('#details').innerText();
     assert.match(details, new RegExp(`trace id\\s+${shop}`));
@@ -332,7 +341,7 @@ describe('viewer page', { skip }, () => {
 
     // Open another span, then another trace: each is a history entry.
     const charge = spanNamed('charge card');
-    await page.locator('.row', { hasText: 'charge card' }).click();
+    await openSpanRow(page, 'charge card');
     await page.waitForURL(new RegExp(`#trace=${shop}&span=${charge.spanId}$`));
     await page.locator('.trace', { hasText: 'resize images' }).click();
     await page.locator('.row', { hasText: 'resize images' }).waitFor();
@@ -436,7 +445,7 @@ describe('viewer page', { skip }, () => {
     assert.ok((await width()) <= 360, `list: ${await width()}`);
     await page.screenshot({ path: join(SHOTS, 'narrow-list.png') });
     await page.locator('.trace', { hasText: 'checkout' }).click();
-    await page.locator('.row', { hasText: 'charge card' }).click();
+    await openSpanRow(page, 'charge card');
     await page.locator('#details h3').waitFor();
     assert.equal(await page.locator('#sidebar').isHidden(), true, 'the list panel closed');
     assert.equal(await page.locator('#toggle-list').getAttribute('aria-expanded'), 'false');
