@@ -21,8 +21,10 @@
  * Other writers keep appending meanwhile (the FileExporter and OTLP ingest open the file for each
  * append). Before the rename, what was appended since the copy began is copied too, until the
  * size holds still; after the rename, bytes that still reached the old file (an append that
- * opened it just before) are appended to the new one. What remains: an append whose write is
- * split in two and straddles the rename could be cut, and such a late line can come after
+ * opened it just before) are appended to the new one, for as long as the old file keeps growing
+ * (until it has been still for 100 ms, at most 2 s; readers are held off meanwhile). What remains:
+ * a writer that opened the old file and writes to it later than that, or whose write is split in
+ * two and straddles the rename, could be cut, and such a late line can come after
  * lines written to the new file meanwhile (lines are whole requests, so order between them does
  * not matter to the reader). A crash between the three renames (traces.jsonl is renamed first)
  * leaves some files compacted and others not: the persisted index no longer matches the renamed
@@ -357,12 +359,21 @@ async function copyIndexedPart(folder: string, file: StoreFile, indexed: number,
       await rename(temp, path);
       renamed();
       // An append that opened the old file just before the rename lands there: carried over.
-      const late = (await source.stat()).size;
-      if (late > copiedTo) {
-        const rest = Buffer.allocUnsafe(late - copiedTo);
-        await source.read(rest, 0, rest.length, copiedTo);
-        await appendFile(path, rest);
-        stats.lateBytesCopied += rest.length;
+      // Such a writer may be descheduled between its open and its write (tens of ms on a loaded
+      // machine: a line was lost that way in test), so the old file is watched until it has
+      // stayed the same size for LATE_QUIET_MS, at most LATE_MAX_MS.
+      const watchedSince = Date.now();
+      for (let quietSince = Date.now(); Date.now() - quietSince < LATE_QUIET_MS && Date.now() - watchedSince < LATE_MAX_MS; ) {
+        const late = (await source.stat()).size;
+        if (late > copiedTo) {
+          const rest = Buffer.allocUnsafe(late - copiedTo);
+          await source.read(rest, 0, rest.length, copiedTo);
+          await appendFile(path, rest);
+          stats.lateBytesCopied += rest.length;
+          copiedTo = late;
+          quietSince = Date.now();
+        }
+        await new Promise((r) => setTimeout(r, LATE_POLL_MS));
       }
       done = true;
       await source.close();
@@ -375,6 +386,12 @@ async function copyIndexedPart(folder: string, file: StoreFile, indexed: number,
   };
   return { file, swap, abandon };
 }
+
+/** How long the old file must stay the same size after the rename before it is let go, in ms. */
+const LATE_QUIET_MS = 100;
+/** The longest the old file is watched after the rename (a writer that keeps appending to it). */
+const LATE_MAX_MS = 2_000;
+const LATE_POLL_MS = 10;
 
 /** The size of each store file (0 for one not written yet). */
 export async function storeSizes(folder: string): Promise<Record<StoreFile, number>> {
