@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { appendFile, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { appendFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -210,6 +210,30 @@ describe('closing the cap', () => {
     assert.equal(cap.stats.abandoned, 1);
     assert.equal(cap.stats.failed, 0);
     assert.equal(await storeBytes(folder), before);
+    assert.deepEqual(await leftovers(folder), []);
+    await index.close();
+  });
+
+  test('close() once the swap has begun: the swap finishes (its copies of appended bytes are not stopped halfway through the files)', async () => {
+    const folder = await newFolder();
+    await writeSyntheticStore(folder, { traces: 2000 });
+    const logLine = (await readFile(join(folder, 'logs.jsonl'), 'utf8')).split('\n')[0]!;
+    const index = new StoreIndex(folder, { persist: false });
+    await index.refresh();
+    const cap = new StoreCap(folder, index, { maxBytes: Math.floor((await storeBytes(folder)) / 2) }, 0);
+    // frozenAt is asked with readers held off, just before the swap: closed then, with bytes
+    // appended to logs.jsonl (the second file swapped) for the swap to copy.
+    const frozenAt = index.frozenAt.bind(index);
+    index.frozenAt = (generation: number) => {
+      void cap.close();
+      appendFileSync(join(folder, 'logs.jsonl'), `${logLine}\n`);
+      return frozenAt(generation);
+    };
+    await cap.check();
+    assert.equal(cap.stats.failed, 0, cap.stats.lastError);
+    assert.equal(cap.stats.runs, 1);
+    assert.equal(index.stats.rebuilds.inconsistent, 0);
+    assert.ok(cap.stats.tailBytesCopied > 0);
     assert.deepEqual(await leftovers(folder), []);
     await index.close();
   });

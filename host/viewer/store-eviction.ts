@@ -308,10 +308,11 @@ async function copyIndexedPart(folder: string, file: StoreFile, indexed: number,
     await source.close().catch(() => undefined);
   };
   let written = 0;
-  const copy = async (from: number, to: number) => {
+  /** `stoppable`: the long copy before the swap; the swap's own copies are never stopped (a half-swapped store is a failed compaction). */
+  const copy = async (from: number, to: number, stoppable = false) => {
     for (let pos = from; pos < to; ) {
       // A viewer closing waits for its compaction: the copy of a large store stops at a chunk.
-      if (stopped()) throw new Error('stopped: the viewer is closing');
+      if (stoppable && stopped()) throw new Error('stopped: the viewer is closing');
       const chunk = Buffer.allocUnsafe(Math.min(COPY_CHUNK, to - pos));
       const { bytesRead } = await source.read(chunk, 0, chunk.length, pos);
       if (bytesRead === 0) throw new Error(`${file} shrank during compaction`);
@@ -325,7 +326,7 @@ async function copyIndexedPart(folder: string, file: StoreFile, indexed: number,
     let pos = 0;
     for (const offset of [...touched].sort((a, b) => a - b)) {
       map.copied(pos, written);
-      await copy(pos, offset);
+      await copy(pos, offset, true);
       const line = await lineAt(source, offset);
       const kept = rewrite(line.text);
       if (kept === undefined) map.rewrote(offset, undefined);
@@ -337,7 +338,7 @@ async function copyIndexedPart(folder: string, file: StoreFile, indexed: number,
       pos = offset + line.length;
     }
     map.copied(pos, written);
-    await copy(pos, indexed);
+    await copy(pos, indexed, true);
     // Synced now, outside the swap: the swap then syncs only the few bytes appended since.
     await target.sync();
   } catch (e) {
