@@ -8,7 +8,7 @@
  * Screenshots go to $SANDTRACE_SCREENSHOTS or <tmpdir>/sandtrace-screenshots (not committed).
  */
 import assert from 'node:assert/strict';
-import { appendFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -586,6 +586,36 @@ describe('viewer page', { skip }, () => {
     await badge.waitFor({ state: 'hidden', timeout: 120_000 });
     await page.locator('.trace').first().waitFor();
     assert.match(await page.locator('#count').innerText(), new RegExp(`${store.traceIds.length}`));
+    assert.deepEqual(errors, []);
+  });
+
+  test('a trace opened while the store is first indexed (answered from the lines found so far) is drawn again whole once the index is', async (t) => {
+    const big = await mkdtemp(join(tmpdir(), 'sandtrace-page-indexing-'));
+    const split = await mkdtemp(join(tmpdir(), 'sandtrace-page-split-'));
+    // One trace of two lines: the first at the store's start, the second at its end.
+    const one = await writeSyntheticStore(split, { traces: 1, spansPerTrace: 4, services: 1, batch: 2, idOffset: 9_000_000 });
+    const lines = (await readFile(join(split, 'traces.jsonl'), 'utf8')).trim().split('\n');
+    assert.equal(lines.length, 2);
+    await appendFile(join(big, 'traces.jsonl'), `${lines[0]}\n`);
+    await writeSyntheticStore(big, { targetBytes: 100 * 2 ** 20, spansPerTrace: 4 });
+    await appendFile(join(big, 'traces.jsonl'), `${lines[1]}\n`);
+    const v = await startViewer({ folder: big, port: 0, persistIndex: false, firstIndexWaitMs: 100 });
+    const context = await browser.newContext({ viewport: { width: 1200, height: 760 } });
+    t.after(async () => {
+      await context.close();
+      await v.close();
+      await rm(big, { recursive: true });
+      await rm(split, { recursive: true });
+    });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${v.url}#trace=${one.traceIds[0]}`);
+    const badge = page.locator('#indexing');
+    await badge.waitFor({ state: 'visible' });
+    await page.locator('#rows .row').first().waitFor();
+    await badge.waitFor({ state: 'hidden', timeout: 120_000 });
+    await page.waitForFunction(() => document.querySelectorAll('#rows .row').length === 4, undefined, { timeout: 20_000 });
     assert.deepEqual(errors, []);
   });
 });

@@ -5,13 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { appendFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { appendFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { EvictionStats } from '../host/viewer/store-eviction.js';
-import { StoreCap } from '../host/viewer/store-eviction.js';
+import { COMPACT_LOCK, StoreCap } from '../host/viewer/store-eviction.js';
 import { StoreIndex, type IndexStats } from '../host/viewer/store-index.js';
 import type { TraceSummary } from '../host/viewer/trace-digest.js';
 import type { ViewSpan } from '../host/viewer/store-reader.js';
@@ -164,6 +165,76 @@ describe('the store cap', () => {
     assert.deepEqual(whole.skippedLines, { traces: 0, logs: 0, metrics: 0 });
     assert.equal(new Set(whole.spans.map((s) => s.traceId)).size, listed.size);
     console.log(`# appended during compaction: ${cap.stats.tailBytesCopied} bytes copied before the rename, ${cap.stats.lateBytesCopied} after`);
+    await index.close();
+  });
+});
+
+describe('closing the cap', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const leftovers = async (folder: string) => (await readdir(folder)).filter((f) => f.includes('.compact-') || f === COMPACT_LOCK);
+
+  test('close() while a compaction waits to plan (the index busy, as with a long first look): it does not start, the store and lock are left as they were', async () => {
+    const folder = await newFolder();
+    await writeSyntheticStore(folder, { traces: 2000 });
+    const before = await storeBytes(folder);
+    const index = new StoreIndex(folder, { persist: false });
+    await index.refresh();
+    const cap = new StoreCap(folder, index, { maxBytes: Math.floor(before / 2) }, 0);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const held = index.exclusive(() => gate);
+    const compaction = cap.check();
+    // It has the store's lock and waits for the index.
+    while (!existsSync(join(folder, COMPACT_LOCK))) await sleep(2);
+    const closed = cap.close();
+    release();
+    await Promise.all([held, closed, compaction]);
+    assert.equal(cap.stats.runs, 0, 'no compaction after close()');
+    assert.equal(await storeBytes(folder), before);
+    assert.deepEqual(await leftovers(folder), []);
+    await index.close();
+  });
+
+  test('close() while a compaction copies: the copy stops (counted as abandoned), the store and lock are left as they were', async () => {
+    const folder = await newFolder();
+    await writeSyntheticStore(folder, { traces: 40_000, spansPerTrace: 4 });
+    const before = await storeBytes(folder);
+    const index = new StoreIndex(folder, { persist: false });
+    await index.refresh();
+    const cap = new StoreCap(folder, index, { maxBytes: Math.floor(before / 2) }, 0);
+    const compaction = cap.check();
+    while (!(await readdir(folder)).some((f) => f.startsWith('.traces.jsonl.compact-'))) await sleep(1);
+    await cap.close();
+    await compaction;
+    assert.equal(cap.stats.runs, 0, 'the copy was not swapped in');
+    assert.equal(cap.stats.abandoned, 1);
+    assert.equal(cap.stats.failed, 0);
+    assert.equal(await storeBytes(folder), before);
+    assert.deepEqual(await leftovers(folder), []);
+    await index.close();
+  });
+
+  test('close() once the swap has begun: the swap finishes (its copies of appended bytes are not stopped halfway through the files)', async () => {
+    const folder = await newFolder();
+    await writeSyntheticStore(folder, { traces: 2000 });
+    const logLine = (await readFile(join(folder, 'logs.jsonl'), 'utf8')).split('\n')[0]!;
+    const index = new StoreIndex(folder, { persist: false });
+    await index.refresh();
+    const cap = new StoreCap(folder, index, { maxBytes: Math.floor((await storeBytes(folder)) / 2) }, 0);
+    // frozenAt is asked with readers held off, just before the swap: closed then, with bytes
+    // appended to logs.jsonl (the second file swapped) for the swap to copy.
+    const frozenAt = index.frozenAt.bind(index);
+    index.frozenAt = (generation: number) => {
+      void cap.close();
+      appendFileSync(join(folder, 'logs.jsonl'), `${logLine}\n`);
+      return frozenAt(generation);
+    };
+    await cap.check();
+    assert.equal(cap.stats.failed, 0, cap.stats.lastError);
+    assert.equal(cap.stats.runs, 1);
+    assert.equal(index.stats.rebuilds.inconsistent, 0);
+    assert.ok(cap.stats.tailBytesCopied > 0);
+    assert.deepEqual(await leftovers(folder), []);
     await index.close();
   });
 });

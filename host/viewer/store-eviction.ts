@@ -65,7 +65,7 @@ export interface EvictionStats {
   skippedLockHeld: number;
   /**
    * Compactions whose copy was thrown away before the swap because the index started over while
-   * it was made (a line it pointed at was not there): the store is left as it was.
+   * it was made (a line it pointed at was not there), or the viewer closed: the store is left as it was.
    */
   abandoned: number;
   /** Compactions that failed: files not yet replaced are left as they were; the index is rebuilt only if one was. */
@@ -198,7 +198,7 @@ export interface PreparedCompaction {
  * files (at the offsets the index holds) may run beside, since the files are not touched. Call on
  * an index that is up to date and does not change until {@link PreparedCompaction.swap} (store-index.ts `freeze`).
  */
-export async function prepareCompaction(folder: string, index: StoreIndex, evict: ReadonlySet<string>, dropMetrics: ReadonlySet<number>): Promise<PreparedCompaction> {
+export async function prepareCompaction(folder: string, index: StoreIndex, evict: ReadonlySet<string>, dropMetrics: ReadonlySet<number>, stopped: () => boolean = () => false): Promise<PreparedCompaction> {
   const touched: Record<StoreFile, Set<number>> = { 'traces.jsonl': new Set(), 'logs.jsonl': new Set(), 'metrics.jsonl': new Set(dropMetrics) };
   for (const id of evict) {
     const { spanLines, logLines } = index.lines(id)!;
@@ -212,7 +212,7 @@ export async function prepareCompaction(folder: string, index: StoreIndex, evict
   };
   for (const file of STORE_FILES) {
     try {
-      copies.push(await copyIndexedPart(folder, file, indexed[file], touched[file], (line) => (file === 'metrics.jsonl' ? undefined : without(file, line, evict))));
+      copies.push(await copyIndexedPart(folder, file, indexed[file], touched[file], (line) => (file === 'metrics.jsonl' ? undefined : without(file, line, evict)), stopped));
     } catch (e) {
       await abandon();
       throw new CompactionFailed(`${file}: ${(e as Error).message}`, false, { cause: e });
@@ -281,7 +281,7 @@ interface FileCopy {
   abandon(): Promise<void>;
 }
 
-async function copyIndexedPart(folder: string, file: StoreFile, indexed: number, touched: ReadonlySet<number>, rewrite: (line: string) => string | undefined): Promise<FileCopy> {
+async function copyIndexedPart(folder: string, file: StoreFile, indexed: number, touched: ReadonlySet<number>, rewrite: (line: string) => string | undefined, stopped: () => boolean): Promise<FileCopy> {
   const path = join(folder, file);
   const temp = join(folder, `.${file}.compact-${process.pid}.tmp`);
   const map = new LineMap();
@@ -310,8 +310,11 @@ async function copyIndexedPart(folder: string, file: StoreFile, indexed: number,
     await source.close().catch(() => undefined);
   };
   let written = 0;
-  const copy = async (from: number, to: number) => {
+  /** `stoppable`: the long copy before the swap; the swap's own copies are never stopped (a half-swapped store is a failed compaction). */
+  const copy = async (from: number, to: number, stoppable = false) => {
     for (let pos = from; pos < to; ) {
+      // A viewer closing waits for its compaction: the copy of a large store stops at a chunk.
+      if (stoppable && stopped()) throw new Error('stopped: the viewer is closing');
       const chunk = Buffer.allocUnsafe(Math.min(COPY_CHUNK, to - pos));
       const { bytesRead } = await source.read(chunk, 0, chunk.length, pos);
       if (bytesRead === 0) throw new Error(`${file} shrank during compaction`);
@@ -325,7 +328,7 @@ async function copyIndexedPart(folder: string, file: StoreFile, indexed: number,
     let pos = 0;
     for (const offset of [...touched].sort((a, b) => a - b)) {
       map.copied(pos, written);
-      await copy(pos, offset);
+      await copy(pos, offset, true);
       const line = await lineAt(source, offset);
       const kept = rewrite(line.text);
       if (kept === undefined) map.rewrote(offset, undefined);
@@ -337,7 +340,7 @@ async function copyIndexedPart(folder: string, file: StoreFile, indexed: number,
       pos = offset + line.length;
     }
     map.copied(pos, written);
-    await copy(pos, indexed);
+    await copy(pos, indexed, true);
     // Synced now, outside the swap: the swap then syncs only the few bytes appended since.
     await target.sync();
   } catch (e) {
@@ -504,6 +507,8 @@ export class StoreCap {
    */
   private async compact(nowMs: number): Promise<void> {
     const planned = await this.index.whenCurrent(async () => {
+      // Closed while waiting for the index (a long first look): close() waits for this, so nothing starts.
+      if (this.closed) return undefined;
       const sizes = await storeSizes(this.folder);
       const plan = planEviction(this.index, this.policy, sizes, nowMs);
       if (plan.traces.size === 0 && plan.metricLines.size === 0) return undefined;
@@ -515,9 +520,14 @@ export class StoreCap {
     try {
       let prepared: PreparedCompaction;
       try {
-        prepared = await prepareCompaction(this.folder, this.index, plan.traces, plan.metricLines);
+        prepared = await prepareCompaction(this.folder, this.index, plan.traces, plan.metricLines, () => this.closed);
       } catch (e) {
         if (!(e instanceof CompactionFailed)) throw e;
+        // Stopped by close(): the copies are removed and the store is as it was (not a failure).
+        if (this.closed && !e.storeChanged) {
+          this.stats.abandoned++;
+          return;
+        }
         this.failed(e);
         return;
       }
@@ -559,7 +569,11 @@ export class StoreCap {
     if (e.storeChanged) this.index.reset('inconsistent');
   }
 
-  /** Stops looking at the cap and waits for a compaction under way to finish. Idempotent. */
+  /**
+   * Stops looking at the cap and waits for a compaction under way: one still waiting to plan does
+   * not start, one copying stops at its next chunk (its copies removed, counted as abandoned), one
+   * swapping finishes (a few renames). Idempotent.
+   */
   async close(): Promise<void> {
     this.closed = true;
     await this.running;

@@ -241,8 +241,9 @@ export async function startViewer(options: ViewerOptions): Promise<Viewer> {
       server.closeAllConnections();
       server.close(() => resolve());
     })
-      .then(() => cap.close())
-      .then(() => index.close())
+      // Both told at once: a compaction waiting behind a first look of a large store would
+      // otherwise wait for the whole look (index.close() stops it), and close() for both.
+      .then(() => Promise.all([cap.close(), index.close()]))
       .then(() => warm);
   if (options.otlpPort !== undefined) {
     try {

@@ -98,7 +98,7 @@ async function load() {
 }
 
 // While the store is first indexed the server answers with what it has so far (X-Sandtrace-Indexing:
-// bytes indexed / bytes): said, and the list asked again until the index is whole.
+// bytes indexed / bytes): said, and the list (and the open trace) asked again until the index is whole.
 let indexingTimer = null;
 function showIndexing(res) {
   const m = /^(\d+)\/(\d+)$/.exec(res.headers.get('X-Sandtrace-Indexing') || '');
@@ -108,8 +108,8 @@ function showIndexing(res) {
   $('#indexing').textContent = 'indexing… ' + pct + '%';
   if (indexingTimer === null) indexingTimer = setTimeout(() => {
     indexingTimer = null;
-    load().catch(reportError);
-    loadServices().catch(reportError);
+    // The open trace too (refresh): it may have been drawn from part of its lines.
+    refresh();
   }, 1000);
 }
 

@@ -22,6 +22,9 @@ async function show(traceId) {
   for (const el of $$('.trace')) el.classList.toggle('selected', el.dataset.trace === traceId);
   const res = await fetch('/api/traces/' + encodeURIComponent(traceId));
   showSkipped(res);
+  // Answered while the store is first indexed: from the lines found so far, maybe not all of the
+  // trace's; the refresh that showIndexing schedules fetches it again.
+  showIndexing(res);
   if (state.current !== traceId) return false;
   if (res.status === 404) {
     state.trace = null;
