@@ -119,6 +119,9 @@ describe('two viewer processes on one capped store', () => {
     assert.ok(runs[0]! + runs[1]! >= 2, 'the appends took the store over its cap again');
     assert.ok(skipped[0]! + skipped[1]! >= 1, 'a viewer found the other compacting and skipped');
     assert.equal(mostAtOnce, 1, 'one compaction at a time');
+    for (const st of stats) {
+      if (st.eviction.skippedLockHeld > 0) assert.match(st.eviction.lastSkipReason ?? '', /\.sandtrace-compact\.lock is held/, 'a skip says who holds the lock');
+    }
 
     // Every appended line is in the store, whole: each appended trace with both its spans.
     const whole = await loadStore(folder);

@@ -63,6 +63,8 @@ export interface EvictionStats {
    * compaction lock: it is compacting, this one looks again after `minIntervalMs`.
    */
   skippedLockHeld: number;
+  /** Why the last skipped compaction was skipped: the lock's holder, as the lock file names it. */
+  lastSkipReason?: string;
   /**
    * Compactions whose copy was thrown away before the swap because the index started over while
    * it was made (a line it pointed at was not there), or the viewer closed: the store is left as it was.
@@ -350,9 +352,12 @@ async function copyIndexedPart(folder: string, file: StoreFile, indexed: number,
   const consumed = written;
   const swap = async (stats: EvictionStats, renamed: () => void): Promise<CompactedFile> => {
     try {
-      // What other writers appended meanwhile, until the size holds still; then the rename.
+      // What other writers appended meanwhile, until the size holds still, in at most TAIL_ROUNDS
+      // rounds (readers are held off: a writer appending without pause must not stretch the swap;
+      // what it appends after the rename is carried over below); then the rename.
       let copiedTo = indexed;
-      for (let size = (await source.stat()).size; size > copiedTo; size = (await source.stat()).size) {
+      let rounds = 0;
+      for (let size = (await source.stat()).size; size > copiedTo && rounds < TAIL_ROUNDS; size = (await source.stat()).size, rounds++) {
         await copy(copiedTo, size);
         stats.tailBytesCopied += size - copiedTo;
         copiedTo = size;
@@ -395,6 +400,8 @@ const LATE_QUIET_MS = 100;
 /** The longest the old file is watched after the rename (a writer that keeps appending to it). */
 const LATE_MAX_MS = 2_000;
 const LATE_POLL_MS = 10;
+/** Rounds of copying other writers' appends before the rename. */
+const TAIL_ROUNDS = 8;
 
 /** The size of each store file (0 for one not written yet). */
 export async function storeSizes(folder: string): Promise<Record<StoreFile, number>> {
@@ -484,7 +491,12 @@ export class StoreCap {
       lock = await LockFile.acquire(join(this.folder, COMPACT_LOCK));
     } catch (e) {
       this.lastRun = nowMs;
-      if (e instanceof LockHeldError) this.stats.skippedLockHeld++;
+      if (e instanceof LockHeldError) {
+        this.stats.skippedLockHeld++;
+        // Says who holds it: a lock that is never let go (a pid reused, another host) stops every
+        // compaction, and its message tells how to clear it.
+        this.stats.lastSkipReason = e.message;
+      }
       else {
         // A folder this process cannot write to: no compaction could be done either; counted like one that failed.
         this.stats.failed++;
