@@ -5,14 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { appendFile, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { appendFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { EvictionStats } from '../host/viewer/store-eviction.js';
-import { COMPACT_LOCK, StoreCap } from '../host/viewer/store-eviction.js';
+import { COMPACT_LOCK, StoreCap, storeSizes } from '../host/viewer/store-eviction.js';
 import { StoreIndex, type IndexStats } from '../host/viewer/store-index.js';
 import type { TraceSummary } from '../host/viewer/trace-digest.js';
 import type { ViewSpan } from '../host/viewer/store-reader.js';
@@ -31,10 +31,10 @@ async function newFolder(): Promise<string> {
   folders.push(f);
   return f;
 }
+/** The store's three files together, as the cap counts them. */
 async function storeBytes(folder: string): Promise<number> {
-  let n = 0;
-  for (const f of ['traces.jsonl', 'logs.jsonl', 'metrics.jsonl']) n += (await stat(join(folder, f))).size;
-  return n;
+  const sizes = await storeSizes(folder);
+  return sizes['traces.jsonl'] + sizes['logs.jsonl'] + sizes['metrics.jsonl'];
 }
 async function apiStore(v: Viewer): Promise<{ index: IndexStats; eviction: EvictionStats & { policy: unknown } }> {
   return (await fetch(`${v.url}api/store`)).json() as never;

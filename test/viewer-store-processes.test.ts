@@ -4,12 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { EvictionStats } from '../host/viewer/store-eviction.js';
+import { storeSizes, type EvictionStats } from '../host/viewer/store-eviction.js';
 import type { IndexStats } from '../host/viewer/store-index.js';
 import { loadStore } from '../host/viewer/trace-store.js';
 import { writeSyntheticStore } from './helpers/synthetic-store.js';
@@ -27,10 +27,10 @@ async function newFolder(): Promise<string> {
   folders.push(f);
   return f;
 }
+/** The store's three files together, as the cap counts them. */
 async function storeBytes(folder: string): Promise<number> {
-  let n = 0;
-  for (const f of ['traces.jsonl', 'logs.jsonl', 'metrics.jsonl']) n += (await stat(join(folder, f))).size;
-  return n;
+  const sizes = await storeSizes(folder);
+  return sizes['traces.jsonl'] + sizes['logs.jsonl'] + sizes['metrics.jsonl'];
 }
 
 /** Starts a child and resolves with the first match of `pattern` in its output. */
