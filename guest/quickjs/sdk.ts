@@ -390,9 +390,9 @@ function encodeVal(v: unknown): number {
  * first, nothing written yet, and the pass runs again with the converted values.
  */
 function slotRecord(head: number, at: number, message: string | undefined, values: readonly unknown[], n: number): number {
-  const vstart = vpos;
-  let p = sp;
-  let h: number;
+  var vstart = vpos;
+  var p = sp;
+  var h: number;
   try {
     h = fillSlots(p, at, message, values, n, false);
   } catch (e) {
@@ -402,14 +402,14 @@ function slotRecord(head: number, at: number, message: string | undefined, value
   if (h < 0) {
     // An array of its own (rare: objects among the values): guest code run by a conversion may
     // write records of its own, through the SDK's scratch arrays. Every value is read before any runs.
-    const cv = values.slice(0, n);
-    for (let i = 0; i < n; i++) {
-      const v = cv[i];
-      const t = typeof v;
+    var cv = values.slice(0, n);
+    for (var i = 0; i < n; i++) {
+      var v = cv[i];
+      var t = typeof v;
       if (t === 'object' || t === 'function' || t === 'symbol') cv[i] = toValue(v);
     }
     p = sp; // guest code may have written records
-    const vmark = vpos;
+    var vmark = vpos;
     try {
       h = fillSlots(p, at, message, cv, n, true);
     } catch (e) {
@@ -417,18 +417,18 @@ function slotRecord(head: number, at: number, message: string | undefined, value
       throw e;
     }
   }
-  const s = slots;
+  var s = slots;
   s[p] = head + h;
   s[p + 1] = clockMs();
   // A span's id is taken only now: a conversion above may have opened spans of its own (taken
   // before, the id would be theirs too).
-  let id = 0;
+  var id = 0;
   if (at === 3) {
     id = nextSpanId;
     s[p + 2] = id;
     nextSpanId = id + 1;
   }
-  const q = p + 6; // W
+  var q = p + 6; // W
   sp = q;
   if (q >= slotLimit || vpos >= flushAt) flushNow();
   return id;
@@ -460,17 +460,17 @@ function abandonVals(to: number): void {
  * values (toValue's).
  */
 function fillSlots(p: number, at: number, message: string | undefined, values: readonly unknown[], n: number, converted: boolean): number {
-  const s = slots;
-  let h = 0;
-  let shift = 64;
-  let q = p + at;
+  var s = slots;
+  var h = 0;
+  var shift = 64;
+  var q = p + at;
   if (message !== undefined) {
     h = 256; // type 4 for the first value
     s[q++] = refOf(message, true);
     shift = 512;
   }
-  for (let i = 0; i < n; i++, shift *= 8, q++) {
-    const v = values[i];
+  for (var i = 0; i < n; i++, shift *= 8, q++) {
+    var v = values[i];
     switch (typeof v) {
       case 'number':
         s[q] = v;
@@ -1447,10 +1447,10 @@ let scratchGen = 0;
  * the outer record is not written (the nested one is whole).
  */
 function scratchFields(fields: Fields | undefined): number {
-  let n = 0;
-  const gen = ++scratchGen;
+  var n = 0;
+  var gen = ++scratchGen;
   if (fields !== undefined)
-    for (const k in fields) {
+    for (var k in fields) {
       scratchKeys[n] = k;
       scratchValues[n] = fields[k];
       n++;
@@ -1467,24 +1467,24 @@ function levelEvent(lv: number, level: Level): (message: string, fields?: Fields
   return (message, fields) => {
     if (lv < minLevel) return;
     if (typeof message !== 'string') message = toText(message); // guest code: before the fields are read (it may call tracing)
-    const n = scratchFields(fields);
-    const cs = recentSite(lv, level, n);
+    var n = scratchFields(fields);
+    var cs = recentSite(lv, level, n);
     if (slotsOn && n < SLOT_EVENT_VALUES) {
       slotRecord(SLOT_EVENT + (n + 1) * 8 + cs * SLOT_CS, 2, message, scratchValues, n);
       return;
     }
-    const start = pos;
-    const time = openBytes();
+    var start = pos;
+    var time = openBytes();
     try {
       beginEvent(cs, 1 + n);
       if (message === lastMessage) {
         // putMessage's most frequent case, written out (about 3% of an event): the same literal again.
-        const bytes = lastMessageBytes;
+        var bytes = lastMessageBytes;
         if (pos + bytes.length > cap) room(bytes.length);
         buf.set(bytes, pos);
         pos += bytes.length;
       } else putMessage(message);
-      for (let i = 0; i < n; i++) putValue(scratchValues[i]);
+      for (var i = 0; i < n; i++) putValue(scratchValues[i]);
     } catch (e) {
       abandon(start, time);
       throw e;
@@ -1495,15 +1495,15 @@ function levelEvent(lv: number, level: Level): (message: string, fields?: Fields
 
 /** The callsite of an event with the `n` keys in scratchKeys, from the per-level list when seen before. */
 function recentSite(lv: number, level: Level, n: number): number {
-  const list = recentSites[lv]!;
-  const items = list.items;
-  outer: for (let s = 0; s < items.length; s++) {
-    const site = items[s]!;
-    const keys = site.keys;
+  var list = recentSites[lv]!;
+  var items = list.items;
+  outer: for (var s = 0; s < items.length; s++) {
+    var site = items[s]!;
+    var keys = site.keys;
     if (keys.length !== n + 1) continue;
-    for (let i = 0; i < n; i++) if (keys[i + 1] !== scratchKeys[i]) continue outer;
+    for (var i = 0; i < n; i++) if (keys[i + 1] !== scratchKeys[i]) continue outer;
     if (site.run === run) return site.id;
-    const code = site.code;
+    var code = site.code;
     if (code.run !== run) {
       markUsed(list, s);
       announce(code);
@@ -1511,11 +1511,12 @@ function recentSite(lv: number, level: Level, n: number): number {
     site.run = run;
     return (site.id = code.id);
   }
-  const keys = ['message'];
-  for (let i = 0; i < n; i++) keys.push(scratchKeys[i]!);
-  const code = siteCode('event', level, 'guest', 'event', keys);
-  addSite(list, { keys, code, run, id: code.id });
-  return code.id;
+  // Not found: the slow path, `let` again (the `var`s above are for the search, run on every event).
+  const siteKeys = ['message'];
+  for (let i = 0; i < n; i++) siteKeys.push(scratchKeys[i]!);
+  const created = siteCode('event', level, 'guest', 'event', siteKeys);
+  addSite(list, { keys: siteKeys, code: created, run, id: created.id });
+  return created.id;
 }
 
 /**
