@@ -1287,9 +1287,10 @@ function newSpanId(name: string, fields: Fields | undefined, options: SpanOption
  */
 function inSpanId(name: string, fields: Fields | undefined): number {
   if (minLevel > 2) return 0;
-  const spanName = typeof name === 'string' ? name : toText(name); // guest code: before the fields are read
-  const n = scratchFields(fields);
-  const site = spanSite(spanName, 'info', 'guest', n, false);
+  // `var` here and in spanSite's search: see EventSite.emit.
+  var spanName = typeof name === 'string' ? name : toText(name); // guest code: before the fields are read
+  var n = scratchFields(fields);
+  var site = spanSite(spanName, 'info', 'guest', n, false);
   newKeys = site.keys;
   return writeSpan(site.id, n, 0, undefined, true);
 }
@@ -1387,13 +1388,13 @@ let longLists = false;
 
 /** The span callsite for these (primitive) parts and the `n` keys in scratchKeys, numbered (and announced) in this run. */
 function spanSite(name: string, level: Level, target: string, n: number, link: boolean): SpanSiteEntry {
-  let list = spanSites.get(name);
+  var list = spanSites.get(name);
   if (list === undefined) spanSites.set(name, (list = newSiteList()));
-  const items = list.items;
-  outer: for (let s = 0; s < items.length; s++) {
-    const site = items[s]!;
+  var items = list.items;
+  outer: for (var s = 0; s < items.length; s++) {
+    var site = items[s]!;
     if (site.level !== level || site.target !== target || site.link !== link || site.keys.length !== n + 1 + (link ? 1 : 0)) continue;
-    for (let i = 0; i < n; i++) if (site.keys[i] !== scratchKeys[i]) continue outer;
+    for (var i = 0; i < n; i++) if (site.keys[i] !== scratchKeys[i]) continue outer;
     if (site.run !== run) {
       const code = site.code;
       if (code.run !== run) {
@@ -1409,9 +1410,9 @@ function spanSite(name: string, level: Level, target: string, n: number, link: b
   keys.push('error');
   if (link) keys.push(LINK_FIELD);
   const code = siteCode('span', level, target, name, keys);
-  const site: SpanSiteEntry = { level, target, link, keys: freeze(keys), code, run, id: code.id };
-  addSite(list, site);
-  return site;
+  const entry: SpanSiteEntry = { level, target, link, keys: freeze(keys), code, run, id: code.id };
+  addSite(list, entry);
+  return entry;
 }
 
 // ---- events -------------------------------------------------------------------------------------
