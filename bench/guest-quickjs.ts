@@ -195,24 +195,25 @@ const PIECES: Record<Piece, string> = {
 function replicaSource(tag: string, without: Piece | undefined): string {
   const on = (p: Piece, code: string, off = '') => (without === p ? off : code);
   const val = (v: string, at: number, add: number) =>
-    on('types', `if (typeof ${v} === 'number') ${on('stores', `s[p + ${at}] = ${v};`, '{}')} else if (${v} === true) h += ${add}; else if (${v} === false) h += ${2 * add}; else if (${v} === undefined) h += ${3 * add}; else return;`, on('stores', `s[p + ${at}] = ${v};`));
-  const tail = on('cursor', 'const q = p + 6; sp = q; if (q >= limit) flush();');
+    on('types', `if (typeof ${v} === 'number') ${on('stores', `S[p + ${at}] = ${v};`, '{}')} else if (${v} === true) h += ${add}; else if (${v} === false) h += ${2 * add}; else if (${v} === undefined) h += ${3 * add}; else return;`, on('stores', `S[p + ${at}] = ${v};`));
+  // As the SDK writes it: \`var\` locals, the module's buffer read in place, the cursor's store fused with its check.
+  const tail = on('cursor', 'if ((sp = p + 6) >= limit) flush();');
   return `
     class E${tag} {
       constructor() { this.hot = 1; this.slotHead = 1 + 16 + 5 * 262144; }
       emit(a, b) {
         ${on('hot', 'if (this.hot !== run) return;')}
-        let h = this.slotHead; const s = S; const p = sp;
+        var h = this.slotHead, p = sp;
         ${val('a', 2, 64)} ${val('b', 3, 512)}
-        ${on('stores', 's[p] = h;')} ${on('clock', 's[p + 1] = clock();')}
+        ${on('stores', 'S[p] = h;')} ${on('clock', 'S[p + 1] = clock();')}
         ${tail}
       }
     }
     class P${tag} {
       close() {
-        const id = this.s; ${on('hot', 'if (id <= 0) return;')} this.s = -id;
-        const s = S; const p = sp;
-        ${on('stores', 's[p] = 3;')} ${on('clock', 's[p + 1] = clock();')} ${on('stores', 's[p + 2] = id;')}
+        var id = this.s; ${on('hot', 'if (id <= 0) return;')} this.s = -id;
+        var p = sp;
+        ${on('stores', 'S[p] = 3;')} ${on('clock', 'S[p + 1] = clock();')} ${on('stores', 'S[p + 2] = id;')}
         ${tail}
       }
     }
@@ -221,11 +222,10 @@ function replicaSource(tag: string, without: Piece | undefined): string {
       constructor() { this.hot = 1; this.slotHead = 2 + 16 + 5 * 262144; }
       open(a, b) {
         ${on('hot', 'if (this.hot !== run) return;')}
-        let h = this.slotHead; const s = S; const p = sp;
+        var h = this.slotHead, p = sp, id = ${on('cursor', 'nextId', '1')};
         ${val('a', 3, 64)} ${val('b', 4, 512)}
-        ${on('cursor', 'const id = nextId;', 'const id = 1;')}
-        ${on('stores', 's[p] = h;')} ${on('clock', 's[p + 1] = clock();')} ${on('stores', 's[p + 2] = id;')}
-        ${on('cursor', 'const q = p + 6; sp = q; nextId = id + 1; if (q >= limit) flush();')}
+        ${on('stores', 'S[p] = h;')} ${on('clock', 'S[p + 1] = clock();')} ${on('stores', 'S[p + 2] = id;')}
+        ${on('cursor', 'nextId = id + 1; if ((sp = p + 6) >= limit) flush();')}
         ${on('alloc', `return { __proto__: proto${tag}, s: id, site: this };`, `const o = shared${tag}; o.s = id; return o;`)}
       }
     }

@@ -81,6 +81,11 @@ function oneRun(engine: QuickJSEngine, settings: GuestSettings, source: string, 
 
 export async function run(): Promise<BenchRow[]> {
   const engine = await QuickJSEngine.create(64 << 20);
+  // The byte path (`slots: false`, every record encoded in the guest), in the same runs: what the
+  // slot records' drain is measured against.
+  const bytesEngine = await QuickJSEngine.create(64 << 20);
+  bytesEngine.slotRecords = false;
+  const byteRuns: Run[] = [];
   const settings: GuestSettings = { minLevel: 2, flushBytes: 32768, executionId: 'bench', carried: [], firstSpanId: 1 };
   const runs: Run[] = [];
   const timed: Run[] = [];
@@ -90,6 +95,7 @@ export async function run(): Promise<BenchRow[]> {
   for (let i = 0; i < RUNS + 50; i++) {
     settings.executionId = `bench-${i}`;
     const plain = oneRun(engine, settings, TRACED, false);
+    const bytePath = oneRun(bytesEngine, settings, TRACED, false);
     const withClock = oneRun(engine, settings, TIMED, true);
     const sites = oneRun(engine, settings, SITES, false);
     const sitesWithClock = oneRun(engine, settings, TIMED_SITES, true);
@@ -100,6 +106,7 @@ export async function run(): Promise<BenchRow[]> {
     vm.dispose();
     if (i < 50) continue; // warm-up
     runs.push(plain);
+    byteRuns.push(bytePath);
     timed.push(withClock);
     siteRuns.push(sites);
     siteTimed.push(sitesWithClock);
@@ -113,6 +120,7 @@ export async function run(): Promise<BenchRow[]> {
     ['trivial guest, evaluated in its context (parse + run), µs', median(runs.map((r) => r.evaluate))],
     ['same guest untraced (no-op tracing defined in the guest), fresh context, µs', median(untraced)],
     ['drain (engine.drain and release), µs', median(runs.map((r) => r.drain))],
+    ['drain, byte path (slots: false, same runs), µs', median(byteRuns.map((r) => r.drain))],
     ['configure + evaluate + drain, µs', median(runs.map((r) => r.configure + r.evaluate + r.drain))],
     ["first inSpan of a run (new span, enter), µs", piece(0)],
     ["first tracing.info of a run, µs", piece(1)],
@@ -126,7 +134,11 @@ export async function run(): Promise<BenchRow[]> {
     ['declared sites: second span site, b.inSpan, µs', median(siteTimed.map((r) => r.pieces![2]!))],
     ['declared sites: ev.emit, 4th to 9th, µs', median(siteTimed.flatMap((r) => r.pieces!.slice(6, 12)))],
   ];
-  return rows.map(([metric, value]) => ({ bench: BENCH, metric, value: us(value), target: '', ok: undefined }));
+  const drainRatio = median(runs.map((r, i) => r.drain / byteRuns[i]!.drain));
+  return [
+    ...rows.map(([metric, value]) => ({ bench: BENCH, metric, value: us(value), target: '', ok: undefined })),
+    { bench: BENCH, metric: 'drain: slot records / byte path (median of per-run ratios)', value: `${drainRatio.toFixed(2)}×`, target: '', ok: undefined },
+  ];
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) printTable(await run());

@@ -124,6 +124,39 @@ describe('slot records', () => {
     });
   }
 
+  test("drains of every size, in any order, deliver exactly their own run's records: the SDK's reused pack buffers never leak an earlier drain's", async () => {
+    // Sizes that take each way through packBuffers: the prefix views (at most 128 slot doubles,
+    // 1 KiB of bytes, 512 value bytes), the 2, 4 and 8 KiB buffers, an allocated pack; bytes or
+    // value bytes past their prefix with few slot records; short runs right after long ones.
+    const runs: Array<[events: number, wide: number, longValues: boolean]> = [
+      [400, 0, false], [2, 0, false], [150, 0, false], [1, 0, false], [30, 0, false], [70, 0, false],
+      [3, 40, false], [2, 0, false], [5, 0, true], [0, 0, false], [20, 0, false], [1, 0, false],
+    ];
+    engine ??= await QuickJSEngine.create(64 << 20);
+    const before = engine.slotRecordsConverted();
+    let expectedSlots = 0;
+    for (const [r, [n, wide, longValues]] of runs.entries()) {
+      const { frames: fs } = await frames(
+        `const tick = tracing.callsite('tick', ['i', 'run']);
+         const wide = tracing.callsite('wide', ['a', 'b', 'c', 'd', 'e', 'f', 'g']);
+         for (let i = 0; i < ${n}; i++) tick.emit(i, ${longValues ? `'run ${r} ' + 'v'.repeat(200) + i` : `'run ${r}'`});
+         for (let i = 0; i < ${wide}; i++) wide.emit(i, 'w', 'x', 'y', 'z', 'and more text', ${r});`,
+        65536,
+      );
+      assert.ok(fs.length === 1 || (fs.length === 0 && n + wide === 0), `run ${r}: the drain alone hands over (${fs.length} frames)`);
+      const events = decode(fs).filter((e): e is Extract<TracingEvent, { type: 'newEvent' }> => e.type === 'newEvent');
+      const got = events.map((e) => e.values.map(([, v]) => v));
+      const expected = [
+        ...Array.from({ length: n }, (_, i) => [i, longValues ? `run ${r} ${'v'.repeat(200)}${i}` : `run ${r}`]),
+        ...Array.from({ length: wide }, (_, i) => [i, 'w', 'x', 'y', 'z', 'and more text', r]),
+      ];
+      assert.deepEqual(got, expected, `run ${r} (${n} events, ${wide} wide)`);
+      assert.equal(engine.takeInvalidSlots(), 0, `run ${r}: nothing left out`);
+      expectedSlots += n;
+    }
+    assert.equal(engine.slotRecordsConverted() - before, expectedSlots, 'every event of two values went as a slot record');
+  });
+
   test('a guest writing garbage into slot records through the SDK methods cannot break the host: bad records are left out and counted, the rest arrive', async () => {
     const collector = new CaptureCollector();
     const r = await runQuickJS(
