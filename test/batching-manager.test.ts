@@ -5,6 +5,7 @@ import { OtlpHttpExporter } from '../host/export/otlp-http-exporter.js';
 import { PipelineCollector } from '../host/pipeline/pipeline-collector.js';
 import type { LogRecord, MetricPoint, SpanRecord } from '../host/pipeline/telemetry-records.js';
 import { runQuickJS } from '../host/sandbox/quickjs-runner.js';
+import { eventually } from './helpers/eventually.js';
 import { OtlpTestServer } from './helpers/otlp-test-server.js';
 
 const server = new OtlpTestServer();
@@ -35,19 +36,27 @@ describe('batching manager', () => {
   test('OTEL_BSP_*, OTEL_BLRP_* and OTEL_METRIC_EXPORT_INTERVAL configure each kind, as in every OpenTelemetry SDK; a bad value is a ConfigError', async () => {
     const env = { OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '3', OTEL_BSP_MAX_QUEUE_SIZE: '5', OTEL_BLRP_SCHEDULE_DELAY: '30', OTEL_METRIC_EXPORT_INTERVAL: '40', OTEL_BSP_SCHEDULE_DELAY: '60000' };
     const b = new BatchingManager(exporter(), { flushIntervalMs: 60_000, maxConcurrentExports: 1 }, undefined, env);
-    b.addLog(log());
-    b.addMetric(counter(1));
-    await new Promise((r) => setTimeout(r, 200));
-    assert.deepEqual(server.requests.map((q) => q.path).sort(), ['/v1/logs', '/v1/metrics'], 'logs and metrics went on their own intervals; spans wait for theirs');
-    server.requests.length = 0;
-    server.script.push({ status: 200, delayMs: 300 }, { status: 200 }, { status: 200 }, { status: 200 });
-    for (let i = 0; i < 3; i++) b.addSpan(span());
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(server.requests.length, 1, 'a batch of 3 spans is full: sent at once (and answered slowly)');
-    assert.equal(server.decoded(0).resourceSpans[0].scopeSpans[0].spans.length, 3);
-    for (let i = 0; i < 7; i++) b.addSpan(span());
-    assert.equal(b.getStats().dropped.spans.overflow, 2, 'while that batch is in flight the queue holds at most 5 spans; the rest are dropped, counted');
-    await b.shutdown();
+    try {
+      b.addLog(log());
+      b.addMetric(counter(1));
+      // Their intervals (30 and 40 ms) against the 60 s default: waited for, not timed, since a
+      // loaded machine runs timers late.
+      await eventually('logs and metrics exported', () => server.requests.length >= 2);
+      assert.deepEqual(server.requests.map((q) => q.path).sort(), ['/v1/logs', '/v1/metrics'], 'logs and metrics went on their own intervals; spans wait for theirs');
+      server.requests.length = 0;
+      // Answered slowly, so that it is still in flight when the next spans arrive: the poll
+      // below sees the request about 5 ms after it came, and the answer waits 300 ms.
+      server.script.push({ status: 200, delayMs: 300 }, { status: 200 }, { status: 200 }, { status: 200 });
+      for (let i = 0; i < 3; i++) b.addSpan(span());
+      await eventually('a full batch of spans exported', () => server.requests.length >= 1);
+      assert.equal(b.getStats().inFlightItems.spans, 3, 'the full batch is in flight');
+      for (let i = 0; i < 7; i++) b.addSpan(span());
+      assert.equal(b.getStats().dropped.spans.overflow, 2, 'while that batch is in flight the queue holds at most 5 spans; the rest are dropped, counted');
+      assert.equal(server.requests.length, 1, 'a batch of 3 spans is full: sent at once (and answered slowly)');
+      assert.equal(server.decoded(0).resourceSpans[0].scopeSpans[0].spans.length, 3);
+    } finally {
+      await b.shutdown();
+    }
     await new Promise((r) => setTimeout(r, 50));
     assert.throws(() => new BatchingManager(exporter(), {}, undefined, { OTEL_BSP_SCHEDULE_DELAY: 'soon' }), /OTEL_BSP_SCHEDULE_DELAY='soon' is not supported: a positive integer/);
   });
@@ -58,7 +67,7 @@ describe('batching manager', () => {
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(server.requests.length, 0);
     b.addLog(log());
-    await new Promise((r) => setTimeout(r, 100));
+    await eventually('the full batch exported', () => server.requests.length >= 1);
     assert.equal(server.requests.length, 1);
     assert.equal(logCount(0), 10);
     b.addLog(log());
@@ -71,7 +80,7 @@ describe('batching manager', () => {
     const b = new BatchingManager(exporter(), { flushIntervalMs: 30 });
     b.addLog(log());
     b.addSpan(span());
-    await new Promise((r) => setTimeout(r, 200));
+    await eventually('both exported on the interval', () => server.requests.length >= 2);
     assert.deepEqual(server.requests.map((r) => r.path).sort(), ['/v1/logs', '/v1/traces']);
     await b.shutdown();
   });

@@ -70,6 +70,45 @@ function eventMessages(collector: CaptureCollector): unknown[] {
 
 const ms = (n: number) => `${Math.round(n)} ms`;
 
+/**
+ * How late a stop driven by the host's timers (deadline, grace, signal) may come on a loaded
+ * 2-core machine, counted from the call: its timers ran 100-500 ms late there, and a starved
+ * worker took over a second to start its guest (the grace waits for that start). The failures
+ * these tests catch are later (a stop that waits for the 5 s deadline) or never happen.
+ */
+const SLACK_MS = 2_000;
+/**
+ * How long a terminated worker may take to exit. The run settles once it has (so every frame it
+ * posted is applied), and a thread starved of CPU on a machine loaded ten times over its cores
+ * took up to 5 s to; the failure this catches is a worker never terminated.
+ */
+const EXIT_MS = 15_000;
+
+/**
+ * Runs `run` on `pool` and measures when the pool decided to terminate a worker (its
+ * `terminated` count went up; polled every 5 ms) and when the run settled, both in ms from the
+ * start. `killedMs` is Infinity if no worker was terminated.
+ */
+async function timedKill<T>(pool: SandboxPool, run: () => Promise<T>): Promise<{ value: T; killedMs: number; ms: number }> {
+  const before = pool.stats.terminated;
+  const started = performance.now();
+  let settled = false;
+  const running = run().finally(() => (settled = true));
+  let killedMs = Infinity;
+  // The count is read before `settled`: a run that settled between two polls was terminated by
+  // then (the pool counts the termination before it settles the run), which bounds the time.
+  for (;;) {
+    if (pool.stats.terminated > before) {
+      killedMs = performance.now() - started;
+      break;
+    }
+    if (settled) break;
+    await sleep(5);
+  }
+  const value = await running;
+  return { value, killedMs, ms: performance.now() - started };
+}
+
 describe('a QuickJS guest inside long built-in calls', () => {
   let pool: SandboxPool;
   before(async () => (pool = await warmPool(1)));
@@ -171,12 +210,14 @@ describe('a WebAssembly guest that catches the host stop with catch_all', () => 
     // 500 ms rather than the issue's 200, so that the guest has surely reached its loop: with
     // two other test processes busy beside this one, a 200 ms deadline sometimes caught it at
     // its first flush (its first frame reaches the host 5–220 ms after the run starts here).
-    const { value: r, ms: settled } = await timed(() => runWasm(catchingGuest(), { pool, collector, deadlineMs: 500 }));
-    t.diagnostic(`settled after ${ms(settled)} (deadline 500 ms; issue target: within 1 s of it)`);
+    const { value: r, killedMs, ms: settled } = await timedKill(pool, () => runWasm(catchingGuest(), { pool, collector, deadlineMs: 500 }));
+    t.diagnostic(`worker terminated after ${ms(killedMs)}, run settled after ${ms(settled)} (deadline 500 ms, grace 100 ms; issue target: within 1 s of it)`);
     assert.equal(r.ok, false);
     assert.equal(r.summary.termination?.kind, 'deadline');
     assert.match(r.summary.cause!, /worker was terminated/);
-    assert.ok(settled < 500 + 2_000, `settled after ${ms(settled)}`);
+    // The pool's part is timed with timer slack, the worker's exit (up to the OS) generously.
+    assert.ok(killedMs < 500 + 100 + SLACK_MS, `terminated after ${ms(killedMs)}`);
+    assert.ok(settled < killedMs + EXIT_MS, `settled ${ms(settled - killedMs)} after the termination`);
     assert.equal(pool.stats.terminated, terminated + 1, 'the worker was terminated');
     assert.equal(r.summary.frames, 2);
     assert.equal(r.summary.records, 5);
@@ -242,7 +283,8 @@ describe('AbortSignal.timeout(100) on a spinning guest', () => {
     );
     t.diagnostic(`settled after ${ms(settled)} (issue target 250 ms)`);
     assert.equal(r.summary.termination?.kind, 'host_cancel');
-    assert.ok(settled < 750, `settled after ${ms(settled)}`);
+    // The interrupt handler stops it: no worker exit to wait for, timers only.
+    assert.ok(settled < 250 + SLACK_MS, `settled after ${ms(settled)}`);
     assertForced(collector, 'spin', 'host_cancel');
     assert.equal(collector.find('sandtrace.execution')?.forced?.cause, 'host_cancel');
   });
@@ -250,11 +292,12 @@ describe('AbortSignal.timeout(100) on a spinning guest', () => {
   test('WebAssembly that never crosses to the host: its worker is terminated and the run settles with host_cancel', async (t) => {
     const terminated = pool.stats.terminated;
     const module = await compileWasm(spinningGuest());
-    const { value: r, ms: settled } = await timed(() => runWasm(module, { pool, deadlineMs: 5_000, signal: AbortSignal.timeout(100) }));
-    t.diagnostic(`settled after ${ms(settled)} (issue target 250 ms)`);
+    const { value: r, killedMs, ms: settled } = await timedKill(pool, () => runWasm(module, { pool, deadlineMs: 5_000, signal: AbortSignal.timeout(100) }));
+    t.diagnostic(`worker terminated after ${ms(killedMs)}, run settled after ${ms(settled)} (signal 100 ms, grace 100 ms; issue target 250 ms)`);
     assert.equal(r.summary.termination?.kind, 'host_cancel');
     assert.match(r.summary.cause!, /worker was terminated/);
-    assert.ok(settled < 750, `settled after ${ms(settled)}`);
+    assert.ok(killedMs < 100 + 100 + SLACK_MS, `terminated after ${ms(killedMs)}: before the 5 s deadline, by the signal`);
+    assert.ok(settled < killedMs + EXIT_MS, `settled ${ms(settled - killedMs)} after the termination`);
     assert.equal(pool.stats.terminated, terminated + 1);
   });
 });
@@ -264,13 +307,15 @@ describe('the host thread while guests spin', () => {
   before(async () => (pool = await warmPool(2)));
   after(() => pool.close({ cancel: true }));
 
+  // Guests on the host thread (version one) would hold it for each 1 s deadline; 300 ms leaves
+  // room for a loaded machine's own gaps (93-96 ms seen with nothing blocking).
   test('a 10 ms host interval keeps firing while four spinning guests run on a pool of two', async (t) => {
     const ticks: number[] = [];
     const timer = setInterval(() => ticks.push(performance.now()), 10);
     let results: RunResult[];
     try {
       ticks.push(performance.now());
-      results = await Promise.all(Array.from({ length: 4 }, () => runQuickJS(SPIN, { pool, deadlineMs: 400 })));
+      results = await Promise.all(Array.from({ length: 4 }, () => runQuickJS(SPIN, { pool, deadlineMs: 1_000 })));
       ticks.push(performance.now());
     } finally {
       clearInterval(timer);
@@ -279,7 +324,7 @@ describe('the host thread while guests spin', () => {
     const largest = Math.max(...gaps);
     t.diagnostic(`${ticks.length - 2} ticks over ${ms(ticks.at(-1)! - ticks[0]!)}, largest gap ${largest.toFixed(1)} ms (issue target 30 ms)`);
     assert.deepEqual(results.map((r) => r.summary.termination?.kind), ['deadline', 'deadline', 'deadline', 'deadline']);
-    assert.ok(largest <= 100, `largest gap ${largest.toFixed(1)} ms`);
+    assert.ok(largest <= 300, `largest gap ${largest.toFixed(1)} ms`);
   });
 
   test('an HTTP server on 127.0.0.1 answers while a guest spins', async (t) => {
@@ -297,12 +342,11 @@ describe('the host thread while guests spin', () => {
           })
           .on('error', reject);
       });
+    // The guest is cancelled once the answers are in: cancelled (not ended by its deadline), it
+    // surely still ran while they came, however slowly a loaded machine answers.
+    const cancel = new AbortController();
     try {
-      let guestSettledAt = Infinity;
-      const guest = runQuickJS(SPIN, { pool, deadlineMs: 1_500 }).then((r) => {
-        guestSettledAt = performance.now();
-        return r;
-      });
+      const guest = runQuickJS(SPIN, { pool, deadlineMs: 30_000, signal: cancel.signal });
       while (pool.stats.busy === 0) await sleep(5);
       const latencies: number[] = [];
       for (let i = 0; i < 5; i++) {
@@ -310,12 +354,12 @@ describe('the host thread while guests spin', () => {
         assert.equal(body, 'pong');
         latencies.push(took);
       }
-      const answeredAt = performance.now();
+      cancel.abort();
       const r = await guest;
       t.diagnostic(`answer times: ${latencies.map((l) => l.toFixed(1)).join(', ')} ms`);
-      assert.equal(r.summary.termination?.kind, 'deadline');
-      assert.ok(answeredAt < guestSettledAt, 'every request was answered while the guest still ran');
-      assert.ok(Math.max(...latencies) < 250, `slowest answer ${Math.max(...latencies).toFixed(1)} ms`);
+      assert.equal(r.summary.termination?.kind, 'host_cancel', 'every request was answered while the guest still ran');
+      // A guest holding the host thread would hold the answers for its whole run (30 s here).
+      assert.ok(Math.max(...latencies) < 250 + SLACK_MS, `slowest answer ${Math.max(...latencies).toFixed(1)} ms`);
     } finally {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -331,17 +375,15 @@ describe('the host thread while guests spin', () => {
       const collector = new PipelineCollector({ eventsAs: 'both', handlers: batching.handlers() });
       await runQuickJS(`tracing.inSpan('to export', {}, () => tracing.info('exported while a guest spins'))`, { pool, collector });
       otlp.script.push({ status: 200, delayMs: 100 }, { status: 200, delayMs: 100 });
-      let guestSettledAt = Infinity;
-      const guest = runQuickJS(SPIN, { pool, deadlineMs: 1_500 }).then((r) => {
-        guestSettledAt = performance.now();
-        return r;
-      });
+      // Cancelled once the export is done: it surely still ran while the export went on.
+      const cancel = new AbortController();
+      const guest = runQuickJS(SPIN, { pool, deadlineMs: 30_000, signal: cancel.signal });
       while (pool.stats.busy === 0) await sleep(5);
       const { ms: took } = await timed(() => batching.flushAll());
-      const exportedAt = performance.now();
-      await guest;
+      cancel.abort();
+      const r = await guest;
       t.diagnostic(`the export took ${ms(took)} (the collector answers after 100 ms)`);
-      assert.ok(exportedAt < guestSettledAt, 'the export completed while the guest still ran');
+      assert.equal(r.summary.termination?.kind, 'host_cancel', 'the export completed while the guest still ran');
       assert.deepEqual(exporter.stats.failed, { traces: 0, logs: 0, metrics: 0 });
       assert.equal(exporter.stats.exported.traces, 2, 'the guest span and its execution span');
       assert.equal(exporter.stats.exported.logs, 1);
@@ -358,7 +400,7 @@ describe('a worker terminated in the middle of a native call', () => {
     try {
       const collector = new CaptureCollector();
       const terminated = pool.stats.terminated;
-      const { value: r, ms: settled } = await timed(() =>
+      const { value: r, killedMs, ms: settled } = await timedKill(pool, () =>
         runQuickJS(
           `const outer = tracing.span('outer', { step: 1 });
            outer.enter();
@@ -372,11 +414,12 @@ describe('a worker terminated in the middle of a native call', () => {
           { pool, collector, deadlineMs: 500 },
         ),
       );
-      t.diagnostic(`settled after ${ms(settled)} (deadline 500 ms, grace 100 ms; the native call alone takes about 9 s)`);
+      t.diagnostic(`worker terminated after ${ms(killedMs)}, run settled after ${ms(settled)} (deadline 500 ms, grace 100 ms; the native call alone takes about 9 s)`);
       assert.equal(pool.stats.terminated, terminated + 1, 'the worker was terminated');
       assert.equal(r.summary.termination?.kind, 'deadline');
       assert.match(r.summary.cause!, /worker was terminated/);
-      assert.ok(settled < 500 + 2_000, `settled after ${ms(settled)}`);
+      assert.ok(killedMs < 500 + 100 + SLACK_MS, `terminated after ${ms(killedMs)}`);
+      assert.ok(settled < killedMs + EXIT_MS, `settled ${ms(settled - killedMs)} after the termination`);
       assert.equal(r.summary.frames, 2);
       assert.equal(r.summary.rejected, 0);
       assertForced(collector, 'outer', 'deadline');
@@ -532,16 +575,17 @@ describe('closing a pool', () => {
 
   test('close({ cancel: true }) settles the runs in flight and queued with host_cancel', async () => {
     const pool = new SandboxPool({ size: 2 });
-    const runs = [0, 1, 2].map(() => runQuickJS(SPIN, { pool, deadlineMs: 10_000 }));
+    const runs = [0, 1, 2].map(() => runQuickJS(SPIN, { pool, deadlineMs: 60_000 }));
     while (pool.stats.busy < 2) await sleep(5);
     const { ms: took } = await timed(() => pool.close({ cancel: true }));
     const results = await Promise.all(runs);
     assert.deepEqual(results.map((r) => r.summary.termination?.kind), ['host_cancel', 'host_cancel', 'host_cancel']);
-    assert.ok(took < 2_000, `close took ${ms(took)}`);
+    // close() also waits for both workers to exit: 2.9-4.5 s on a machine loaded ten times over.
+    assert.ok(took < SLACK_MS + EXIT_MS, `close took ${ms(took)} (the runs' deadline is 60 s)`);
     assert.equal(pool.stats.workers, 0);
   });
 
-  test('idle workers do not keep the process alive: a script that never closes its pools exits by itself', { timeout: 60_000 }, async (t) => {
+  test('idle workers do not keep the process alive: a script that never closes its pools exits by itself', { timeout: 180_000 }, async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'sandtrace-exit-'));
     try {
       const script = join(dir, 'never-closes.mjs');
@@ -569,7 +613,7 @@ describe('closing a pool', () => {
 });
 
 describe('a host started as node --input-type=module -e', () => {
-  test('runs guests: its workers start without the option that only the main script can take', { timeout: 60_000 }, async () => {
+  test('runs guests: its workers start without the option that only the main script can take', { timeout: 180_000 }, async () => {
     const child = await node(['--input-type=module', '-e', `import { runQuickJS } from ${JSON.stringify(HOST_ENTRY)}; const r = await runQuickJS("'from -e'"); console.log(JSON.stringify([r.value, r.summary.cause ?? null]));`]);
     assert.equal(child.error, null, child.stderr);
     assert.deepEqual(JSON.parse(child.stdout), ['from -e', null]);
@@ -578,10 +622,13 @@ describe('a host started as node --input-type=module -e', () => {
 
 const HOST_ENTRY = new URL('../host/index.js', import.meta.url).href;
 
-/** Runs node with `args` in a child process; it is killed after 30 s (`error` then says so). */
+/**
+ * Runs node with `args` in a child process; it is killed after 120 s (`error` then says so), a
+ * bound for a child that never exits: one that does took 16 s on a machine loaded ten times over.
+ */
 function node(args: string[]): Promise<{ error: Error | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, args, { timeout: 30_000 }, (error, stdout, stderr) => resolve({ error, stdout, stderr }));
+    execFile(process.execPath, args, { timeout: 120_000 }, (error, stdout, stderr) => resolve({ error, stdout, stderr }));
   });
 }
 

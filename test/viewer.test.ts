@@ -22,7 +22,9 @@ before(async () => {
   const batching = new BatchingManager(new FileExporter(folder));
   const collector = new PipelineCollector({ eventsAs: 'both', handlers: batching.handlers() });
   await runQuickJS(`tracing.inSpan('checkout', { cart: 3 }, () => { tracing.info('priced', { total: 42 }); tracing.counter('orders', 1); });`, { collector, executionId: 'view-ok' });
-  await runQuickJS(`tracing.inSpan('resize images', { count: 3 }, () => { tracing.info('resizing'); for (;;) {} });`, { collector, executionId: 'view-crash', deadlineMs: 50 });
+  // Flushed before it spins, and 1 s rather than 50 ms: a worker starved of CPU may reach its first
+  // line late, or miss the grace and be terminated, losing what it had not handed over.
+  await runQuickJS(`tracing.inSpan('resize images', { count: 3 }, () => { tracing.info('resizing'); tracing.flush(); for (;;) {} });`, { collector, executionId: 'view-crash', deadlineMs: 1_000 });
   await batching.shutdown();
   viewer = await startViewer({ folder, port: 0 });
 });

@@ -69,7 +69,10 @@ const closed = http.createServer();
 await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
 const deadPort = (closed.address() as AddressInfo).port;
 await new Promise<void>((r) => closed.close(() => r()));
-const dead = new OtlpHttpExporter({ endpoint: `http://127.0.0.1:${deadPort}`, timeoutMs: 150, initialBackoffMs: 10, maxBackoffMs: 20 }, {});
+// One attempt each, with time to spare: the refusal must reach the event loop before the
+// attempt's own timer (on a loaded machine a late loop saw that timer first: ETIMEDOUT), and a
+// backoff longer than the deadline ends the export right after it.
+const dead = new OtlpHttpExporter({ endpoint: `http://127.0.0.1:${deadPort}`, timeoutMs: 5_000, initialBackoffMs: 10_000, maxBackoffMs: 10_000 }, {});
 const deadRun = await feed(new BatchingManager(dead), 5, 5);
 out.dead = { spans: summary(deadRun.stats, 'spans'), reason: deadRun.stats.lastFailure?.reason, errorCode: dead.stats.lastFailure?.errorCode };
 
