@@ -315,4 +315,72 @@ describe('slot records against hostile guests', () => {
     assert.deepEqual(ticks, Array.from({ length: 1000 }, (_, i) => i));
     assert.equal(r.summary.invalidFrames, 0);
   });
+
+  test('a conversion that calls tracing with fields while a byte-path record reads its own (an event or span of four fields, a metric): the outer record is refused, never written with the nested call\'s values', async () => {
+    const collector = new CaptureCollector();
+    const r = await runQuickJS(
+      `tracing.info('nested', { x: 0, y: 0, z: 0 }); // announced: the nested call below takes the slot path
+       const v = { toJSON() { tracing.info('nested', { x: 'N1', y: 'N2', z: 'N3' }); return 'v'; } };
+       const refused = [];
+       try { tracing.info('outer event', { a: v, b: 2, c: 3, d: 4 }); } catch (e) { refused.push(e.name); }
+       try { tracing.span('outer span', { a: v, b: 2, c: 3, d: 4 }).close(); } catch (e) { refused.push(e.name); }
+       try { tracing.counter('outer metric', 1, { a: v, b: 2, c: 3 }); } catch (e) { refused.push(e.name); }
+       // The nested call after the last value is read: nothing of the outer record is lost.
+       tracing.info('outer last', { b: 2, c: 3, d: 4, a: v });
+       refused`,
+      { collector },
+    );
+    assert.equal(r.ok, true, r.summary.cause);
+    assert.deepEqual(r.value, ['TypeError', 'TypeError', 'TypeError']);
+    assert.equal(r.summary.invalidFrames, 0);
+    assert.equal(r.summary.rejected, 0);
+    const fields = (e: Captured) => Object.fromEntries(e.values);
+    assert.deepEqual(
+      collector.events.map(fields),
+      [
+        { message: 'nested', x: 0, y: 0, z: 0 },
+        { message: 'nested', x: 'N1', y: 'N2', z: 'N3' },
+        { message: 'nested', x: 'N1', y: 'N2', z: 'N3' },
+        { message: 'nested', x: 'N1', y: 'N2', z: 'N3' },
+        { message: 'outer last', b: 2, c: 3, d: 4, a: { debug: '"v"' } },
+        { message: 'nested', x: 'N1', y: 'N2', z: 'N3' },
+      ],
+    );
+    assert.deepEqual([...collector.spans.values()].filter((s) => s.meta.name === 'outer span'), []);
+    assert.deepEqual(collector.metrics.filter((m) => m.name === 'outer metric'), []);
+  });
+
+  test('a conversion that opens a span while a span of four fields is written (the byte path: tracing.span, spanSite.openValues): each span gets an id of its own, none is rejected', async () => {
+    const collector = new CaptureCollector();
+    const r = await runQuickJS(
+      `const inner = tracing.spanSite('inner', ['n']);
+       inner.open(0).close(); // announced: the opens below take the slot path
+       let kept;
+       const v = { toJSON() { inner.open(1).close(); kept = inner.open(2); return 'v'; } };
+       const outer = tracing.span('outer', { a: v, b: 1, c: 2, d: 3 });
+       kept.close();
+       outer.close();
+       const wide = tracing.spanSite('wide', ['a', 'b', 'c', 'd']);
+       const w = wide.openValues([{ toJSON() { inner.open(3).close(); return 'w'; } }, 1, 2, 3]);
+       w.close();
+       'done'`,
+      { collector },
+    );
+    assert.equal(r.ok, true, r.summary.cause);
+    assert.equal(r.summary.rejected, 0);
+    assert.equal(r.summary.invalidFrames, 0);
+    const spans = [...collector.spans.values()].filter((s) => s.meta.name === 'inner' || s.meta.name === 'outer' || s.meta.name === 'wide');
+    assert.deepEqual(
+      spans.map((s) => [s.meta.name, s.values.map(([, v]) => v), s.closed]).sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y))),
+      [
+        ['inner', [0], true],
+        ['inner', [1], true],
+        ['inner', [2], true],
+        ['inner', [3], true],
+        ['outer', [{ debug: '"v"' }, 1, 2, 3], true],
+        ['wide', [{ debug: '"w"' }, 1, 2, 3], true],
+      ],
+    );
+    assert.equal(new Set(spans.map((s) => s.id)).size, 6, 'six ids');
+  });
 });

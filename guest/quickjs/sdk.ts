@@ -1300,7 +1300,11 @@ function writeSpan(cs: number, n: number, parentId: number, linkText: string | u
   if (slotsOn && parentId === 0 && linkText === undefined && n <= SLOT_SPAN_VALUES) {
     return slotRecord((entered ? SLOT_OPEN : SLOT_SPAN) + n * 8 + cs * SLOT_CS, 3, undefined, scratchValues, n);
   }
+  // The id is taken now: a value's conversion below may open spans of its own (slot records), which
+  // would otherwise get it too. A record that fails gives it back unless one of those took the next.
   const id = nextSpanId;
+  nextSpanId = id + 1;
+  const gen = scratchGen;
   const start = pos;
   const time = openBytes();
   try {
@@ -1313,17 +1317,20 @@ function writeSpan(cs: number, n: number, parentId: number, linkText: string | u
     else putUint(parentId);
     putUint(cs);
     pos = stampAt(pos);
-    for (let i = 0; i < n; i++) putValue(scratchValues[i]);
+    for (let i = 0; i < n; i++) {
+      if (scratchGen !== gen) throw scratchReentered(); // a conversion called tracing with fields: the rest are its values
+      putValue(scratchValues[i]);
+    }
     if (linkText !== undefined) {
       room(1);
       buf[pos++] = 0xc0; // error: not recorded yet (fewer values than fields is fine, but the link comes after it)
       putValue(linkText);
     }
   } catch (e) {
+    if (nextSpanId === id + 1) nextSpanId = id;
     abandon(start, time);
     throw e;
   }
-  nextSpanId = id + 1;
   maybeFlush();
   return id;
 }
@@ -1469,6 +1476,7 @@ function levelEvent(lv: number, level: Level): (message: string, fields?: Fields
     if (lv < minLevel) return;
     if (typeof message !== 'string') message = toText(message); // guest code: before the fields are read (it may call tracing)
     var n = scratchFields(fields);
+    var gen = scratchGen;
     var cs = recentSite(lv, level, n);
     if (slotsOn && n < SLOT_EVENT_VALUES) {
       slotRecord(SLOT_EVENT + (n + 1) * 8 + cs * SLOT_CS, 2, message, scratchValues, n);
@@ -1485,7 +1493,10 @@ function levelEvent(lv: number, level: Level): (message: string, fields?: Fields
         buf.set(bytes, pos);
         pos += bytes.length;
       } else putMessage(message);
-      for (var i = 0; i < n; i++) putValue(scratchValues[i]);
+      for (var i = 0; i < n; i++) {
+        if (scratchGen !== gen) throw scratchReentered(); // a conversion called tracing with fields: the rest are its values
+        putValue(scratchValues[i]);
+      }
     } catch (e) {
       abandon(start, time);
       throw e;
@@ -1912,6 +1923,7 @@ export class SpanCallsite {
       }
     }
     const id = nextSpanId;
+    nextSpanId = id + 1; // taken now, as in writeSpan: a conversion below may open spans
     const start = pos;
     const time = openBytes();
     try {
@@ -1925,10 +1937,10 @@ export class SpanCallsite {
       pos = stampAt(pos);
       for (let i = 0; i < n; i++) putValue(values[i]);
     } catch (e) {
+      if (nextSpanId === id + 1) nextSpanId = id;
       abandon(start, time);
       throw e;
     }
-    nextSpanId = id + 1;
     maybeFlush();
     return id;
   }
@@ -1978,6 +1990,7 @@ function metric(instrument: number, name: string, value: number | bigint, attrib
   const nameText = typeof name === 'string' ? name : toText(name);
   const number = typeof value === 'bigint' ? value : toNumber(value);
   const n = attributes === undefined ? 0 : scratchFields(attributes);
+  const gen = scratchGen;
   const start = pos;
   const time = openBytes();
   try {
@@ -1998,6 +2011,7 @@ function metric(instrument: number, name: string, value: number | bigint, attrib
         pos += 3;
       }
       for (let i = 0; i < n; i++) {
+        if (scratchGen !== gen) throw scratchReentered(); // a conversion called tracing with fields: the rest are its keys and values
         putValue(scratchKeys[i]);
         putValue(scratchValues[i]);
       }
