@@ -29,18 +29,9 @@ export interface TraceSummary {
  * What the index keeps of a trace: its summary without the parts that depend on when it is read,
  * and what filters match against (span names, and hashes of attribute keys and key=value pairs).
  */
-export interface TraceDigest {
-  root: string;
-  start: string;
+export interface TraceDigest extends Omit<TraceSummary, 'traceId' | 'startMs' | 'durationMs'> {
   /** The latest end among its spans, running ones counted as ending at their start. */
   end: string;
-  spans: number;
-  errors: number;
-  forced: string[];
-  executionIds: string[];
-  running: number;
-  duplicateSpans: number;
-  services: string[];
   names: string[];
   /** Sorted, distinct {@link attributeHash}es of `key` and of `key=value` over its spans. */
   attributes: number[];
