@@ -10,12 +10,13 @@
  * Admission and eviction are O(1) amortized: one queue per kind and priority, each a ring; a
  * record that needs room evicts the newest records of lower priority from the tails.
  */
-import type { ExportFailureReason, ExportResult, Exporter } from '../export/exporter.js';
+import type { ExportFailureReason, ExportResult, Exporter, SpanEncoder } from '../export/exporter.js';
 import { ConfigError } from '../export/exporter-config.js';
 import { MetricAggregator, type AggregatorOptions, type MetricSeries } from '../export/metric-aggregation.js';
 import type { TelemetryHandlers } from '../pipeline/pipeline-collector.js';
 import type { LogRecord, MetricPoint, SpanRecord } from '../pipeline/telemetry-records.js';
 import type { Value, Values } from '../../shared/records.js';
+import { QueuedSpan, SpanChunks } from './span-chunks.js';
 
 export interface BatchingConfig {
   /** Records per export (default 512). */
@@ -25,7 +26,9 @@ export interface BatchingConfig {
   /**
    * Memory held at most, in bytes (default 16 MiB): queued records, batches in flight and their
    * encoded bodies (each record is charged its heap size plus twice its encoded size when it is
-   * admitted), and metric series.
+   * admitted), and metric series. Spans for an exporter that encodes them as they are queued
+   * (`OtlpHttpExporter` with protobuf) are charged their bytes exactly: the chunks that hold
+   * them, whole, and twice their size for the request body and its gzip copy.
    */
   maxMemoryBytes?: number;
   /**
@@ -209,6 +212,18 @@ export function estimateSeriesBytes(p: MetricPoint, buckets: number): number {
   return p.instrument === 'histogram' ? n + 64 + buckets * 32 : n;
 }
 
+/**
+ * What a span queued as bytes costs besides its bytes: its QueuedSpan, its ring slots and its
+ * place in a batch's list; and twice its bytes, for the request body and its gzip copy.
+ */
+const QUEUED_SPAN_BYTES = 96;
+const encodedSpanCharge = (len: number): number => QUEUED_SPAN_BYTES + 2 * len;
+
+/** The size of the chunks queued span bytes are packed into, for a memory bound. */
+function chunkBytesFor(maxMemoryBytes: number): number {
+  return Math.min(64 << 10, Math.max(1024, Math.floor(maxMemoryBytes / 256)));
+}
+
 /** A FIFO of records with their sizes and arrival numbers: O(1) push, shift and pop. */
 class Ring<T> {
   private items: Array<T | undefined> = new Array(16);
@@ -241,9 +256,12 @@ class Ring<T> {
   tailBytes(): number {
     return this.sizes[(this.head + this.length - 1) & (this.items.length - 1)]!;
   }
-  pop(): void {
-    this.items[(this.head + this.length - 1) & (this.items.length - 1)] = undefined;
+  pop(): T {
+    const i = (this.head + this.length - 1) & (this.items.length - 1);
+    const item = this.items[i]!;
+    this.items[i] = undefined;
     this.length--;
+    return item;
   }
   clear(): void {
     this.items = new Array(16);
@@ -276,6 +294,8 @@ interface Batch {
   items: number;
   bytes: number;
   settled: boolean;
+  /** Spans queued as bytes: let go of when the batch is done. */
+  encoded: QueuedSpan[] | undefined;
 }
 
 interface RoomWaiter {
@@ -303,7 +323,10 @@ export class BatchingManager {
   private readonly maxQueue: Record<'spans' | 'logs', number>;
   private readonly timers: NodeJS.Timeout[];
   /** Per kind, one ring per priority (0 dropped first). */
-  private readonly spans: Array<Ring<SpanRecord>> = [new Ring(), new Ring(), new Ring()];
+  private readonly spans: Array<Ring<SpanRecord | QueuedSpan>> = [new Ring(), new Ring(), new Ring()];
+  /** The exporter's span encoding, when it has one: spans are then queued as bytes, in `chunks`. */
+  private readonly encoder: SpanEncoder | undefined;
+  private readonly chunks: SpanChunks;
   private readonly logs: Array<Ring<LogRecord>> = [new Ring(), new Ring(), new Ring()];
   private queuedSpans = 0;
   private queuedLogs = 0;
@@ -338,6 +361,8 @@ export class BatchingManager {
       shutdownTimeoutMs: config.shutdownTimeoutMs ?? 10_000,
     };
     this.aggregator = new MetricAggregator(config.metrics);
+    this.encoder = exporter.spanEncoder?.();
+    this.chunks = new SpanChunks(chunkBytesFor(this.cfg.maxMemoryBytes));
     const perKind = <T>(make: () => T): Record<RecordKind, T> => ({ spans: make(), logs: make(), metrics: make() });
     this.stats = {
       queued: { spans: 0, logs: 0, metricSeries: 0 },
@@ -379,14 +404,44 @@ export class BatchingManager {
   addSpan(span: SpanRecord): boolean {
     this.stats.produced.spans++;
     if (this.closing !== undefined) return this.drop('spans', 'shutdown');
-    const bytes = estimateSpanBytes(span);
     const p = spanPriority(span);
-    if (!this.admit('spans', bytes, p)) return false;
-    this.spans[p]!.push(span, bytes, this.seq++);
-    this.memory += bytes;
+    if (this.encoder !== undefined) {
+      if (!this.addEncoded(this.encoder, span, p)) return false;
+    } else {
+      const bytes = estimateSpanBytes(span);
+      if (!this.admit('spans', bytes, p)) return false;
+      this.spans[p]!.push(span, bytes, this.seq++);
+      this.memory += bytes;
+    }
     this.stats.accepted.spans++;
     if (++this.queuedSpans >= this.batchSize.spans) this.schedule('spans', false);
     return true;
+  }
+
+  /**
+   * Queues a span as its encoded bytes. Its ring holds its own charge; the chunk it lands in is
+   * charged when it is made and uncharged when its last span is let go (`release`).
+   */
+  private addEncoded(encoder: SpanEncoder, span: SpanRecord, p: number): boolean {
+    let bytes: Uint8Array;
+    try {
+      bytes = encoder.encode(span);
+    } catch (e) {
+      // An exporter that cannot encode a span (a bug in it, or a value it refuses) loses that span alone.
+      this.stats.lastFailure = { at: Date.now(), kind: 'spans', reason: 'failed', items: 1, message: `encoding a span failed: ${e instanceof Error ? e.message : String(e)}` };
+      return this.drop('spans', 'failed');
+    }
+    const charge = encodedSpanCharge(bytes.length);
+    const chunk = this.chunks.costOf(bytes.length);
+    if (!this.admit('spans', charge + chunk, p)) return false;
+    this.spans[p]!.push(this.chunks.add(bytes, span.scope), charge, this.seq++);
+    this.memory += charge + chunk;
+    return true;
+  }
+
+  /** Lets go of a span queued as bytes, uncharging its chunk when it was the chunk's last. */
+  private release(item: SpanRecord | QueuedSpan | LogRecord): void {
+    if (item instanceof QueuedSpan) this.memory -= this.chunks.release(item);
   }
 
   addLog(log: LogRecord): boolean {
@@ -485,7 +540,7 @@ export class BatchingManager {
         for (const ring of rings) {
           while (ring.length > 0) {
             this.memory -= ring.headBytes();
-            ring.shift();
+            this.release(ring.shift());
             this.stats.dropped[kind].shutdown++;
           }
           ring.clear();
@@ -526,11 +581,11 @@ export class BatchingManager {
   }
 
   /** Drops the newest records of `ring` until `need` fits; true when it does. */
-  private evict(ring: Ring<unknown>, kind: 'spans' | 'logs', need: number): boolean {
+  private evict(ring: Ring<SpanRecord | QueuedSpan | LogRecord>, kind: 'spans' | 'logs', need: number): boolean {
     const max = this.cfg.maxMemoryBytes;
     while (ring.length > 0) {
       this.memory -= ring.tailBytes();
-      ring.pop();
+      this.release(ring.pop());
       if (kind === 'spans') this.queuedSpans--;
       else this.queuedLogs--;
       this.stats.dropped[kind].overflow++;
@@ -593,6 +648,7 @@ export class BatchingManager {
     let items: number;
     let bytes: number;
     let run: () => Promise<ExportResult>;
+    let encoded: QueuedSpan[] | undefined;
     if (kind === 'metrics') {
       const series: MetricSeries[] = this.aggregator.collect();
       items = series.length;
@@ -603,7 +659,11 @@ export class BatchingManager {
       this.queuedSpans -= t.records.length;
       items = t.records.length;
       bytes = t.bytes;
-      run = () => this.exporter.exportSpans(t.records);
+      if (this.encoder !== undefined) {
+        const encoder = this.encoder;
+        const spans = (encoded = t.records as QueuedSpan[]);
+        run = () => encoder.exportEncoded(spans);
+      } else run = () => this.exporter.exportSpans(t.records as SpanRecord[]);
     } else {
       const t = this.take(this.logs, this.batchSize.logs);
       this.queuedLogs -= t.records.length;
@@ -612,7 +672,7 @@ export class BatchingManager {
       run = () => this.exporter.exportLogs(t.records);
     }
     if (items === 0) return;
-    const batch: Batch = { kind, items, bytes, settled: false };
+    const batch: Batch = { kind, items, bytes, settled: false, encoded };
     this.memory += kind === 'metrics' ? bytes : 0; // spans and logs stay charged as they were queued
     this.batches.add(batch);
     this.stats.inFlightItems[kind] += items;
@@ -642,6 +702,7 @@ export class BatchingManager {
     batch.settled = true;
     this.batches.delete(batch);
     this.memory -= batch.bytes;
+    if (batch.encoded !== undefined) for (let i = 0; i < batch.encoded.length; i++) this.memory -= this.chunks.release(batch.encoded[i]!);
     const { kind, items } = batch;
     this.stats.inFlightItems[kind] -= items;
     const o = outcome(result, items);

@@ -46,8 +46,42 @@ export interface Exporter {
   exportLogs(logs: readonly LogRecord[]): Promise<ExportResult>;
   exportMetrics(series: readonly MetricSeries[]): Promise<ExportResult>;
   /**
+   * Optional: this exporter's own encoding of spans, so that a queue holds each span as its
+   * encoded bytes from the moment it is queued instead of as objects. Objects that wait in a
+   * queue while exports lag survive young-generation GCs and are copied by each one; bytes are
+   * not. The batching manager asks once, when it is made; undefined means it wants records.
+   */
+  spanEncoder?(): SpanEncoder | undefined;
+  /**
    * Waits for exports under way (at most `timeoutMs`; past it they are aborted and fail), then
    * releases sockets. Idempotent.
    */
   shutdown(timeoutMs?: number): Promise<void>;
+}
+
+/** A span encoded by a `SpanEncoder`: its bytes are `buf[start, end)`, shared with other spans. */
+export interface EncodedSpan {
+  readonly buf: Uint8Array;
+  readonly start: number;
+  readonly end: number;
+  /** The span's instrumentation scope (the guest target), which an export groups spans by. */
+  readonly scope: string;
+}
+
+/**
+ * Encodes spans one by one when they are queued, and exports spans so encoded.
+ *
+ * @example
+ * const encoder = exporter.spanEncoder?.();
+ * if (encoder !== undefined) {
+ *   const bytes = encoder.encode(span); // valid until the next call: copy them out
+ *   const buf = bytes.slice();
+ *   await encoder.exportEncoded([{ buf, start: 0, end: buf.length, scope: span.scope }]);
+ * }
+ */
+export interface SpanEncoder {
+  /** The span's encoded bytes: a view into the encoder's buffer, valid until the next call. */
+  encode(span: SpanRecord): Uint8Array;
+  /** Exports spans made from `encode`'s bytes: the same promise and result as `exportSpans`. */
+  exportEncoded(spans: readonly EncodedSpan[]): Promise<ExportResult>;
 }

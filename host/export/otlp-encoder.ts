@@ -9,6 +9,7 @@ import { isEmptyValue } from '../../shared/values.js';
 import type { Value, Values } from '../../shared/records.js';
 import { formatError, formatValue } from '../collectors/format-value.js';
 import type { LogRecord, SpanRecord } from '../pipeline/telemetry-records.js';
+import type { EncodedSpan } from './exporter.js';
 import type { MetricSeries } from './metric-aggregation.js';
 
 /** Resource attributes (service.name and friends) sent with every request. */
@@ -265,6 +266,41 @@ function span(w: ProtoWriter, s: SpanRecord): void {
   }
   w.fixed32(16, s.traceFlags | (s.parentRemote === true ? 0x300 : 0x100)); // as OpenTelemetry JS writes them
   w.end(at);
+}
+
+/**
+ * One span as the entry of a ScopeSpans (its tag, length and Span message): a view into `w`,
+ * valid until `w` writes again. `encodeEncodedTraces` puts such entries into a request.
+ */
+export function encodeSpanEntry(s: SpanRecord, w: ProtoWriter): Uint8Array {
+  w.pos = 0;
+  span(w, s);
+  const n = w.pos;
+  w.pos = 0;
+  return w.buf.subarray(0, n);
+}
+
+/**
+ * ExportTraceServiceRequest from spans that `encodeSpanEntry` encoded: byte for byte what
+ * `encodeTraces` writes for the same spans in the same order.
+ */
+export function encodeEncodedTraces(spans: readonly EncodedSpan[], res: ResourceAttributes, w = new ProtoWriter()): Uint8Array {
+  const rs = w.begin(1);
+  resource(w, res);
+  for (const [name, group] of groupByScope(spans)) {
+    const ss = w.begin(2);
+    scope(w, name);
+    for (let i = 0; i < group.length; i++) {
+      const e = group[i]!;
+      const n = e.end - e.start;
+      w.ensure(n);
+      w.buf.set(e.buf.subarray(e.start, e.end), w.pos);
+      w.pos += n;
+    }
+    w.end(ss);
+  }
+  w.end(rs);
+  return w.finish();
 }
 
 /**

@@ -10,10 +10,10 @@
 import type { Agent, ClientRequest, IncomingHttpHeaders } from 'node:http';
 import type { LogRecord, SpanRecord } from '../pipeline/telemetry-records.js';
 import { parseEndpoints, resolveConfig, sdkVersion, type ExporterOptions, type ResolvedConfig, type Signal } from './exporter-config.js';
-import type { ExportFailureReason, ExportResult, Exporter } from './exporter.js';
+import type { ExportFailureReason, ExportResult, Exporter, SpanEncoder } from './exporter.js';
 import type { MetricSeries } from './metric-aggregation.js';
 
-import { encodeLogs, encodeMetrics, encodeTraces, ProtoWriter, type ResourceAttributes } from './otlp-encoder.js';
+import { encodeEncodedTraces, encodeLogs, encodeMetrics, encodeSpanEntry, encodeTraces, ProtoWriter, type ResourceAttributes } from './otlp-encoder.js';
 import { logsJson, metricsJson, tracesJson } from './otlp-json.js';
 
 const utf8 = new TextEncoder();
@@ -135,6 +135,22 @@ export class OtlpHttpExporter implements Exporter {
   exportSpans(spans: readonly SpanRecord[]): Promise<ExportResult> {
     const res = this.config.resource;
     return this.track('traces', spans, this.json('traces') ? (s) => jsonBody(tracesJson(s, res)) : (s) => this.proto(encodeTraces, s));
+  }
+
+  /**
+   * Protobuf spans are encoded one by one as they are queued (OTLP JSON ones are not: undefined),
+   * with a writer of their own, so an export encoding meanwhile never shares it.
+   */
+  spanEncoder(): SpanEncoder | undefined {
+    if (this.json('traces')) return undefined;
+    let w = new ProtoWriter(4096);
+    return {
+      encode: (span) => {
+        if (w.buf.length > KEPT_WRITER_BYTES) w = new ProtoWriter(4096); // one huge span does not pin its buffer
+        return encodeSpanEntry(span, w);
+      },
+      exportEncoded: (spans) => this.track('traces', spans, (s) => this.proto(encodeEncodedTraces, s)),
+    };
   }
 
   exportLogs(logs: readonly LogRecord[]): Promise<ExportResult> {
