@@ -1,13 +1,17 @@
 /**
- * A loopback OTLP/HTTP trace sink for the benches, run in a child process so that decoding does
- * not run on the thread being measured. Every request to /v1/traces is read whole, gunzipped when
- * its Content-Encoding says gzip, decoded with protobufjs (the OTLP definitions of
- * host/export/otlp-proto.ts), and its spans counted, by name, with a check that each span named
- * `handle request` has the attributes `http.route` and `attempt` and one event, `loaded`. It is
- * answered (200, an empty ExportTraceServiceResponse) as soon as it has been read, and decoded
- * right after, in the same callback: the sink's decoding is not on the exporters' critical path
- * (it would otherwise bound both sides' throughput), yet a request is counted before the sink
- * handles anything else, so counts taken after an exporter's last answer include every span.
+ * A loopback OTLP/HTTP trace sink for the benches, run in a child process. It stands for a
+ * collector on another machine: every request to /v1/traces is read whole and answered at once
+ * (200, an empty ExportTraceServiceResponse), so what an exporter pays ends with its bytes on the
+ * wire and the answer, as it would against a real collector.
+ *
+ * Every request is still decoded and checked: gunzipped when its Content-Encoding says gzip,
+ * decoded with protobufjs (the OTLP definitions of host/export/otlp-proto.ts), its spans counted
+ * by name, with a check that each span named `handle request` has the attributes `http.route` and
+ * `attempt` and one event, `loaded`. By default the bodies are kept and decoded when the counts are
+ * taken (`take()`, after a round), so the sink's decoding (about 3 µs per span in protobufjs) does
+ * not compete for this machine's two cores with the side being measured, nor delay the answers
+ * (the sink is one thread). `decode: 'inline'` (E2E_SINK_DECODE=inline) decodes each request right
+ * after answering it instead, as a collector sharing the machine would.
  *
  * `startSink()` forks it and returns its URL and `take()`, which returns the counts since the last
  * take and resets them.
@@ -38,8 +42,11 @@ export interface Sink {
   close(): Promise<void>;
 }
 
-export async function startSink(): Promise<Sink> {
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+/** `deferred` (default): bodies are decoded when the counts are taken; `inline`: right after each answer. */
+export type SinkDecode = 'deferred' | 'inline';
+
+export async function startSink(decode: SinkDecode = process.env.E2E_SINK_DECODE === 'inline' ? 'inline' : 'deferred'): Promise<Sink> {
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), [decode], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`the OTLP sink exited (${code})`)));
@@ -68,40 +75,46 @@ async function serve(): Promise<void> {
   interface Decoded {
     resourceSpans?: Array<{ scopeSpans?: Array<{ spans?: Array<{ name: string; attributes?: Array<{ key: string }>; events?: Array<{ name: string }> }> }> }>;
   }
+  const count = (raw: Buffer, gz: boolean): void => {
+    counts.requests++;
+    counts.bytes += raw.length;
+    try {
+      if (gz) counts.gzipped++;
+      const msg = Request.decode(gz ? gunzipSync(raw) : raw) as unknown as Decoded;
+      for (const rs of msg.resourceSpans ?? [])
+        for (const ss of rs.scopeSpans ?? [])
+          for (const s of ss.spans ?? []) {
+            counts.spans++;
+            counts.byName[s.name] = (counts.byName[s.name] ?? 0) + 1;
+            if (s.name !== 'handle request') continue;
+            const keys = (s.attributes ?? []).map((a) => a.key);
+            if (!keys.includes('http.route') || !keys.includes('attempt') || s.events?.length !== 1 || s.events[0]!.name !== 'loaded') counts.malformed++;
+            counts.attributes = Math.max(counts.attributes, keys.length);
+          }
+    } catch (e) {
+      // Not gzip or not the OTLP message: counted (the bench fails on any), never fatal to the sink.
+      if (!(e instanceof Error)) throw e;
+      counts.undecodable++;
+    }
+  };
+  const inline = process.argv[2] === 'inline';
+  const pending: Array<{ raw: Buffer; gz: boolean }> = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       res.writeHead(200, { 'Content-Type': 'application/x-protobuf', 'Content-Length': String(empty.length) });
       res.end(empty);
-      const raw = Buffer.concat(chunks);
-      counts.requests++;
-      counts.bytes += raw.length;
-      try {
-        const gz = req.headers['content-encoding'] === 'gzip';
-        if (gz) counts.gzipped++;
-        const msg = Request.decode(gz ? gunzipSync(raw) : raw) as unknown as Decoded;
-        for (const rs of msg.resourceSpans ?? [])
-          for (const ss of rs.scopeSpans ?? [])
-            for (const s of ss.spans ?? []) {
-              counts.spans++;
-              counts.byName[s.name] = (counts.byName[s.name] ?? 0) + 1;
-              if (s.name !== 'handle request') continue;
-              const keys = (s.attributes ?? []).map((a) => a.key);
-              if (!keys.includes('http.route') || !keys.includes('attempt') || s.events?.length !== 1 || s.events[0]!.name !== 'loaded') counts.malformed++;
-              counts.attributes = Math.max(counts.attributes, keys.length);
-            }
-      } catch (e) {
-        // Not gzip or not the OTLP message: counted (the bench fails on any), never fatal to the sink.
-        if (!(e instanceof Error)) throw e;
-        counts.undecodable++;
-      }
+      const body = { raw: Buffer.concat(chunks), gz: req.headers['content-encoding'] === 'gzip' };
+      if (inline) count(body.raw, body.gz);
+      else pending.push(body);
     });
   });
   server.keepAliveTimeout = 60_000;
   server.listen(0, '127.0.0.1', () => process.send!({ port: (server.address() as { port: number }).port }));
   process.on('message', (m) => {
     if (m === 'take') {
+      for (const body of pending.splice(0)) count(body.raw, body.gz);
       process.send!(counts);
       counts = zero();
     }

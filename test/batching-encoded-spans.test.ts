@@ -1,0 +1,262 @@
+/**
+ * Spans queued as their encoded bytes (an exporter with a `spanEncoder`, such as OtlpHttpExporter
+ * with protobuf): what reaches the collector, what the memory bound charges, and what is lost.
+ */
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { BatchingManager } from '../host/batching/batching-manager.js';
+import { SpanChunks } from '../host/batching/span-chunks.js';
+import type { EncodedSpan, ExportResult, Exporter, SpanEncoder } from '../host/export/exporter.js';
+import { encodeSpanEntry, encodeTraces, ProtoWriter } from '../host/export/otlp-encoder.js';
+import { OtlpHttpExporter } from '../host/export/otlp-http-exporter.js';
+import type { SpanRecord } from '../host/pipeline/telemetry-records.js';
+import type { Values } from '../shared/records.js';
+import { eventually } from './helpers/eventually.js';
+import { OtlpTestServer } from './helpers/otlp-test-server.js';
+
+const server = new OtlpTestServer();
+before(() => server.start());
+after(() => server.close());
+beforeEach(() => {
+  server.requests.length = 0;
+  server.script.length = 0;
+});
+
+let n = 0;
+/** A span with a bit of everything the encoder writes, in one of two scopes. */
+function richSpan(i: number, attributes: Values = []): SpanRecord {
+  const id = (len: number, seed: number) => Uint8Array.from({ length: len }, (_, k) => (seed * 31 + k * 7 + 1) & 0xff);
+  return {
+    traceId: id(16, i >> 3),
+    spanId: id(8, i + 1000),
+    parentSpanId: i % 3 === 0 ? undefined : id(8, i + 2000),
+    traceFlags: 1,
+    parentRemote: i % 5 === 0,
+    name: `op ${++n} é`,
+    scope: i % 4 === 0 ? 'billing' : 'orders',
+    start: 1_700_000_000_000_000_000n + BigInt(i),
+    end: 1_700_000_000_000_500_000n + BigInt(i),
+    attributes: [['i', i], ['big', 2n ** 62n + BigInt(i)], ['ratio', i / 3], ['ok', i % 2 === 0], ['text', 'x'.repeat(i % 200)], ['raw', new Uint8Array([i & 0xff, 1, 2])], ['dbg', { debug: `{"i":${i}}` }], ...attributes],
+    events: i % 2 === 0 ? [{ time: 1_700_000_000_000_100_000n + BigInt(i), name: 'loaded', attributes: [['items', i % 10]] }] : [],
+    links: i % 7 === 0 ? [{ traceId: id(16, 9), spanId: id(8, 9), traceFlags: 1, remote: true }] : [],
+    status: i % 6 === 0 ? { code: 'error', message: 'it broke' } : { code: 'unset' },
+    executionId: 'exec',
+    forced: undefined,
+    droppedEvents: i % 11 === 0 ? 2 : 0,
+  };
+}
+
+const encodedLength = (s: SpanRecord) => encodeSpanEntry(s, new ProtoWriter(256)).length;
+/** What batching charges a span queued as bytes, besides its chunk (QUEUED_SPAN_BYTES + twice its bytes). */
+const charge = (s: SpanRecord) => 96 + 2 * encodedLength(s);
+
+function exporter(options: ConstructorParameters<typeof OtlpHttpExporter>[0] = {}) {
+  return new OtlpHttpExporter({ endpoint: server.url, compression: 'none', serviceName: 'enc', initialBackoffMs: 20, maxBackoffMs: 50, ...options }, {});
+}
+
+describe('spans queued as encoded bytes', () => {
+  test('each request is byte for byte what encodeTraces writes for the same spans', async () => {
+    const e = exporter();
+    assert.notEqual(e.spanEncoder(), undefined);
+    const b = new BatchingManager(e, { maxBatchSize: 50, maxConcurrentExports: 1 });
+    const spans = Array.from({ length: 120 }, (_, i) => richSpan(i));
+    for (const s of spans) assert.equal(b.addSpan(s), true);
+    await b.shutdown();
+    assert.equal(server.requests.length, 3);
+    for (let k = 0; k < 3; k++) {
+      const expected = encodeTraces(spans.slice(k * 50, k * 50 + 50), e.config.resource);
+      assert.ok(Buffer.from(expected).equals(server.requests[k]!.body), `request ${k} differs from encodeTraces`);
+    }
+    const s = b.getStats();
+    assert.equal(s.exported.spans, 120);
+    assert.equal(s.memoryBytes, 0, 'every chunk let go once its spans were exported');
+  });
+
+  test('gzipped and split exports carry the same spans', async () => {
+    const e = exporter({ compression: 'gzip', maxRequestBytes: 8 * 1024 });
+    const b = new BatchingManager(e, { maxBatchSize: 100 });
+    const spans = Array.from({ length: 100 }, (_, i) => richSpan(i));
+    for (const s of spans) b.addSpan(s);
+    await b.shutdown();
+    assert.ok(server.requests.length > 1, 'the 100-span batch was split under an 8 KiB cap');
+    const names: string[] = [];
+    for (let k = 0; k < server.requests.length; k++) {
+      assert.equal(server.requests[k]!.headers['content-encoding'], 'gzip');
+      for (const rs of server.decoded(k).resourceSpans) for (const ss of rs.scopeSpans) for (const sp of ss.spans) names.push(sp.name);
+    }
+    assert.deepEqual(names.sort(), spans.map((s) => s.name).sort());
+    assert.equal(b.getStats().exported.spans, 100);
+    assert.equal(b.getStats().memoryBytes, 0);
+  });
+
+  test('the bound charges each span its bytes and each chunk whole, until its last span is let go', async () => {
+    server.script.push({ status: 200, hang: true });
+    const max = 1 << 20; // chunks of 4 KiB
+    const b = new BatchingManager(exporter({ timeoutMs: 60_000 }), { maxBatchSize: 10, maxMemoryBytes: max, maxConcurrentExports: 1 });
+    const spans = Array.from({ length: 14 }, (_, i) => richSpan(i));
+    let expected = 0;
+    let used = 0; // bytes of the current 4 KiB chunk
+    let chunks = 0;
+    for (const s of spans) {
+      const len = encodedLength(s);
+      assert.ok(len <= 1024, 'these spans share chunks');
+      if (chunks === 0 || used + len > 4096) {
+        chunks++;
+        used = 0;
+      }
+      used += len;
+      expected += charge(s);
+      b.addSpan(s);
+    }
+    // Ten spans are in the hung export, four queued: all charged, with every chunk they touch.
+    await eventually('the first export reached the collector', () => server.open === 1);
+    const s = b.getStats();
+    assert.equal(s.inFlightItems.spans, 10);
+    assert.equal(s.queued.spans, 4);
+    assert.equal(s.memoryBytes, expected + chunks * 4096);
+    await b.shutdown(200);
+    const end = b.getStats();
+    assert.equal(end.memoryBytes, 0, 'what shutdown abandoned was let go, chunks included');
+    assert.equal(end.dropped.spans.shutdown, 14);
+  });
+
+  test('under a small bound, ordinary spans are evicted for error spans, chunks are let go, and every span is accounted for', async () => {
+    server.script.push({ status: 200, delayMs: 1_000 }); // the flood finds the first export under way
+    const max = 64 * 1024;
+    const b = new BatchingManager(exporter(), { maxBatchSize: 20, maxMemoryBytes: max, maxConcurrentExports: 1 });
+    const produced = 600;
+    for (let i = 0; i < produced; i++) {
+      const error = i % 4 === 0;
+      const s = richSpan(error ? 6 * i : 6 * i + 1); // multiples of 6 end in error
+      assert.equal(s.status.code === 'error', error);
+      b.addSpan(s);
+      const st = b.getStats();
+      assert.ok(st.memoryBytes <= max, `${st.memoryBytes} charged under a ${max}-byte bound`);
+      const d = st.dropped.spans;
+      assert.equal(st.produced.spans, st.exported.spans + st.queued.spans + st.inFlightItems.spans + d.overflow + d.tooLarge + d.failed);
+    }
+    assert.ok(b.getStats().dropped.spans.overflow > 0, 'the bound was reached');
+    await b.shutdown();
+    const end = b.getStats();
+    const e = end.dropped.spans;
+    assert.equal(end.exported.spans + e.overflow, produced, JSON.stringify(end));
+    assert.equal(end.memoryBytes, 0);
+    let delivered = 0;
+    let errors = 0;
+    for (let k = 0; k < server.requests.length; k++)
+      for (const rs of server.decoded(k).resourceSpans)
+        for (const ss of rs.scopeSpans)
+          for (const sp of ss.spans) {
+            delivered++;
+            if (sp.status?.code === 2) errors++;
+          }
+    assert.equal(delivered, end.exported.spans);
+    // A quarter of what was produced ended in error; what was kept was mostly those.
+    assert.ok(errors / delivered > 0.5, `${errors} of ${delivered} delivered spans ended in error`);
+  });
+
+  test('a span over a quarter of a chunk gets a chunk of its own; one over the whole bound is refused alone', async () => {
+    const max = 256 * 1024; // chunks of 1 KiB
+    const b = new BatchingManager(exporter(), { maxBatchSize: 1000, maxMemoryBytes: max, flushIntervalMs: 60_000 });
+    const small = richSpan(1);
+    const large = richSpan(3, [['pad', 'p'.repeat(900)]]); // more than the 1 KiB chunk has left
+    b.addSpan(small);
+    assert.equal(b.getStats().memoryBytes, charge(small) + 1024);
+    b.addSpan(large);
+    assert.equal(b.getStats().memoryBytes, charge(small) + 1024 + charge(large) + encodedLength(large), 'the large span has a chunk of exactly its size');
+    const huge = richSpan(5, [['pad', 'h'.repeat(max)]]);
+    const before = b.getStats();
+    assert.equal(b.addSpan(huge), false);
+    const after = b.getStats();
+    assert.equal(after.dropped.spans.tooLarge, 1);
+    assert.equal(after.queued.spans, before.queued.spans, 'nobody was evicted for it');
+    assert.equal(after.memoryBytes, before.memoryBytes);
+    await b.shutdown();
+    assert.equal(b.getStats().exported.spans, 2);
+    assert.equal(b.getStats().memoryBytes, 0);
+  });
+
+  test('an encoder that throws loses that span alone, counted as failed with its message', async () => {
+    const sent: EncodedSpan[][] = [];
+    const w = new ProtoWriter(256);
+    const encoder: SpanEncoder = {
+      encode: (s) => {
+        if (s.name.includes('bad')) throw new RangeError('no encoding for this one');
+        return encodeSpanEntry(s, w);
+      },
+      exportEncoded: async (spans) => {
+        sent.push([...spans]);
+        return { code: 'success', items: spans.length, attempts: 1, rejected: 0 } satisfies ExportResult;
+      },
+    };
+    const fake: Exporter = {
+      exportSpans: () => Promise.reject(new Error('records were not expected')),
+      exportLogs: async (l) => ({ code: 'success', items: l.length, attempts: 1, rejected: 0 }),
+      exportMetrics: async (m) => ({ code: 'success', items: m.length, attempts: 1, rejected: 0 }),
+      spanEncoder: () => encoder,
+      shutdown: async () => {},
+    };
+    const b = new BatchingManager(fake, { maxBatchSize: 10 });
+    const one = richSpan(1);
+    const bad = richSpan(2);
+    bad.name = 'bad span';
+    const three = richSpan(3);
+    b.addSpan(one);
+    assert.equal(b.addSpan(bad), false);
+    b.addSpan(three);
+    await b.shutdown();
+    const s = b.getStats();
+    assert.equal(s.dropped.spans.failed, 1);
+    assert.equal(s.exported.spans, 2);
+    assert.match(s.lastFailure?.message ?? '', /encoding a span failed: no encoding for this one/);
+    // The exporter got each span's own bytes, copied out of the encoder's buffer before its next call.
+    const got = sent.flat().map((e) => Buffer.from(e.buf.subarray(e.start, e.end)));
+    assert.equal(got.length, 2);
+    assert.ok(got[0]!.equals(encodeSpanEntry(one, new ProtoWriter(256))));
+    assert.ok(got[1]!.equals(encodeSpanEntry(three, new ProtoWriter(256))));
+  });
+
+  test('an OTLP JSON exporter has no span encoder: batching queues records', async () => {
+    const e = exporter({ protocol: 'http/json' });
+    assert.equal(e.spanEncoder(), undefined);
+    const b = new BatchingManager(e, { maxBatchSize: 10 });
+    for (let i = 0; i < 5; i++) b.addSpan(richSpan(i));
+    await b.shutdown();
+    assert.equal(b.getStats().exported.spans, 5);
+    assert.equal(server.requests[0]!.headers['content-type'], 'application/json');
+  });
+});
+
+describe('SpanChunks', () => {
+  test('spans share a chunk until it is full; a chunk is freed with its last span', () => {
+    const c = new SpanChunks(1024);
+    const bytes = new Uint8Array(200).fill(7);
+    assert.equal(c.costOf(200), 1024, 'the first span makes a chunk');
+    const a = c.add(bytes, 's');
+    const spans = [a];
+    for (let i = 1; i < 5; i++) {
+      assert.equal(c.costOf(200), 0);
+      spans.push(c.add(bytes, 's'));
+    }
+    assert.equal(c.costOf(200), 1024, '5 × 200 bytes fill it');
+    const f = c.add(bytes, 's');
+    assert.notEqual(f.buf, a.buf);
+    assert.deepEqual([...f.buf.subarray(f.start, f.end)], [...bytes]);
+    for (let i = 0; i < 4; i++) assert.equal(c.release(spans[i]!), 0);
+    assert.equal(c.release(spans[4]!), 1024, 'its last span frees the first chunk');
+    assert.equal(c.release(f), 1024, 'the current chunk too, when emptied');
+    assert.equal(c.costOf(200), 1024, 'and the next span makes a new one');
+  });
+
+  test('a span over a quarter chunk gets its own chunk and leaves the current one alone', () => {
+    const c = new SpanChunks(1024);
+    const small = c.add(new Uint8Array(100), 's');
+    assert.equal(c.costOf(300), 0, 'it fits what the current chunk has left');
+    assert.equal(c.costOf(950), 950);
+    const big = c.add(new Uint8Array(950).fill(1), 's');
+    assert.equal(big.buf.length, 950);
+    assert.equal(c.costOf(100), 0, 'the shared chunk still takes small spans');
+    assert.equal(c.release(big), 950);
+    assert.equal(c.release(small), 1024);
+  });
+});
