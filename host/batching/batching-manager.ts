@@ -46,7 +46,11 @@ export interface BatchingConfig {
   blockTimeoutMs?: number;
   /** The interval exports a queue only when it holds at least this many records (default 1). */
   minBatchSize?: number;
-  /** Exports in flight at most (default 2). */
+  /**
+   * Exports in flight at most (default 4, the exporter's sockets per host). Each export waits a
+   * round trip to the collector; with fewer in flight, a burst is exported at a few batches per
+   * round trip however idle the host is.
+   */
   maxConcurrentExports?: number;
   /** How long shutdown() waits for the last exports, in ms (default 10,000). */
   shutdownTimeoutMs?: number;
@@ -357,7 +361,7 @@ export class BatchingManager {
       dropOnOverflow: config.dropOnOverflow ?? true,
       blockTimeoutMs: config.blockTimeoutMs ?? 10_000,
       minBatchSize: config.minBatchSize ?? 1,
-      maxConcurrentExports: Math.max(1, config.maxConcurrentExports ?? 2),
+      maxConcurrentExports: Math.max(1, config.maxConcurrentExports ?? 4),
       shutdownTimeoutMs: config.shutdownTimeoutMs ?? 10_000,
     };
     this.aggregator = new MetricAggregator(config.metrics);

@@ -10,6 +10,7 @@
 import { availableParallelism } from 'node:os';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import { packageUrl } from '../package-root.js';
+import { PacedInbox } from './paced-inbox.js';
 import type { TerminationCause } from '../receiver/termination.js';
 import { CallState, Control, CONTROL_BYTES, monotonicMs, STARTED_AT_BYTE, StopCode, type HostCallReply, type Job, type JobOutcome, type QuickJSJob, type WorkerInit, type WorkerMessage } from './worker-messages.js';
 
@@ -75,6 +76,8 @@ interface Slot {
   startedAt: Float64Array;
   replies: MessagePort;
   out: MessagePort;
+  /** What the worker posted, applied in order, a few ms at a time. */
+  inbox: PacedInbox<WorkerMessage>;
   active?: ActiveJob;
   /** No longer takes jobs. */
   gone: boolean;
@@ -235,8 +238,8 @@ export class SandboxPool {
       stdout: false,
       stderr: false,
     });
-    const slot: Slot = { worker, control: new Int32Array(control), startedAt: new Float64Array(control, STARTED_AT_BYTE, 1), replies: replies.port1, out: out.port1, gone: false, exiting: false };
-    out.port1.on('message', (m: WorkerMessage) => this.onMessage(slot, m));
+    const slot: Slot = { worker, control: new Int32Array(control), startedAt: new Float64Array(control, STARTED_AT_BYTE, 1), replies: replies.port1, out: out.port1, inbox: new PacedInbox((m) => this.onMessage(slot, m)), gone: false, exiting: false };
+    out.port1.on('message', (m: WorkerMessage) => slot.inbox.push(m));
     worker.on('error', (e) => this.onWorkerGone(slot, `the sandbox worker failed: ${e.message}`, (e as { code?: string }).code === 'ERR_WORKER_OUT_OF_MEMORY'));
     worker.on('exit', (code) => this.onWorkerGone(slot, `the sandbox worker exited (code ${code})`, false));
     this.slots.push(slot);
@@ -344,7 +347,9 @@ export class SandboxPool {
     this.settle(slot, { termination: cause });
   }
 
+  /** Applies what the worker posted: what is waiting in its inbox, then what is left in its port. */
   private drainPosted(slot: Slot): void {
+    slot.inbox.flush();
     for (let m = receiveMessageOnPort(slot.out); m !== undefined; m = receiveMessageOnPort(slot.out)) this.onMessage(slot, m.message as WorkerMessage);
   }
 
