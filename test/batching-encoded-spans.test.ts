@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { BatchingManager } from '../host/batching/batching-manager.js';
+import { BatchingManager, chunkBytesFor } from '../host/batching/batching-manager.js';
 import { SpanChunks } from '../host/batching/span-chunks.js';
 import type { EncodedSpan, ExportResult, Exporter, SpanEncoder } from '../host/export/exporter.js';
 import { encodeSpanEntry, encodeTraces, ProtoWriter } from '../host/export/otlp-encoder.js';
@@ -91,16 +91,18 @@ describe('spans queued as encoded bytes', () => {
 
   test('the bound charges each span its bytes and each chunk whole, until its last span is let go', async () => {
     server.script.push({ status: 200, hang: true });
-    const max = 1 << 20; // chunks of 4 KiB
+    const max = 1 << 20;
+    const chunk = chunkBytesFor(max);
+    assert.equal(chunk, 16 * 1024);
     const b = new BatchingManager(exporter({ timeoutMs: 60_000 }), { maxBatchSize: 10, maxMemoryBytes: max, maxConcurrentExports: 1 });
     const spans = Array.from({ length: 14 }, (_, i) => richSpan(i));
     let expected = 0;
-    let used = 0; // bytes of the current 4 KiB chunk
+    let used = 0; // bytes in the current chunk
     let chunks = 0;
     for (const s of spans) {
       const len = encodedLength(s);
-      assert.ok(len <= 1024, 'these spans share chunks');
-      if (chunks === 0 || used + len > 4096) {
+      assert.ok(len <= chunk / 4, 'these spans share chunks');
+      if (chunks === 0 || used + len > chunk) {
         chunks++;
         used = 0;
       }
@@ -113,7 +115,7 @@ describe('spans queued as encoded bytes', () => {
     const s = b.getStats();
     assert.equal(s.inFlightItems.spans, 10);
     assert.equal(s.queued.spans, 4);
-    assert.equal(s.memoryBytes, expected + chunks * 4096);
+    assert.equal(s.memoryBytes, expected + chunks * chunk);
     await b.shutdown(200);
     const end = b.getStats();
     assert.equal(end.memoryBytes, 0, 'what shutdown abandoned was let go, chunks included');
@@ -156,7 +158,8 @@ describe('spans queued as encoded bytes', () => {
   });
 
   test('a span over a quarter of a chunk gets a chunk of its own; one over the whole bound is refused alone', async () => {
-    const max = 256 * 1024; // chunks of 1 KiB
+    const max = 64 * 1024;
+    assert.equal(chunkBytesFor(max), 1024);
     const b = new BatchingManager(exporter(), { maxBatchSize: 1000, maxMemoryBytes: max, flushIntervalMs: 60_000 });
     const small = richSpan(1);
     const large = richSpan(3, [['pad', 'p'.repeat(900)]]); // more than the 1 KiB chunk has left
@@ -174,6 +177,22 @@ describe('spans queued as encoded bytes', () => {
     await b.shutdown();
     assert.equal(b.getStats().exported.spans, 2);
     assert.equal(b.getStats().memoryBytes, 0);
+  });
+
+  test('a bound of a few KiB still takes small spans: a chunk is a 64th of the bound, at least 256 B', async () => {
+    const max = 3000;
+    assert.equal(chunkBytesFor(max), 256);
+    const b = new BatchingManager(exporter(), { maxBatchSize: 1000, maxMemoryBytes: max, flushIntervalMs: 60_000 });
+    const small: SpanRecord = { ...richSpan(1), attributes: [], events: [], links: [] };
+    let taken = 0;
+    while (b.addSpan({ ...small })) taken++;
+    const s = b.getStats();
+    assert.ok(taken >= 5, `${taken} spans taken under a ${max}-byte bound`);
+    assert.ok(s.memoryBytes <= max);
+    assert.equal(s.dropped.spans.overflow, 1);
+    assert.equal(s.dropped.spans.tooLarge, 0);
+    await b.shutdown();
+    assert.equal(b.getStats().exported.spans, taken);
   });
 
   test('an encoder that throws loses that span alone, counted as failed with its message', async () => {

@@ -223,9 +223,12 @@ export function estimateSeriesBytes(p: MetricPoint, buckets: number): number {
 const QUEUED_SPAN_BYTES = 96;
 const encodedSpanCharge = (len: number): number => QUEUED_SPAN_BYTES + 2 * len;
 
-/** The size of the chunks queued span bytes are packed into, for a memory bound. */
-function chunkBytesFor(maxMemoryBytes: number): number {
-  return Math.min(64 << 10, Math.max(1024, Math.floor(maxMemoryBytes / 256)));
+/**
+ * The size of the chunks queued span bytes are packed into, for a memory bound: a 64th of it
+ * (a chunk is charged whole, so it must stay small against the bound), from 256 B to 64 KiB.
+ */
+export function chunkBytesFor(maxMemoryBytes: number): number {
+  return Math.min(64 << 10, Math.max(256, Math.floor(maxMemoryBytes / 64)));
 }
 
 /** A FIFO of records with their sizes and arrival numbers: O(1) push, shift and pop. */
