@@ -195,12 +195,13 @@ describe('spans queued as encoded bytes', () => {
     assert.equal(b.getStats().exported.spans, taken);
   });
 
-  test('an encoder that throws loses that span alone, counted as failed with its message', async () => {
+  test('an encoder that throws or returns no bytes loses that span alone, counted as failed with why', async () => {
     const sent: EncodedSpan[][] = [];
     const w = new ProtoWriter(256);
     const encoder: SpanEncoder = {
       encode: (s) => {
         if (s.name.includes('bad')) throw new RangeError('no encoding for this one');
+        if (s.name.includes('odd')) return 'not bytes' as unknown as Uint8Array;
         return encodeSpanEntry(s, w);
       },
       exportEncoded: async (spans) => {
@@ -220,13 +221,17 @@ describe('spans queued as encoded bytes', () => {
     const bad = richSpan(2);
     bad.name = 'bad span';
     const three = richSpan(3);
+    const odd = { ...richSpan(4), name: 'odd span' };
     b.addSpan(one);
+    assert.equal(b.addSpan(odd), false);
+    assert.match(b.getStats().lastFailure?.message ?? '', /encoding a span failed: the encoder returned string, not bytes/);
     assert.equal(b.addSpan(bad), false);
     b.addSpan(three);
     await b.shutdown();
     const s = b.getStats();
-    assert.equal(s.dropped.spans.failed, 1);
+    assert.equal(s.dropped.spans.failed, 2);
     assert.equal(s.exported.spans, 2);
+    assert.equal(s.memoryBytes, 0);
     assert.match(s.lastFailure?.message ?? '', /encoding a span failed: no encoding for this one/);
     // The exporter got each span's own bytes, copied out of the encoder's buffer before its next call.
     const got = sent.flat().map((e) => Buffer.from(e.buf.subarray(e.start, e.end)));

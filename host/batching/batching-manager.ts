@@ -430,20 +430,25 @@ export class BatchingManager {
    * charged when it is made and uncharged when its last span is let go (`release`).
    */
   private addEncoded(encoder: SpanEncoder, span: SpanRecord, p: number): boolean {
-    let bytes: Uint8Array;
+    let bytes: unknown;
     try {
       bytes = encoder.encode(span);
     } catch (e) {
       // An exporter that cannot encode a span (a bug in it, or a value it refuses) loses that span alone.
-      this.stats.lastFailure = { at: Date.now(), kind: 'spans', reason: 'failed', items: 1, message: `encoding a span failed: ${e instanceof Error ? e.message : String(e)}` };
-      return this.drop('spans', 'failed');
+      return this.encodeFailed(e instanceof Error ? e.message : String(e));
     }
+    if (!(bytes instanceof Uint8Array)) return this.encodeFailed(`the encoder returned ${typeof bytes}, not bytes`);
     const charge = encodedSpanCharge(bytes.length);
     const chunk = this.chunks.costOf(bytes.length);
     if (!this.admit('spans', charge + chunk, p)) return false;
     this.spans[p]!.push(this.chunks.add(bytes, span.scope), charge, this.seq++);
     this.memory += charge + chunk;
     return true;
+  }
+
+  private encodeFailed(why: string): false {
+    this.stats.lastFailure = { at: Date.now(), kind: 'spans', reason: 'failed', items: 1, message: `encoding a span failed: ${why}` };
+    return this.drop('spans', 'failed');
   }
 
   /** Lets go of a span queued as bytes, uncharging its chunk when it was the chunk's last. */
