@@ -56,20 +56,24 @@ function exporter(options: ConstructorParameters<typeof OtlpHttpExporter>[0] = {
 
 describe('spans queued as encoded bytes', () => {
   test('each request is byte for byte what encodeTraces writes for the same spans', async () => {
-    const e = exporter();
-    assert.notEqual(e.spanEncoder(), undefined);
-    const b = new BatchingManager(e, { maxBatchSize: 50, maxConcurrentExports: 1 });
-    const spans = Array.from({ length: 120 }, (_, i) => richSpan(i));
-    for (const s of spans) assert.equal(b.addSpan(s), true);
-    await b.shutdown();
-    assert.equal(server.requests.length, 3);
-    for (let k = 0; k < 3; k++) {
-      const expected = encodeTraces(spans.slice(k * 50, k * 50 + 50), e.config.resource);
-      assert.ok(Buffer.from(expected).equals(server.requests[k]!.body), `request ${k} differs from encodeTraces`);
+    // Two scopes in large chunks; then one scope in 4 KiB chunks, so batches cross chunks.
+    for (const { max, oneScope } of [{ max: 16 << 20, oneScope: false }, { max: 256 << 10, oneScope: true }]) {
+      server.requests.length = 0;
+      const e = exporter();
+      assert.notEqual(e.spanEncoder(), undefined);
+      const b = new BatchingManager(e, { maxBatchSize: 50, maxConcurrentExports: 1, maxMemoryBytes: max });
+      const spans = Array.from({ length: 120 }, (_, i) => (oneScope ? { ...richSpan(i), scope: 'orders' } : richSpan(i)));
+      for (const s of spans) assert.equal(b.addSpan(s), true);
+      await b.shutdown();
+      assert.equal(server.requests.length, 3);
+      for (let k = 0; k < 3; k++) {
+        const expected = encodeTraces(spans.slice(k * 50, k * 50 + 50), e.config.resource);
+        assert.ok(Buffer.from(expected).equals(server.requests[k]!.body), `request ${k} differs from encodeTraces (bound ${max})`);
+      }
+      const s = b.getStats();
+      assert.equal(s.exported.spans, 120);
+      assert.equal(s.memoryBytes, 0, 'every chunk let go once its spans were exported');
     }
-    const s = b.getStats();
-    assert.equal(s.exported.spans, 120);
-    assert.equal(s.memoryBytes, 0, 'every chunk let go once its spans were exported');
   });
 
   test('gzipped and split exports carry the same spans', async () => {

@@ -287,20 +287,32 @@ export function encodeSpanEntry(s: SpanRecord, w: ProtoWriter): Uint8Array {
 export function encodeEncodedTraces(spans: readonly EncodedSpan[], res: ResourceAttributes, w = new ProtoWriter()): Uint8Array {
   const rs = w.begin(1);
   resource(w, res);
-  for (const [name, group] of groupByScope(spans)) {
-    const ss = w.begin(2);
-    scope(w, name);
-    for (let i = 0; i < group.length; i++) {
-      const e = group[i]!;
-      const n = e.end - e.start;
-      w.ensure(n);
-      w.buf.set(e.buf.subarray(e.start, e.end), w.pos);
-      w.pos += n;
-    }
-    w.end(ss);
-  }
+  if (sameScope(spans)) scopeOfEncoded(w, spans[0]!.scope, spans);
+  else for (const [name, group] of groupByScope(spans)) scopeOfEncoded(w, name, group);
   w.end(rs);
   return w.finish();
+}
+
+function sameScope(items: readonly { scope: string }[]): boolean {
+  for (let i = 1; i < items.length; i++) if (items[i]!.scope !== items[0]!.scope) return false;
+  return items.length > 0;
+}
+
+/** A ScopeSpans of encoded spans; spans queued one after another in one buffer are copied in one go. */
+function scopeOfEncoded(w: ProtoWriter, name: string, spans: readonly EncodedSpan[]): void {
+  const ss = w.begin(2);
+  scope(w, name);
+  let i = 0;
+  while (i < spans.length) {
+    const first = spans[i]!;
+    let end = first.end;
+    for (i++; i < spans.length && spans[i]!.buf === first.buf && spans[i]!.start === end; i++) end = spans[i]!.end;
+    const n = end - first.start;
+    w.ensure(n);
+    w.buf.set(first.buf.subarray(first.start, end), w.pos);
+    w.pos += n;
+  }
+  w.end(ss);
 }
 
 /**
