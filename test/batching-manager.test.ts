@@ -7,6 +7,7 @@ import type { LogRecord, MetricPoint, SpanRecord } from '../host/pipeline/teleme
 import { runQuickJS } from '../host/sandbox/quickjs-runner.js';
 import { eventually } from './helpers/eventually.js';
 import { OtlpTestServer } from './helpers/otlp-test-server.js';
+import { recordsOnly } from './helpers/records.js';
 
 const server = new OtlpTestServer();
 before(() => server.start());
@@ -98,7 +99,7 @@ describe('batching manager', () => {
 
   test('when full, the newest debug/info records are dropped before records that ended in error; every drop is counted', async () => {
     const one = estimateLogBytes(log());
-    const b = new BatchingManager(exporter(), { maxMemoryBytes: one * 5 + 50, flushIntervalMs: 60_000 });
+    const b = new BatchingManager(recordsOnly(exporter()), { maxMemoryBytes: one * 5 + 50, flushIntervalMs: 60_000 });
     for (let i = 0; i < 5; i++) b.addLog(log('info', `info ${i}`));
     assert.equal(b.addLog(log('error', 'error 0')), true, 'room is made for an error');
     assert.equal(b.addLog(log('debug', 'debug 0')), false, 'nothing less important to drop for a debug record');

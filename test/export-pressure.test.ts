@@ -11,7 +11,7 @@ import { encodeTraces } from '../host/export/otlp-encoder.js';
 import { OtlpHttpExporter, statusMessage } from '../host/export/otlp-http-exporter.js';
 import type { MetricPoint } from '../host/pipeline/telemetry-records.js';
 import { OtlpTestServer, partialSuccess, type ScriptedResponse } from './helpers/otlp-test-server.js';
-import { log, span } from './helpers/records.js';
+import { log, recordsOnly, span } from './helpers/records.js';
 
 const run = promisify(execFile);
 /**
@@ -165,7 +165,7 @@ describe('export under pressure: accounting', () => {
 
   test('a record larger than the whole bound is refused alone: nobody is evicted for it', async () => {
     const one = estimateLogBytes(log());
-    const b = new BatchingManager(exporter(), { maxMemoryBytes: one * 10, flushIntervalMs: 60_000 });
+    const b = new BatchingManager(recordsOnly(exporter()), { maxMemoryBytes: one * 10, flushIntervalMs: 60_000 });
     for (let i = 0; i < 5; i++) b.addLog(log('debug'));
     assert.equal(b.addLog(log('error', 'x'.repeat(one * 3))), false);
     const s = b.getStats();
@@ -263,14 +263,14 @@ describe('export under pressure: memory and backpressure', () => {
   test("whenFull 'block': nothing queued is evicted; whenRoom() resolves once exports make room, false at its deadline", async () => {
     const one = estimateLogBytes(log('info', 'x'));
     server.script.push({ status: 200, delayMs: 80 });
-    const b = new BatchingManager(exporter(), { maxMemoryBytes: one * 4, whenFull: 'block', maxBatchSize: 4, flushIntervalMs: 60_000 });
+    const b = new BatchingManager(recordsOnly(exporter()), { maxMemoryBytes: one * 4, whenFull: 'block', maxBatchSize: 4, flushIntervalMs: 60_000 });
     for (let i = 0; i < 4; i++) assert.equal(b.addLog(log('debug', 'x')), true);
     assert.equal(b.addLog(log('error', 'x')), false, 'refused, not making room by evicting');
     assert.equal(b.getStats().dropped.logs.overflow, 1);
     assert.equal(b.getStats().queued.logs, 0, 'the full batch left for export (still charged while in flight)');
     assert.equal(await b.whenRoom(one, 2000), true, 'room once the export completed');
     assert.equal(b.addLog(log('error', 'x')), true);
-    const dead = new BatchingManager(new OtlpHttpExporter({ endpoint: refusedUrl, timeoutMs: 5000, initialBackoffMs: 1000 }, {}), { maxMemoryBytes: one * 2, whenFull: 'block', flushIntervalMs: 60_000 });
+    const dead = new BatchingManager(recordsOnly(new OtlpHttpExporter({ endpoint: refusedUrl, timeoutMs: 5000, initialBackoffMs: 1000 }, {})), { maxMemoryBytes: one * 2, whenFull: 'block', flushIntervalMs: 60_000 });
     dead.addLog(log('info', 'x'));
     dead.addLog(log('info', 'x'));
     void dead.flushAll();

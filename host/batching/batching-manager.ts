@@ -10,13 +10,13 @@
  * Admission and eviction are O(1) amortized: one queue per kind and priority, each a ring; a
  * record that needs room evicts the newest records of lower priority from the tails.
  */
-import type { ExportFailureReason, ExportResult, Exporter, SpanEncoder } from '../export/exporter.js';
+import type { ExportFailureReason, ExportResult, Exporter, RecordEncoder } from '../export/exporter.js';
 import { ConfigError } from '../export/exporter-config.js';
 import { MetricAggregator, type AggregatorOptions, type MetricSeries } from '../export/metric-aggregation.js';
 import type { TelemetryHandlers } from '../pipeline/pipeline-collector.js';
 import type { LogRecord, MetricPoint, SpanRecord } from '../pipeline/telemetry-records.js';
 import type { Value, Values } from '../../shared/records.js';
-import { QueuedSpan, SpanChunks } from './span-chunks.js';
+import { QueuedRecord, RecordChunks } from './record-chunks.js';
 
 export interface BatchingConfig {
   /** Records per export (default 512). */
@@ -26,9 +26,9 @@ export interface BatchingConfig {
   /**
    * Memory held at most, in bytes (default 16 MiB): queued records, batches in flight and their
    * encoded bodies (each record is charged its heap size plus twice its encoded size when it is
-   * admitted), and metric series. Spans for an exporter that encodes them as they are queued
-   * (`OtlpHttpExporter` with protobuf) are charged their bytes exactly: the chunks that hold
-   * them, whole, and twice their size for the request body and its gzip copy.
+   * admitted), and metric series. Spans and logs for an exporter that encodes them as they are
+   * queued (`OtlpHttpExporter` with protobuf) are charged their bytes exactly: the chunks that
+   * hold them, whole, and twice their size for the request body and its gzip copy.
    */
   maxMemoryBytes?: number;
   /**
@@ -217,14 +217,14 @@ export function estimateSeriesBytes(p: MetricPoint, buckets: number): number {
 }
 
 /**
- * What a span queued as bytes costs besides its bytes: its QueuedSpan, its ring slots and its
+ * What a record queued as bytes costs besides its bytes: its QueuedRecord, its ring slots and its
  * place in a batch's list; and twice its bytes, for the request body and its gzip copy.
  */
-const QUEUED_SPAN_BYTES = 96;
-const encodedSpanCharge = (len: number): number => QUEUED_SPAN_BYTES + 2 * len;
+const QUEUED_RECORD_BYTES = 96;
+const encodedCharge = (len: number): number => QUEUED_RECORD_BYTES + 2 * len;
 
 /**
- * The size of the chunks queued span bytes are packed into, for a memory bound: a 64th of it
+ * The size of the chunks queued records' bytes are packed into, for a memory bound: a 64th of it
  * (a chunk is charged whole, so it must stay small against the bound), from 256 B to 64 KiB.
  */
 export function chunkBytesFor(maxMemoryBytes: number): number {
@@ -301,8 +301,8 @@ interface Batch {
   items: number;
   bytes: number;
   settled: boolean;
-  /** Spans queued as bytes: let go of when the batch is done. */
-  encoded: QueuedSpan[] | undefined;
+  /** Records queued as bytes: let go of when the batch is done. */
+  encoded: QueuedRecord[] | undefined;
 }
 
 interface RoomWaiter {
@@ -330,11 +330,13 @@ export class BatchingManager {
   private readonly maxQueue: Record<'spans' | 'logs', number>;
   private readonly timers: NodeJS.Timeout[];
   /** Per kind, one ring per priority (0 dropped first). */
-  private readonly spans: Array<Ring<SpanRecord | QueuedSpan>> = [new Ring(), new Ring(), new Ring()];
-  /** The exporter's span encoding, when it has one: spans are then queued as bytes, in `chunks`. */
-  private readonly encoder: SpanEncoder | undefined;
-  private readonly chunks: SpanChunks;
-  private readonly logs: Array<Ring<LogRecord>> = [new Ring(), new Ring(), new Ring()];
+  private readonly spans: Array<Ring<SpanRecord | QueuedRecord>> = [new Ring(), new Ring(), new Ring()];
+  private readonly logs: Array<Ring<LogRecord | QueuedRecord>> = [new Ring(), new Ring(), new Ring()];
+  /** The exporter's own encodings, when it has them: records of that kind are then queued as bytes. */
+  private readonly spanEncoder: RecordEncoder<SpanRecord> | undefined;
+  private readonly logEncoder: RecordEncoder<LogRecord> | undefined;
+  /** Per kind, the chunks its records' bytes are packed into. */
+  private readonly chunks: Record<'spans' | 'logs', RecordChunks>;
   private queuedSpans = 0;
   private queuedLogs = 0;
   private seq = 0;
@@ -368,8 +370,10 @@ export class BatchingManager {
       shutdownTimeoutMs: config.shutdownTimeoutMs ?? 10_000,
     };
     this.aggregator = new MetricAggregator(config.metrics);
-    this.encoder = exporter.spanEncoder?.();
-    this.chunks = new SpanChunks(chunkBytesFor(this.cfg.maxMemoryBytes));
+    this.spanEncoder = exporter.spanEncoder?.();
+    this.logEncoder = exporter.logEncoder?.();
+    const chunkBytes = chunkBytesFor(this.cfg.maxMemoryBytes);
+    this.chunks = { spans: new RecordChunks(chunkBytes), logs: new RecordChunks(chunkBytes) };
     const perKind = <T>(make: () => T): Record<RecordKind, T> => ({ spans: make(), logs: make(), metrics: make() });
     this.stats = {
       queued: { spans: 0, logs: 0, metricSeries: 0 },
@@ -412,8 +416,8 @@ export class BatchingManager {
     this.stats.produced.spans++;
     if (this.closing !== undefined) return this.drop('spans', 'shutdown');
     const p = spanPriority(span);
-    if (this.encoder !== undefined) {
-      if (!this.addEncoded(this.encoder, span, p)) return false;
+    if (this.spanEncoder !== undefined) {
+      if (!this.addEncoded('spans', this.spans[p]!, this.spanEncoder, span, span.scope, p)) return false;
     } else {
       const bytes = estimateSpanBytes(span);
       if (!this.admit('spans', bytes, p)) return false;
@@ -425,48 +429,54 @@ export class BatchingManager {
     return true;
   }
 
+  /** Queues a log record; false when it was dropped (counted). */
+  addLog(log: LogRecord): boolean {
+    this.stats.produced.logs++;
+    if (this.closing !== undefined) return this.drop('logs', 'shutdown');
+    const p = logPriority(log);
+    if (this.logEncoder !== undefined) {
+      if (!this.addEncoded('logs', this.logs[p]!, this.logEncoder, log, log.scope, p)) return false;
+    } else {
+      const bytes = estimateLogBytes(log);
+      if (!this.admit('logs', bytes, p)) return false;
+      this.logs[p]!.push(log, bytes, this.seq++);
+      this.memory += bytes;
+    }
+    this.stats.accepted.logs++;
+    if (++this.queuedLogs >= this.batchSize.logs) this.schedule('logs', false);
+    return true;
+  }
+
   /**
-   * Queues a span as its encoded bytes. Its ring holds its own charge; the chunk it lands in is
-   * charged when it is made and uncharged when its last span is let go (`release`).
+   * Queues a record as its encoded bytes. Its ring holds its own charge; the chunk it lands in is
+   * charged when it is made and uncharged when its last record is let go (`release`).
    */
-  private addEncoded(encoder: SpanEncoder, span: SpanRecord, p: number): boolean {
+  private addEncoded<R>(kind: 'spans' | 'logs', ring: Ring<R | QueuedRecord>, encoder: RecordEncoder<R>, record: R, scope: string, p: number): boolean {
     let bytes: unknown;
     try {
-      bytes = encoder.encode(span);
+      bytes = encoder.encode(record);
     } catch (e) {
-      // An exporter that cannot encode a span (a bug in it, or a value it refuses) loses that span alone.
-      return this.encodeFailed(e instanceof Error ? e.message : String(e));
+      // An exporter that cannot encode a record (a bug in it, or a value it refuses) loses that record alone.
+      return this.encodeFailed(kind, e instanceof Error ? e.message : String(e));
     }
-    if (!(bytes instanceof Uint8Array)) return this.encodeFailed(`the encoder returned ${typeof bytes}, not bytes`);
-    const charge = encodedSpanCharge(bytes.length);
-    const chunk = this.chunks.costOf(bytes.length);
-    if (!this.admit('spans', charge + chunk, p)) return false;
-    this.spans[p]!.push(this.chunks.add(bytes, span.scope), charge, this.seq++);
+    if (!(bytes instanceof Uint8Array)) return this.encodeFailed(kind, `the encoder returned ${typeof bytes}, not bytes`);
+    const chunks = this.chunks[kind];
+    const charge = encodedCharge(bytes.length);
+    const chunk = chunks.costOf(bytes.length);
+    if (!this.admit(kind, charge + chunk, p)) return false;
+    ring.push(chunks.add(bytes, scope), charge, this.seq++);
     this.memory += charge + chunk;
     return true;
   }
 
-  private encodeFailed(why: string): false {
-    this.stats.lastFailure = { at: Date.now(), kind: 'spans', reason: 'failed', items: 1, message: `encoding a span failed: ${why}` };
-    return this.drop('spans', 'failed');
+  private encodeFailed(kind: 'spans' | 'logs', why: string): false {
+    this.stats.lastFailure = { at: Date.now(), kind, reason: 'failed', items: 1, message: `encoding a ${kind === 'spans' ? 'span' : 'log record'} failed: ${why}` };
+    return this.drop(kind, 'failed');
   }
 
-  /** Lets go of a span queued as bytes, uncharging its chunk when it was the chunk's last. */
-  private release(item: SpanRecord | QueuedSpan | LogRecord): void {
-    if (item instanceof QueuedSpan) this.memory -= this.chunks.release(item);
-  }
-
-  addLog(log: LogRecord): boolean {
-    this.stats.produced.logs++;
-    if (this.closing !== undefined) return this.drop('logs', 'shutdown');
-    const bytes = estimateLogBytes(log);
-    const p = logPriority(log);
-    if (!this.admit('logs', bytes, p)) return false;
-    this.logs[p]!.push(log, bytes, this.seq++);
-    this.memory += bytes;
-    this.stats.accepted.logs++;
-    if (++this.queuedLogs >= this.batchSize.logs) this.schedule('logs', false);
-    return true;
+  /** Lets go of a queued record; one queued as bytes uncharges its chunk when it was the chunk's last. */
+  private release(kind: 'spans' | 'logs', item: SpanRecord | LogRecord | QueuedRecord): void {
+    if (item instanceof QueuedRecord) this.memory -= this.chunks[kind].release(item);
   }
 
   /** Adds a point to its series; a new series needs room, a point of an existing one does not. */
@@ -552,7 +562,7 @@ export class BatchingManager {
         for (const ring of rings) {
           while (ring.length > 0) {
             this.memory -= ring.headBytes();
-            this.release(ring.shift());
+            this.release(kind, ring.shift());
             this.stats.dropped[kind].shutdown++;
           }
           ring.clear();
@@ -593,11 +603,11 @@ export class BatchingManager {
   }
 
   /** Drops the newest records of `ring` until `need` fits; true when it does. */
-  private evict(ring: Ring<SpanRecord | QueuedSpan | LogRecord>, kind: 'spans' | 'logs', need: number): boolean {
+  private evict(ring: Ring<SpanRecord | LogRecord | QueuedRecord>, kind: 'spans' | 'logs', need: number): boolean {
     const max = this.cfg.maxMemoryBytes;
     while (ring.length > 0) {
       this.memory -= ring.tailBytes();
-      this.release(ring.pop());
+      this.release(kind, ring.pop());
       if (kind === 'spans') this.queuedSpans--;
       else this.queuedLogs--;
       this.stats.dropped[kind].overflow++;
@@ -660,7 +670,7 @@ export class BatchingManager {
     let items: number;
     let bytes: number;
     let run: () => Promise<ExportResult>;
-    let encoded: QueuedSpan[] | undefined;
+    let encoded: QueuedRecord[] | undefined;
     if (kind === 'metrics') {
       const series: MetricSeries[] = this.aggregator.collect();
       items = series.length;
@@ -671,9 +681,9 @@ export class BatchingManager {
       this.queuedSpans -= t.records.length;
       items = t.records.length;
       bytes = t.bytes;
-      if (this.encoder !== undefined) {
-        const encoder = this.encoder;
-        const spans = (encoded = t.records as QueuedSpan[]);
+      const encoder = this.spanEncoder;
+      if (encoder !== undefined) {
+        const spans = (encoded = t.records as QueuedRecord[]);
         run = () => encoder.exportEncoded(spans);
       } else run = () => this.exporter.exportSpans(t.records as SpanRecord[]);
     } else {
@@ -681,7 +691,11 @@ export class BatchingManager {
       this.queuedLogs -= t.records.length;
       items = t.records.length;
       bytes = t.bytes;
-      run = () => this.exporter.exportLogs(t.records);
+      const encoder = this.logEncoder;
+      if (encoder !== undefined) {
+        const logs = (encoded = t.records as QueuedRecord[]);
+        run = () => encoder.exportEncoded(logs);
+      } else run = () => this.exporter.exportLogs(t.records as LogRecord[]);
     }
     if (items === 0) return;
     const batch: Batch = { kind, items, bytes, settled: false, encoded };
@@ -714,7 +728,10 @@ export class BatchingManager {
     batch.settled = true;
     this.batches.delete(batch);
     this.memory -= batch.bytes;
-    if (batch.encoded !== undefined) for (let i = 0; i < batch.encoded.length; i++) this.memory -= this.chunks.release(batch.encoded[i]!);
+    if (batch.encoded !== undefined) {
+      const chunks = this.chunks[batch.kind as 'spans' | 'logs'];
+      for (let i = 0; i < batch.encoded.length; i++) this.memory -= chunks.release(batch.encoded[i]!);
+    }
     const { kind, items } = batch;
     this.stats.inFlightItems[kind] -= items;
     const o = outcome(result, items);

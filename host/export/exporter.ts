@@ -46,12 +46,14 @@ export interface Exporter {
   exportLogs(logs: readonly LogRecord[]): Promise<ExportResult>;
   exportMetrics(series: readonly MetricSeries[]): Promise<ExportResult>;
   /**
-   * Optional: this exporter's own encoding of spans, so that a queue holds each span as its
-   * encoded bytes from the moment it is queued instead of as objects. Objects that wait in a
-   * queue while exports lag survive young-generation GCs and are copied by each one; bytes are
-   * not. The batching manager asks once, when it is made; undefined means it wants records.
+   * Optional: this exporter's own encoding of spans (and of log records), so that a queue holds
+   * each record as its encoded bytes from the moment it is queued instead of as objects. Objects
+   * that wait in a queue while exports lag survive young-generation GCs and are copied by each
+   * one; bytes are not. The batching manager asks once, when it is made; undefined means it wants
+   * records.
    */
-  spanEncoder?(): SpanEncoder | undefined;
+  spanEncoder?(): RecordEncoder<SpanRecord> | undefined;
+  logEncoder?(): RecordEncoder<LogRecord> | undefined;
   /**
    * Waits for exports under way (at most `timeoutMs`; past it they are aborted and fail), then
    * releases sockets. Idempotent.
@@ -59,17 +61,17 @@ export interface Exporter {
   shutdown(timeoutMs?: number): Promise<void>;
 }
 
-/** A span encoded by a `SpanEncoder`: its bytes are `buf[start, end)`, shared with other spans. */
-export interface EncodedSpan {
+/** A record encoded by a `RecordEncoder`: its bytes are `buf[start, end)`, shared with other records. */
+export interface EncodedRecord {
   readonly buf: Uint8Array;
   readonly start: number;
   readonly end: number;
-  /** The span's instrumentation scope (the guest target), which an export groups spans by. */
+  /** The record's instrumentation scope (the guest target), which an export groups records by. */
   readonly scope: string;
 }
 
 /**
- * Encodes spans one by one when they are queued, and exports spans so encoded.
+ * Encodes records one by one when they are queued, and exports records so encoded.
  *
  * @example
  * const encoder = exporter.spanEncoder?.();
@@ -79,9 +81,9 @@ export interface EncodedSpan {
  *   await encoder.exportEncoded([{ buf, start: 0, end: buf.length, scope: span.scope }]);
  * }
  */
-export interface SpanEncoder {
-  /** The span's encoded bytes: a view into the encoder's buffer, valid until the next call. */
-  encode(span: SpanRecord): Uint8Array;
-  /** Exports spans made from `encode`'s bytes: the same promise and result as `exportSpans`. */
-  exportEncoded(spans: readonly EncodedSpan[]): Promise<ExportResult>;
+export interface RecordEncoder<R> {
+  /** The record's encoded bytes: a view into the encoder's buffer, valid until the next call. */
+  encode(record: R): Uint8Array;
+  /** Exports records made from `encode`'s bytes: the same promise and result as `exportSpans`/`exportLogs`. */
+  exportEncoded(records: readonly EncodedRecord[]): Promise<ExportResult>;
 }

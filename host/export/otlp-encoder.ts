@@ -9,7 +9,7 @@ import { isEmptyValue } from '../../shared/values.js';
 import type { Value, Values } from '../../shared/records.js';
 import { formatError, formatValue } from '../collectors/format-value.js';
 import type { LogRecord, SpanRecord } from '../pipeline/telemetry-records.js';
-import type { EncodedSpan } from './exporter.js';
+import type { EncodedRecord } from './exporter.js';
 import type { MetricSeries } from './metric-aggregation.js';
 
 /** Resource attributes (service.name and friends) sent with every request. */
@@ -284,11 +284,30 @@ export function encodeSpanEntry(s: SpanRecord, w: ProtoWriter): Uint8Array {
  * ExportTraceServiceRequest from spans that `encodeSpanEntry` encoded: byte for byte what
  * `encodeTraces` writes for the same spans in the same order.
  */
-export function encodeEncodedTraces(spans: readonly EncodedSpan[], res: ResourceAttributes, w = new ProtoWriter()): Uint8Array {
+export function encodeEncodedTraces(spans: readonly EncodedRecord[], res: ResourceAttributes, w = new ProtoWriter()): Uint8Array {
+  return encodedRequest(spans, res, w);
+}
+
+/** One log record as the entry of a ScopeLogs: a view into `w`, valid until `w` writes again. */
+export function encodeLogEntry(l: LogRecord, w: ProtoWriter): Uint8Array {
+  w.pos = 0;
+  logRecord(w, l);
+  const n = w.pos;
+  w.pos = 0;
+  return w.buf.subarray(0, n);
+}
+
+/** ExportLogsServiceRequest from log records that `encodeLogEntry` encoded: byte for byte what `encodeLogs` writes. */
+export function encodeEncodedLogs(logs: readonly EncodedRecord[], res: ResourceAttributes, w = new ProtoWriter()): Uint8Array {
+  return encodedRequest(logs, res, w);
+}
+
+/** A request of one Resource{Spans,Logs} (field 1) of Scope{Spans,Logs} (field 2) of encoded entries. */
+function encodedRequest(records: readonly EncodedRecord[], res: ResourceAttributes, w: ProtoWriter): Uint8Array {
   const rs = w.begin(1);
   resource(w, res);
-  if (sameScope(spans)) scopeOfEncoded(w, spans[0]!.scope, spans);
-  else for (const [name, group] of groupByScope(spans)) scopeOfEncoded(w, name, group);
+  if (sameScope(records)) scopeOfEncoded(w, records[0]!.scope, records);
+  else for (const [name, group] of groupByScope(records)) scopeOfEncoded(w, name, group);
   w.end(rs);
   return w.finish();
 }
@@ -298,15 +317,15 @@ function sameScope(items: readonly { scope: string }[]): boolean {
   return items.length > 0;
 }
 
-/** A ScopeSpans of encoded spans; spans queued one after another in one buffer are copied in one go. */
-function scopeOfEncoded(w: ProtoWriter, name: string, spans: readonly EncodedSpan[]): void {
+/** A Scope{Spans,Logs} of encoded entries; entries queued one after another in one buffer are copied in one go. */
+function scopeOfEncoded(w: ProtoWriter, name: string, records: readonly EncodedRecord[]): void {
   const ss = w.begin(2);
   scope(w, name);
   let i = 0;
-  while (i < spans.length) {
-    const first = spans[i]!;
+  while (i < records.length) {
+    const first = records[i]!;
     let end = first.end;
-    for (i++; i < spans.length && spans[i]!.buf === first.buf && spans[i]!.start === end; i++) end = spans[i]!.end;
+    for (i++; i < records.length && records[i]!.buf === first.buf && records[i]!.start === end; i++) end = records[i]!.end;
     const n = end - first.start;
     w.ensure(n);
     w.buf.set(first.buf.subarray(first.start, end), w.pos);
@@ -334,6 +353,23 @@ export function encodeTraces(spans: readonly SpanRecord[], res: ResourceAttribut
   return w.finish();
 }
 
+/** A LogRecord entry of a ScopeLogs (field 2). */
+function logRecord(w: ProtoWriter, l: LogRecord): void {
+  const at = w.begin(2);
+  w.fixed64(1, l.time);
+  w.fixed64(11, l.time);
+  w.uint(2, l.severityNumber);
+  w.string(3, l.level.toUpperCase());
+  anyValue(w, 5, l.body);
+  attributes(w, 6, l.executionId === undefined ? l.attributes : [...l.attributes, ['sandtrace.execution.id', l.executionId]]);
+  if (l.traceId !== undefined && l.spanId !== undefined) {
+    w.fixed32(8, l.traceFlags);
+    w.bytes(9, l.traceId);
+    w.bytes(10, l.spanId);
+  }
+  w.end(at);
+}
+
 /** ExportLogsServiceRequest: severity numbers per OTLP, the span's trace context when inside one. */
 export function encodeLogs(logs: readonly LogRecord[], res: ResourceAttributes, w = new ProtoWriter()): Uint8Array {
   const rl = w.begin(1);
@@ -341,21 +377,7 @@ export function encodeLogs(logs: readonly LogRecord[], res: ResourceAttributes, 
   for (const [name, group] of groupByScope(logs)) {
     const sl = w.begin(2);
     scope(w, name);
-    for (const l of group) {
-      const at = w.begin(2);
-      w.fixed64(1, l.time);
-      w.fixed64(11, l.time);
-      w.uint(2, l.severityNumber);
-      w.string(3, l.level.toUpperCase());
-      anyValue(w, 5, l.body);
-      attributes(w, 6, l.executionId === undefined ? l.attributes : [...l.attributes, ['sandtrace.execution.id', l.executionId]]);
-      if (l.traceId !== undefined && l.spanId !== undefined) {
-        w.fixed32(8, l.traceFlags);
-        w.bytes(9, l.traceId);
-        w.bytes(10, l.spanId);
-      }
-      w.end(at);
-    }
+    for (const l of group) logRecord(w, l);
     w.end(sl);
   }
   w.end(rl);

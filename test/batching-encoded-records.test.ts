@@ -1,15 +1,16 @@
 /**
- * Spans queued as their encoded bytes (an exporter with a `spanEncoder`, such as OtlpHttpExporter
- * with protobuf): what reaches the collector, what the memory bound charges, and what is lost.
+ * Spans and log records queued as their encoded bytes (an exporter with a `spanEncoder` and a
+ * `logEncoder`, such as OtlpHttpExporter with protobuf): what reaches the collector, what the
+ * memory bound charges, and what is lost.
  */
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { BatchingManager, chunkBytesFor } from '../host/batching/batching-manager.js';
-import { SpanChunks } from '../host/batching/span-chunks.js';
-import type { EncodedSpan, ExportResult, Exporter, SpanEncoder } from '../host/export/exporter.js';
-import { encodeSpanEntry, encodeTraces, ProtoWriter } from '../host/export/otlp-encoder.js';
+import { RecordChunks } from '../host/batching/record-chunks.js';
+import type { EncodedRecord, ExportResult, Exporter, RecordEncoder } from '../host/export/exporter.js';
+import { encodeLogEntry, encodeLogs, encodeSpanEntry, encodeTraces, ProtoWriter } from '../host/export/otlp-encoder.js';
 import { OtlpHttpExporter } from '../host/export/otlp-http-exporter.js';
-import type { SpanRecord } from '../host/pipeline/telemetry-records.js';
+import type { LogRecord, SpanRecord } from '../host/pipeline/telemetry-records.js';
 import type { Values } from '../shared/records.js';
 import { eventually } from './helpers/eventually.js';
 import { OtlpTestServer } from './helpers/otlp-test-server.js';
@@ -46,6 +47,24 @@ function richSpan(i: number, attributes: Values = []): SpanRecord {
   };
 }
 
+/** A log record with the fields the encoder writes, in one of two scopes, some inside a span. */
+function richLog(i: number): LogRecord {
+  const levels = ['trace', 'debug', 'info', 'warn', 'error'] as const;
+  const level = levels[i % 5]!;
+  return {
+    time: 1_700_000_000_000_000_000n + BigInt(i),
+    level,
+    severityNumber: [1, 5, 9, 13, 17][i % 5]!,
+    body: `log ${i} ${'y'.repeat(i % 50)}`,
+    attributes: [['i', i], ['ok', i % 2 === 0]],
+    scope: i % 3 === 0 ? 'billing' : 'orders',
+    traceId: i % 2 === 0 ? new Uint8Array(16).fill(i & 0xff) : undefined,
+    spanId: i % 2 === 0 ? new Uint8Array(8).fill((i + 1) & 0xff) : undefined,
+    traceFlags: 1,
+    executionId: i % 4 === 0 ? undefined : 'exec',
+  };
+}
+
 const encodedLength = (s: SpanRecord) => encodeSpanEntry(s, new ProtoWriter(256)).length;
 /** What batching charges a span queued as bytes, besides its chunk (QUEUED_SPAN_BYTES + twice its bytes). */
 const charge = (s: SpanRecord) => 96 + 2 * encodedLength(s);
@@ -54,7 +73,7 @@ function exporter(options: ConstructorParameters<typeof OtlpHttpExporter>[0] = {
   return new OtlpHttpExporter({ endpoint: server.url, compression: 'none', serviceName: 'enc', initialBackoffMs: 20, maxBackoffMs: 50, ...options }, {});
 }
 
-describe('spans queued as encoded bytes', () => {
+describe('records queued as encoded bytes', () => {
   test('each request is byte for byte what encodeTraces writes for the same spans', async () => {
     // Two scopes in large chunks; then one scope in 4 KiB chunks, so batches cross chunks.
     for (const { max, oneScope } of [{ max: 16 << 20, oneScope: false }, { max: 256 << 10, oneScope: true }]) {
@@ -74,6 +93,26 @@ describe('spans queued as encoded bytes', () => {
       assert.equal(s.exported.spans, 120);
       assert.equal(s.memoryBytes, 0, 'every chunk let go once its spans were exported');
     }
+  });
+
+  test('log records: each request is byte for byte what encodeLogs writes, and every chunk is let go', async () => {
+    const e = exporter();
+    assert.notEqual(e.logEncoder(), undefined);
+    const b = new BatchingManager(e, { maxBatchSize: 40, maxConcurrentExports: 1, maxMemoryBytes: 128 << 10 });
+    const logs = Array.from({ length: 100 }, (_, i) => richLog(i));
+    for (const l of logs) assert.equal(b.addLog(l), true);
+    const queued = b.getStats();
+    const entries = logs.reduce((n, l) => n + 96 + 2 * encodeLogEntry(l, new ProtoWriter(256)).length, 0);
+    assert.ok(queued.memoryBytes > entries && queued.memoryBytes <= entries + 8 * 2048, `${queued.memoryBytes} charged for ${entries} of entries and their 2 KiB chunks`);
+    await b.shutdown();
+    assert.equal(server.requests.length, 3);
+    for (let k = 0; k < 3; k++) {
+      assert.equal(server.requests[k]!.path, '/v1/logs');
+      const expected = encodeLogs(logs.slice(k * 40, k * 40 + 40), e.config.resource);
+      assert.ok(Buffer.from(expected).equals(server.requests[k]!.body), `request ${k} differs from encodeLogs`);
+    }
+    assert.equal(b.getStats().exported.logs, 100);
+    assert.equal(b.getStats().memoryBytes, 0);
   });
 
   test('gzipped and split exports carry the same spans', async () => {
@@ -126,39 +165,66 @@ describe('spans queued as encoded bytes', () => {
     assert.equal(end.dropped.spans.shutdown, 14);
   });
 
-  test('under a small bound, ordinary spans are evicted for error spans, chunks are let go, and every span is accounted for', async () => {
+  test('under a small bound, logs and ordinary spans are evicted for error spans, chunks are let go, and every record is accounted for', async () => {
     server.script.push({ status: 200, delayMs: 1_000 }); // the flood finds the first export under way
     const max = 64 * 1024;
     const b = new BatchingManager(exporter(), { maxBatchSize: 20, maxMemoryBytes: max, maxConcurrentExports: 1 });
     const produced = 600;
+    let logs = 0;
     for (let i = 0; i < produced; i++) {
+      if (i % 3 === 2) {
+        b.addLog(richLog(i * 5 + 2)); // info
+        logs++;
+      }
       const error = i % 4 === 0;
       const s = richSpan(error ? 6 * i : 6 * i + 1); // multiples of 6 end in error
       assert.equal(s.status.code === 'error', error);
       b.addSpan(s);
       const st = b.getStats();
       assert.ok(st.memoryBytes <= max, `${st.memoryBytes} charged under a ${max}-byte bound`);
-      const d = st.dropped.spans;
-      assert.equal(st.produced.spans, st.exported.spans + st.queued.spans + st.inFlightItems.spans + d.overflow + d.tooLarge + d.failed);
+      for (const kind of ['spans', 'logs'] as const) {
+        const d = st.dropped[kind];
+        assert.equal(st.produced[kind], st.exported[kind] + st.queued[kind] + st.inFlightItems[kind] + d.overflow + d.tooLarge + d.failed, kind);
+      }
     }
     assert.ok(b.getStats().dropped.spans.overflow > 0, 'the bound was reached');
     await b.shutdown();
     const end = b.getStats();
-    const e = end.dropped.spans;
-    assert.equal(end.exported.spans + e.overflow, produced, JSON.stringify(end));
+    assert.equal(end.exported.spans + end.dropped.spans.overflow, produced, JSON.stringify(end));
+    assert.equal(end.exported.logs + end.dropped.logs.overflow, logs, JSON.stringify(end));
+    assert.ok(end.dropped.logs.overflow > 0, 'info logs were evicted first');
     assert.equal(end.memoryBytes, 0);
     let delivered = 0;
     let errors = 0;
-    for (let k = 0; k < server.requests.length; k++)
+    for (let k = 0; k < server.requests.length; k++) {
+      if (server.requests[k]!.path !== '/v1/traces') continue;
       for (const rs of server.decoded(k).resourceSpans)
         for (const ss of rs.scopeSpans)
           for (const sp of ss.spans) {
             delivered++;
             if (sp.status?.code === 2) errors++;
           }
+    }
     assert.equal(delivered, end.exported.spans);
     // A quarter of what was produced ended in error; what was kept was mostly those.
     assert.ok(errors / delivered > 0.5, `${errors} of ${delivered} delivered spans ended in error`);
+  });
+
+  test("whenFull 'block' with records queued as bytes: nothing queued is evicted, and room comes back with the export", async () => {
+    server.script.push({ status: 200, delayMs: 150 });
+    const b = new BatchingManager(exporter(), { maxMemoryBytes: 16 * 1024, whenFull: 'block', maxBatchSize: 1000, flushIntervalMs: 60_000 });
+    let taken = 0;
+    while (b.addLog(richLog(taken * 5))) taken++; // trace logs: the least important
+    assert.ok(taken > 5, `${taken} taken`);
+    assert.equal(b.addSpan({ ...richSpan(0), status: { code: 'error', message: 'x' } }), false, 'refused, not making room by evicting');
+    const s = b.getStats();
+    assert.deepEqual([s.queued.logs, s.dropped.logs.overflow, s.dropped.spans.overflow], [taken, 1, 1]);
+    void b.flushAll();
+    assert.equal(await b.whenRoom(4096, 5_000), true, 'room once the export completed');
+    assert.equal(b.addSpan(richSpan(1)), true);
+    await b.shutdown();
+    const end = b.getStats();
+    assert.deepEqual([end.exported.logs, end.exported.spans, end.memoryBytes], [taken, 1, 0]);
   });
 
   test('a span over a quarter of a chunk gets a chunk of its own; one over the whole bound is refused alone', async () => {
@@ -200,9 +266,9 @@ describe('spans queued as encoded bytes', () => {
   });
 
   test('an encoder that throws or returns no bytes loses that span alone, counted as failed with why', async () => {
-    const sent: EncodedSpan[][] = [];
+    const sent: EncodedRecord[][] = [];
     const w = new ProtoWriter(256);
-    const encoder: SpanEncoder = {
+    const encoder: RecordEncoder<SpanRecord> = {
       encode: (s) => {
         if (s.name.includes('bad')) throw new RangeError('no encoding for this one');
         if (s.name.includes('odd')) return 'not bytes' as unknown as Uint8Array;
@@ -255,9 +321,9 @@ describe('spans queued as encoded bytes', () => {
   });
 });
 
-describe('SpanChunks', () => {
+describe('RecordChunks', () => {
   test('spans share a chunk until it is full; a chunk is freed with its last span', () => {
-    const c = new SpanChunks(1024);
+    const c = new RecordChunks(1024);
     const bytes = new Uint8Array(200).fill(7);
     assert.equal(c.costOf(200), 1024, 'the first span makes a chunk');
     const a = c.add(bytes, 's');
@@ -277,7 +343,7 @@ describe('SpanChunks', () => {
   });
 
   test('a span over a quarter chunk gets its own chunk and leaves the current one alone', () => {
-    const c = new SpanChunks(1024);
+    const c = new RecordChunks(1024);
     const small = c.add(new Uint8Array(100), 's');
     assert.equal(c.costOf(300), 0, 'it fits what the current chunk has left');
     assert.equal(c.costOf(950), 950);
