@@ -4,13 +4,16 @@
  *
  * The workload, identical on every side: N spans named `handle request`, each with two attributes
  * (`http.route` = "/orders", `attempt` = i % 7) and one event `loaded` (attribute `items` = i % 10).
- * Every side exports to the same sink: a child process (bench/otlp-sink.ts) listening on 127.0.0.1
- * that reads each request whole, answers it (200, empty response), then in the same callback
- * gunzips it, decodes it with protobufjs and counts its spans (so its decoding is on neither side's
- * critical path, and counts taken after a side's last answer are complete). Both exporters gzip (sandtrace: bodies over 1 KiB, its default; OpenTelemetry:
- * `compression: 'gzip'`), send batches of 512 spans, and keep their connection alive. A round is
- * timed from the first call until the last export has been answered by the sink, so every figure
- * includes the sink having counted every span; after each round the sink's counts are checked and
+ * Every side exports to the same sink: a child process (bench/otlp-sink.ts) listening on 127.0.0.1,
+ * standing for a collector on another machine, that reads each request whole and answers it (200,
+ * empty response) at once; it keeps the bodies and gunzips, decodes (protobufjs) and counts them
+ * when the round's counts are taken, so its decoding competes with neither side for this
+ * machine's two cores (E2E_SINK_DECODE=inline decodes each request right after answering it, as
+ * the bench did until issue 12's last round). Both exporters gzip (sandtrace: bodies over 1 KiB,
+ * its default; OpenTelemetry: `compression: 'gzip'`, the same zlib level), send batches of 512
+ * spans, and keep their connections alive. A round is timed from the first call until the last
+ * export has been answered by the sink: what a user pays, from the guest to bytes on the wire and
+ * the collector's answer. After each round the sink's counts are checked and
  * the bench throws if a side delivered fewer `handle request` spans than it produced, or any of
  * them without both attributes and its event, or if sandtrace's batching dropped any. N: 100,000
  * spans per round for the AssemblyScript pair, 20,000 for the QuickJS ones (E2E_AS_SPANS,
@@ -23,10 +26,11 @@
  *   (precise host clock per record, the default), the worker posts each full buffer to the host
  *   thread; on the host, the execution's receiver decodes and validates every record, the
  *   `PipelineCollector` (events as span events) builds span records, `BatchingManager` (512 per
- *   batch, 2 exports in flight, its defaults, except the memory bound: 1 GiB, so the whole round
+ *   batch, 4 exports in flight, its defaults, except the memory bound: 1 GiB, so the whole round
  *   fits as it does in the OpenTelemetry queue; at the default 16 MiB a 100k-span burst
  *   overflows: `E2E_BURST=1` adds a row for one such burst) queues them, `OtlpHttpExporter`
- *   encodes, gzips and POSTs them. Also the run's own `sandtrace.execution` span (one more span
+ *   encodes each span as it is queued (the queue holds bytes), then builds, gzips and POSTs
+ *   requests. Also the run's own `sandtrace.execution` span (one more span
  *   per round, counted separately), the worker round trip, and `batching.shutdown()` (the last
  *   partial batch, and waiting for answers). Not included: compiling the module, starting the pool.
  * - **sandtrace, QuickJS guest**: the same host path after `runQuickJS` of a source string whose
