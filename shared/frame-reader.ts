@@ -70,6 +70,11 @@ export class RawRecord {
 
 const textDecoder = new TextDecoder('utf-8', { fatal: false });
 
+/** Strings shorter than this (in bytes) go through the short-string cache (see {@link FrameReader}). */
+const SHORT_STRING = 16;
+/** Slots of the short-string cache (a power of two). */
+const STRING_CACHE_SLOTS = 256;
+
 /**
  * Reads the records of one frame.
  *
@@ -91,6 +96,13 @@ export class FrameReader {
   maxStringBytes = 1 << 20;
   /** Values with deeper error chains or nested arrays/maps are rejected. */
   maxDepth = MAX_ERROR_DEPTH;
+  /**
+   * Short ASCII strings decoded before, one per slot chosen by a hash of the bytes. A guest
+   * repeats the same short values (routes, messages, enum-like fields) record after record;
+   * a hit returns the string it made before instead of building an equal one (the bytes are
+   * compared, so a hit is always the right string). Per reader, as msgpackr's key cache.
+   */
+  private readonly strings: string[] = new Array<string>(STRING_CACHE_SLOTS).fill('');
 
   reset(bytes: Uint8Array): void {
     this.bytes = bytes;
@@ -499,13 +511,38 @@ export class FrameReader {
     if (len > this.maxStringBytes) throw this.stringLimit(len);
     const start = this.take(len);
     const bytes = this.bytes;
-    // Short ASCII is faster by hand than through TextDecoder, and one fromCharCode call makes
-    // one string (appending char by char would allocate a string per character).
-    if (len < 16) {
-      const ascii = shortAscii(bytes, start, len);
-      if (ascii !== null) return ascii;
+    if (len < SHORT_STRING) {
+      const s = this.shortString(start, len);
+      if (s !== null) return s;
     }
     return textDecoder.decode(bytes.subarray(start, start + len));
+  }
+
+  /** A short string from the cache, or made and cached; null when a byte is not ASCII. */
+  private shortString(start: number, len: number): string | null {
+    const bytes = this.bytes;
+    const end = start + len;
+    // FNV-1a over the bytes, and their union to tell ASCII.
+    let h = 0x811c9dc5 ^ len;
+    let any = 0;
+    for (let i = start; i < end; i++) {
+      const c = bytes[i]!;
+      any |= c;
+      h = Math.imul(h ^ c, 0x01000193);
+    }
+    if (any & 0x80) return null;
+    const slot = (h ^ (h >>> 16)) & (STRING_CACHE_SLOTS - 1);
+    const cached = this.strings[slot]!;
+    if (cached.length === len) {
+      let i = 0;
+      while (i < len && cached.charCodeAt(i) === bytes[start + i]) i++;
+      if (i === len) return cached;
+    }
+    // Short ASCII is faster by hand than through TextDecoder, and one fromCharCode call makes
+    // one string (appending char by char would allocate a string per character).
+    const made = shortAscii(bytes, start, len)!;
+    this.strings[slot] = made;
+    return made;
   }
 
   /** One field value (see Value in records.ts). */

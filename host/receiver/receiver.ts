@@ -20,6 +20,7 @@ import { describeCause, type TerminationCause } from './termination.js';
 import { parseTraceParent, type TraceParent } from '../traceparent.js';
 import { GUEST_PREFIX, isReservedName, renameReserved, renameReservedValues, renameToFields } from './reserved-names.js';
 import { NewestOutsideMap } from './newest-outside-map.js';
+import { GuestClock } from './guest-clock.js';
 
 export interface ReceiverOptions {
   collector: Collector;
@@ -236,9 +237,7 @@ export class TracingEventReceiver {
   private readonly maxEntered: number;
   private readonly reader = new FrameReader();
   private readonly rec = new RawRecord();
-  private clockOrigin: bigint;
-  /** Latest guest-monotonic ns seen, or -1. */
-  private lastMono = -1;
+  private readonly clock: GuestClock;
   private _state: ReceiverState = 'open';
   readonly stats: ReceiverStats = { applied: 0, rejected: 0, rejectedByCode: {}, truncatedFrames: 0, refusedFrames: 0, refusedBytes: 0, guestDropped: 0, uncommitted: 0, reservedRenamed: 0 };
   /** Guest span ids below this were allocated by earlier executions of the workflow. */
@@ -276,7 +275,7 @@ export class TracingEventReceiver {
     const problems = validatePersisted(options.metadata, carried, { ...this.limits, maxValues: this.maxValues, ...(validateSnapshot && { validateSnapshot }) });
     if (problems.length > 0) throw new ReceiveError('MALFORMED', describeRefusal(problems));
     this.registry = options.registry ?? defaultCallsiteRegistry;
-    this.clockOrigin = options.clockOrigin ?? hostNowNs();
+    this.clock = new GuestClock(options.clockOrigin ?? hostNowNs());
     for (const cs of options.metadata?.callsites ?? []) this.callsites.set(cs.id, this.slotFor(cs));
     this.firstSpanId = this.nextSpanId = firstSpanId(carried);
     for (const p of carried?.spans ?? []) {
@@ -411,7 +410,7 @@ export class TracingEventReceiver {
    */
   persist(): PersistedSpans {
     this.assertOpen();
-    const time = this.lastTime();
+    const time = this.clock.lastTime();
     const stack: number[] = [];
     const entered = new Map<SpanEntry, number>();
     for (const e of this.stack) {
@@ -438,7 +437,7 @@ export class TracingEventReceiver {
    */
   end(): number {
     this.assertOpen();
-    const time = this.lastTime();
+    const time = this.clock.lastTime();
     this.exitAll(time);
     this.commitCarried();
     const forced: ForcedClose = { cause: 'rollback', message: 'execution ended without persist()' };
@@ -586,7 +585,7 @@ export class TracingEventReceiver {
         if (rec.version !== PROTOCOL_VERSION) {
           throw new ReceiveError('UNSUPPORTED_VERSION', `guest speaks protocol version ${rec.version}; this host speaks ${PROTOCOL_VERSION}`);
         }
-        this.clockOrigin = rec.clockOrigin;
+        this.clock.setOrigin(rec.clockOrigin);
         this.guest = { kind: rec.guestKind, sdkVersion: rec.sdkVersion };
         return;
       case Tag.dropped:
@@ -677,10 +676,10 @@ export class TracingEventReceiver {
       if (enabled) reader.readValues(rec);
       else reader.skipRest(rec);
     }
-    this.observe(rec.time);
+    this.clock.observe(rec.time);
     if (!enabled) return;
     const parent = this.resolveParent(rec.parent, parentEntry);
-    const event: EventInfo = { meta, parent, values: pairs(meta, rec), time: this.unixTime(rec.time), executionId: this.executionId };
+    const event: EventInfo = { meta, parent, values: pairs(meta, rec), time: this.clock.unixTime(rec.time), executionId: this.executionId };
     // Under a carried span, an event belongs to the step's commit: a failed step's never shows.
     if (this.carriedHosts.size > 0 && typeof parent === 'number' && this.carriedHosts.has(parent)) {
       if (this.pendingEvents.length >= this.limits.maxPendingEvents) {
@@ -698,20 +697,20 @@ export class TracingEventReceiver {
   private onEnter(rec: RawRecord): void {
     const entry = this.span(rec.id);
     this.checkEnterLimit(rec.id);
-    this.observe(rec.time);
+    this.clock.observe(rec.time);
     const host = this.hostOf(entry);
     entry.entered++;
     this.pushStack(entry);
-    if (host > 0 && this.enterExit) this.collector.enter(host, this.unixTime(rec.time));
+    if (host > 0 && this.enterExit) this.collector.enter(host, this.clock.unixTime(rec.time));
   }
 
   private onExit(rec: RawRecord): void {
     const entry = this.span(rec.id);
     if (entry.entered === 0) throw new ReceiveError('NOT_ENTERED', `span ${rec.id} exited but it is not entered`);
-    this.observe(rec.time);
+    this.clock.observe(rec.time);
     this.popStack(entry);
     if (entry.entered-- <= entry.carried) entry.carried--;
-    else if (entry.host > 0 && this.enterExit) this.collector.exit(entry.host, this.unixTime(rec.time));
+    else if (entry.host > 0 && this.enterExit) this.collector.exit(entry.host, this.clock.unixTime(rec.time));
   }
 
   private onClone(rec: RawRecord): void {
@@ -722,10 +721,10 @@ export class TracingEventReceiver {
 
   private onDrop(rec: RawRecord): void {
     const entry = this.span(rec.id);
-    this.observe(rec.time);
+    this.clock.observe(rec.time);
     if (--entry.refs > 0) return;
     // Last reference: a span dropped while still entered is exited first.
-    const time = this.unixTime(rec.time);
+    const time = this.clock.unixTime(rec.time);
     const host = this.hostOf(entry);
     while (entry.entered > 0) {
       this.popStack(entry);
@@ -939,7 +938,7 @@ export class TracingEventReceiver {
 
   private closeLocal(forced: ForcedClose): number {
     this.assertOpen();
-    const time = this.lastTime();
+    const time = this.clock.lastTime();
     this.exitAll(time);
     const local: SpanEntry[] = [];
     for (const entry of this.spans.values()) if (entry.local) local.push(entry);
@@ -968,30 +967,10 @@ export class TracingEventReceiver {
     this.carriedHosts.clear();
   }
 
-  /** Unix ns for a guest-monotonic time; a record without one takes the last time seen. */
+  /** Unix ns for a guest-monotonic time (noting it); a record without one takes the last time seen. */
   private timeOf(mono: number): bigint {
-    this.observe(mono);
-    return this.unixTime(mono);
-  }
-
-  /** Notes the guest's clock (cheap: a number) so force-closes know the last time seen. */
-  private observe(mono: number): void {
-    if (mono > this.lastMono) this.lastMono = mono;
-  }
-
-  /**
-   * Builds the bigint only when a collector call needs one (it allocates). A record without a
-   * time takes the last guest time seen, or guest time 0 before the guest's first timestamp: a
-   * guest's records stay on the guest's clock, never the host's time of ingestion.
-   */
-  private unixTime(mono: number): bigint {
-    if (mono >= 0) return this.clockOrigin + BigInt(mono);
-    return this.lastMono < 0 ? this.clockOrigin : this.clockOrigin + BigInt(this.lastMono);
-  }
-
-  /** The last time observed from the guest, or the host's clock when the guest sent none. */
-  private lastTime(): bigint {
-    return this.lastMono < 0 ? hostNowNs() : this.clockOrigin + BigInt(this.lastMono);
+    this.clock.observe(mono);
+    return this.clock.unixTime(mono);
   }
 
   private tooManyRecords(): never {
