@@ -74,6 +74,15 @@ const textDecoder = new TextDecoder('utf-8', { fatal: false });
 const SHORT_STRING = 16;
 /** Slots of the short-string cache (a power of two). */
 const STRING_CACHE_SLOTS = 256;
+/**
+ * Short ASCII strings decoded before, one per slot chosen by the length and a few of the bytes.
+ * A guest repeats the same short values (routes, messages, enum-like fields) record after record;
+ * a hit returns the string made before instead of building an equal one (the bytes are compared,
+ * so a hit is always the right string). Shared by every reader of the thread: what it holds is
+ * found by content, so no reader can see another's state in it, a new execution starts with the
+ * strings the last one used, and a live execution costs no table of its own.
+ */
+const shortStrings: string[] = new Array<string>(STRING_CACHE_SLOTS).fill('');
 
 /**
  * Reads the records of one frame.
@@ -96,13 +105,6 @@ export class FrameReader {
   maxStringBytes = 1 << 20;
   /** Values with deeper error chains or nested arrays/maps are rejected. */
   maxDepth = MAX_ERROR_DEPTH;
-  /**
-   * Short ASCII strings decoded before, one per slot chosen by a hash of the bytes. A guest
-   * repeats the same short values (routes, messages, enum-like fields) record after record;
-   * a hit returns the string it made before instead of building an equal one (the bytes are
-   * compared, so a hit is always the right string). Per reader, as msgpackr's key cache.
-   */
-  private readonly strings: string[] = new Array<string>(STRING_CACHE_SLOTS).fill('');
 
   reset(bytes: Uint8Array): void {
     this.bytes = bytes;
@@ -520,19 +522,13 @@ export class FrameReader {
 
   /** A short string from the cache, or made and cached; null when a byte is not ASCII. */
   private shortString(start: number, len: number): string | null {
+    if (len === 0) return '';
     const bytes = this.bytes;
-    const end = start + len;
-    // FNV-1a over the bytes, and their union to tell ASCII.
-    let h = 0x811c9dc5 ^ len;
-    let any = 0;
-    for (let i = start; i < end; i++) {
-      const c = bytes[i]!;
-      any |= c;
-      h = Math.imul(h ^ c, 0x01000193);
-    }
-    if (any & 0x80) return null;
-    const slot = (h ^ (h >>> 16)) & (STRING_CACHE_SLOTS - 1);
-    const cached = this.strings[slot]!;
+    const last = start + len - 1;
+    // The slot from the length and three of the bytes: cheap, and the comparison below makes
+    // any collision harmless (a miss). Cached strings are ASCII, so bytes equal to one are too.
+    const slot = (len * 0x9e5 + bytes[start]! * 0x3b + bytes[last]! * 0x11 + bytes[start + (len >> 1)]!) & (STRING_CACHE_SLOTS - 1);
+    const cached = shortStrings[slot]!;
     if (cached.length === len) {
       let i = 0;
       while (i < len && cached.charCodeAt(i) === bytes[start + i]) i++;
@@ -540,8 +536,8 @@ export class FrameReader {
     }
     // Short ASCII is faster by hand than through TextDecoder, and one fromCharCode call makes
     // one string (appending char by char would allocate a string per character).
-    const made = shortAscii(bytes, start, len)!;
-    this.strings[slot] = made;
+    const made = shortAscii(bytes, start, len);
+    if (made !== null) shortStrings[slot] = made;
     return made;
   }
 
