@@ -69,6 +69,8 @@ export class RawRecord {
 }
 
 const textDecoder = new TextDecoder('utf-8', { fatal: false });
+const NO_BYTES = new Uint8Array(0);
+const NO_VIEW = new DataView(NO_BYTES.buffer);
 
 /** Strings shorter than this (in bytes) go through the short-string cache (see {@link FrameReader}). */
 const SHORT_STRING = 16;
@@ -94,8 +96,8 @@ const shortStrings: string[] = new Array<string>(STRING_CACHE_SLOTS).fill('');
  * while (!r.done) { r.readHead(rec); r.readValues(rec); use(rec); }
  */
 export class FrameReader {
-  private bytes: Uint8Array = new Uint8Array(0);
-  private view: DataView = new DataView(this.bytes.buffer);
+  private bytes: Uint8Array = NO_BYTES;
+  private view: DataView = NO_VIEW;
   pos = 0;
   private end = 0;
   private lastTime = 0;
@@ -112,6 +114,13 @@ export class FrameReader {
     this.pos = 0;
     this.end = bytes.length;
     this.lastTime = 0;
+  }
+
+  /** Lets go of the frame read last (a reader kept between frames holds no bytes). */
+  release(): void {
+    this.bytes = NO_BYTES;
+    this.view = NO_VIEW;
+    this.pos = this.end = 0;
   }
 
   get done(): boolean {

@@ -21,6 +21,7 @@ import { parseTraceParent, type TraceParent } from '../traceparent.js';
 import { GUEST_PREFIX, isReservedName, renameReserved, renameReservedValues, renameToFields } from './reserved-names.js';
 import { NewestOutsideMap } from './newest-outside-map.js';
 import { GuestClock } from './guest-clock.js';
+import { NullCollector } from '../collectors/null-collector.js';
 
 export interface ReceiverOptions {
   collector: Collector;
@@ -196,6 +197,17 @@ class SpanEntry {
 export const KEEP_SPAN_ENTRY_SHAPE = new SpanEntry(0, { kind: 'span', name: '', target: '', level: 'info', fields: [] } as unknown as CallsiteMeta, undefined, true);
 
 /**
+ * The newest receiver's reader, scratch record and clock, for the same reason as
+ * KEEP_SPAN_ENTRY_SHAPE: a runner makes a receiver per execution, and after the execution a full
+ * GC finds no instance of these classes left, drops their hidden classes and deoptimizes the
+ * whole decode path (readHead, readValues, onNewSpan, onNewEvent… measured on runWasm runs with
+ * a GC between them: every run). The newest instances, not ones made here, because some fields
+ * change representation with what a guest sends (a time above 2^31 ns is a double), and only
+ * instances in use have the current class. The reader holds no frame between frames.
+ */
+const KEEP_DECODER_SHAPES: { reader?: FrameReader; rec?: RawRecord; clock?: GuestClock } = {};
+
+/**
  * @example
  * const collector = new CaptureCollector();
  * using receiver = new TracingEventReceiver({ collector });
@@ -276,6 +288,9 @@ export class TracingEventReceiver {
     if (problems.length > 0) throw new ReceiveError('MALFORMED', describeRefusal(problems));
     this.registry = options.registry ?? defaultCallsiteRegistry;
     this.clock = new GuestClock(options.clockOrigin ?? hostNowNs());
+    KEEP_DECODER_SHAPES.reader = this.reader;
+    KEEP_DECODER_SHAPES.rec = this.rec;
+    KEEP_DECODER_SHAPES.clock = this.clock;
     for (const cs of options.metadata?.callsites ?? []) this.callsites.set(cs.id, this.slotFor(cs));
     this.firstSpanId = this.nextSpanId = firstSpanId(carried);
     for (const p of carried?.spans ?? []) {
@@ -375,6 +390,7 @@ export class TracingEventReceiver {
         if (!resynced) break; // not msgpack any more: the rest of the frame cannot be delimited
       }
     }
+    reader.release(); // the receiver may outlive its frames (see KEEP_DECODER_SHAPES)
     this.stats.applied += result.applied;
     return result;
   }
@@ -1077,6 +1093,13 @@ export class TracingEventReceiver {
     }
   }
 }
+
+/**
+ * One receiver that never dies, for its own class (see KEEP_DECODER_SHAPES): the receiver's
+ * methods are most of the decode path. Every receiver assigns its fields in the same order, so
+ * this one has the class the others have.
+ */
+export const KEEP_RECEIVER_SHAPE = new TracingEventReceiver({ collector: new NullCollector() });
 
 /** Removes the link field from the values and parses it; a malformed traceparent is dropped. */
 function takeLink(values: Values, index: number): TraceParent[] | undefined {
