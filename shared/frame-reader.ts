@@ -69,6 +69,22 @@ export class RawRecord {
 }
 
 const textDecoder = new TextDecoder('utf-8', { fatal: false });
+const NO_BYTES = new Uint8Array(0);
+const NO_VIEW = new DataView(NO_BYTES.buffer);
+
+/** Strings shorter than this (in bytes) go through the short-string cache (see {@link FrameReader}). */
+const SHORT_STRING = 16;
+/** Slots of the short-string cache (a power of two). */
+const STRING_CACHE_SLOTS = 256;
+/**
+ * Short ASCII strings decoded before, one per slot chosen by the length and a few of the bytes.
+ * A guest repeats the same short values (routes, messages, enum-like fields) record after record;
+ * a hit returns the string made before instead of building an equal one (the bytes are compared,
+ * so a hit is always the right string). Shared by every reader of the thread: what it holds is
+ * found by content, so no reader can see another's state in it, a new execution starts with the
+ * strings the last one used, and a live execution costs no table of its own.
+ */
+const shortStrings: string[] = new Array<string>(STRING_CACHE_SLOTS).fill('');
 
 /**
  * Reads the records of one frame.
@@ -80,8 +96,8 @@ const textDecoder = new TextDecoder('utf-8', { fatal: false });
  * while (!r.done) { r.readHead(rec); r.readValues(rec); use(rec); }
  */
 export class FrameReader {
-  private bytes: Uint8Array = new Uint8Array(0);
-  private view: DataView = new DataView(this.bytes.buffer);
+  private bytes: Uint8Array = NO_BYTES;
+  private view: DataView = NO_VIEW;
   pos = 0;
   private end = 0;
   private lastTime = 0;
@@ -98,6 +114,13 @@ export class FrameReader {
     this.pos = 0;
     this.end = bytes.length;
     this.lastTime = 0;
+  }
+
+  /** Lets go of the frame read last (a reader kept between frames holds no bytes). */
+  release(): void {
+    this.bytes = NO_BYTES;
+    this.view = NO_VIEW;
+    this.pos = this.end = 0;
   }
 
   get done(): boolean {
@@ -499,13 +522,32 @@ export class FrameReader {
     if (len > this.maxStringBytes) throw this.stringLimit(len);
     const start = this.take(len);
     const bytes = this.bytes;
-    // Short ASCII is faster by hand than through TextDecoder, and one fromCharCode call makes
-    // one string (appending char by char would allocate a string per character).
-    if (len < 16) {
-      const ascii = shortAscii(bytes, start, len);
-      if (ascii !== null) return ascii;
+    if (len < SHORT_STRING) {
+      const s = this.shortString(start, len);
+      if (s !== null) return s;
     }
     return textDecoder.decode(bytes.subarray(start, start + len));
+  }
+
+  /** A short string from the cache, or made and cached; null when a byte is not ASCII. */
+  private shortString(start: number, len: number): string | null {
+    if (len === 0) return '';
+    const bytes = this.bytes;
+    const last = start + len - 1;
+    // The slot from the length and three of the bytes: cheap, and the comparison below makes
+    // any collision harmless (a miss). Cached strings are ASCII, so bytes equal to one are too.
+    const slot = (len * 0x9e5 + bytes[start]! * 0x3b + bytes[last]! * 0x11 + bytes[start + (len >> 1)]!) & (STRING_CACHE_SLOTS - 1);
+    const cached = shortStrings[slot]!;
+    if (cached.length === len) {
+      let i = 0;
+      while (i < len && cached.charCodeAt(i) === bytes[start + i]) i++;
+      if (i === len) return cached;
+    }
+    // Short ASCII is faster by hand than through TextDecoder, and one fromCharCode call makes
+    // one string (appending char by char would allocate a string per character).
+    const made = shortAscii(bytes, start, len);
+    if (made !== null) shortStrings[slot] = made;
+    return made;
   }
 
   /** One field value (see Value in records.ts). */

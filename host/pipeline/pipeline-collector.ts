@@ -75,6 +75,7 @@ interface PipelineSnapshot {
 /** Random bytes fetched at once for ids (one call to the OS generator per 2,700 root spans). */
 const ID_POOL = 64 * 1024;
 const EMPTY_POOL = new Uint8Array(0);
+const EMPTY_WORDS = new Uint32Array(0);
 /**
  * What a new span starts with, shared instead of allocated per span (about 100 bytes of young
  * garbage each): frozen, and replaced, never changed, when the span gets its own (its first
@@ -95,6 +96,17 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * The info of the latest span opened without a parent span in a pipeline collector (a run's
+ * execution span, which the runner makes once per run). newSpan's optimized code, and the
+ * receiver code it is inlined into, depend on the hidden class of that object as they do on the
+ * receiver's own; the runner's object dies right after the call, and a full GC with no object of
+ * that class left drops the class and deoptimizes them (measured on the replay bench: two of
+ * fifteen replays 2-3x slower after the GCs between them). Holding the latest one keeps the
+ * class alive; what it holds (the execution span's few values) is held until the next run's.
+ */
+export const KEEP_ROOT_INFO_SHAPE: { info: NewSpanInfo | undefined } = { info: undefined };
+
 export class PipelineCollector extends LevelFilteredCollector implements Collector {
   /** enter and exit do nothing here: the receiver need not call them (nor make their timestamps). */
   readonly wantsEnterExit = false;
@@ -109,6 +121,8 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
   private nextId = 1;
   /** Filled on the first random id (a collector that only derives ids never holds it). */
   private pool = EMPTY_POOL;
+  /** The pool as 32-bit words (for the all-zero check). */
+  private poolWords = EMPTY_WORDS;
   private poolPos = ID_POOL;
   /** The execution id attribute of the span closed last (see executionAttribute). */
   private executionPair: [string, Value] | undefined = undefined;
@@ -131,6 +145,7 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
 
   newSpan(info: NewSpanInfo): number {
     const parent = typeof info.parent === 'number' ? this.find(info.parent)?.record : undefined;
+    if (parent === undefined) KEEP_ROOT_INFO_SHAPE.info = info;
     const remote = parent === undefined ? info.remoteParent : undefined;
     const traceId = parent?.traceId ?? (remote !== undefined ? hexBytes(remote.traceId) : this.rootTraceId(info.executionId, info.guestSpanId));
     const record: SpanRecord = {
@@ -252,12 +267,13 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
     // An array of exactly its items, counted first (as the event's attributes above).
     const attributes: Values = new Array(kept);
     let k = 0;
-    for (const pair of record.attributes) attributes[k++] = pair;
+    const own = record.attributes;
+    for (let i = 0; i < own.length; i++) attributes[k++] = own[i]!;
     for (let i = 0; i < values.length; i++) {
       const pair = values[i]!;
-      const [key, value] = pair;
+      const value = pair[1];
       if (isEmptyValue(value)) continue;
-      if (key === 'error' && isErrorValue(value)) {
+      if (pair[0] === 'error' && isErrorValue(value)) {
         // Per the semantic conventions: an `exception` span event and the status description, not an attribute.
         record.status = { code: 'error', message: formatError(value.error) };
         const exception = exceptionEvent(value.error, time);
@@ -404,26 +420,42 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
   /**
    * Random non-zero ids, cut from a pool filled by the OS generator (one call per 64 KiB).
    * Web Crypto's global rather than node:crypto, which would cost every host a few milliseconds
-   * at import; the global loads its generator on the first id.
+   * at import; the global loads its generator on the first id. Each id is a fresh array of its
+   * own bytes (a handler may keep it; it never keeps the pool alive, and no later id reuses it).
    */
   private randomId(n: 8 | 16): Uint8Array {
     for (;;) {
       if (this.poolPos + n > ID_POOL) this.refillPool();
-      const pool = this.pool;
       const at = this.poolPos;
       this.poolPos = at + n;
-      // Copied byte by byte into a fresh array: cheaper than a view plus a copy, and the id does
-      // not keep the pool alive.
+      // Ids start at multiples of 8 in the pool: two or four aligned words tell an all-zero id
+      // before anything is allocated.
+      const w = this.poolWords;
+      const q = at >> 2;
+      if ((w[q]! | w[q + 1]! | (n === 16 ? w[q + 2]! | w[q + 3]! : 0)) === 0) continue;
+      // Copied byte by byte, written out, into a fresh array: cheaper than slice() or set() of a
+      // view for 8 bytes.
+      const pool = this.pool;
       const id = new Uint8Array(n);
-      let any = 0;
-      for (let i = 0; i < n; i++) any |= id[i] = pool[at + i]!;
-      if (any !== 0) return id;
+      id[0] = pool[at]!;
+      id[1] = pool[at + 1]!;
+      id[2] = pool[at + 2]!;
+      id[3] = pool[at + 3]!;
+      id[4] = pool[at + 4]!;
+      id[5] = pool[at + 5]!;
+      id[6] = pool[at + 6]!;
+      id[7] = pool[at + 7]!;
+      for (let i = 8; i < n; i++) id[i] = pool[at + i]!;
+      return id;
     }
   }
 
   private refillPool(): void {
     // getRandomValues fills at most 64 KiB per call.
-    if (this.pool.length === 0) this.pool = new Uint8Array(ID_POOL);
+    if (this.pool.length === 0) {
+      this.pool = new Uint8Array(ID_POOL);
+      this.poolWords = new Uint32Array(this.pool.buffer);
+    }
     crypto.getRandomValues(this.pool);
     this.poolPos = 0;
   }

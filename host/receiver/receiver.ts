@@ -20,6 +20,8 @@ import { describeCause, type TerminationCause } from './termination.js';
 import { parseTraceParent, type TraceParent } from '../traceparent.js';
 import { GUEST_PREFIX, isReservedName, renameReserved, renameReservedValues, renameToFields } from './reserved-names.js';
 import { NewestOutsideMap } from './newest-outside-map.js';
+import { GuestClock } from './guest-clock.js';
+import { NullCollector } from '../collectors/null-collector.js';
 
 export interface ReceiverOptions {
   collector: Collector;
@@ -195,6 +197,17 @@ class SpanEntry {
 export const KEEP_SPAN_ENTRY_SHAPE = new SpanEntry(0, { kind: 'span', name: '', target: '', level: 'info', fields: [] } as unknown as CallsiteMeta, undefined, true);
 
 /**
+ * The newest receiver's reader, scratch record and clock, for the same reason as
+ * KEEP_SPAN_ENTRY_SHAPE: a runner makes a receiver per execution, and after the execution a full
+ * GC finds no instance of these classes left, drops their hidden classes and deoptimizes the
+ * whole decode path (readHead, readValues, onNewSpan, onNewEvent… measured on runWasm runs with
+ * a GC between them: every run). The newest instances, not ones made here, because some fields
+ * change representation with what a guest sends (a time above 2^31 ns is a double), and only
+ * instances in use have the current class. The reader holds no frame between frames.
+ */
+const KEEP_DECODER_SHAPES: { reader?: FrameReader; rec?: RawRecord; clock?: GuestClock } = {};
+
+/**
  * @example
  * const collector = new CaptureCollector();
  * using receiver = new TracingEventReceiver({ collector });
@@ -236,9 +249,7 @@ export class TracingEventReceiver {
   private readonly maxEntered: number;
   private readonly reader = new FrameReader();
   private readonly rec = new RawRecord();
-  private clockOrigin: bigint;
-  /** Latest guest-monotonic ns seen, or -1. */
-  private lastMono = -1;
+  private readonly clock: GuestClock;
   private _state: ReceiverState = 'open';
   readonly stats: ReceiverStats = { applied: 0, rejected: 0, rejectedByCode: {}, truncatedFrames: 0, refusedFrames: 0, refusedBytes: 0, guestDropped: 0, uncommitted: 0, reservedRenamed: 0 };
   /** Guest span ids below this were allocated by earlier executions of the workflow. */
@@ -276,7 +287,10 @@ export class TracingEventReceiver {
     const problems = validatePersisted(options.metadata, carried, { ...this.limits, maxValues: this.maxValues, ...(validateSnapshot && { validateSnapshot }) });
     if (problems.length > 0) throw new ReceiveError('MALFORMED', describeRefusal(problems));
     this.registry = options.registry ?? defaultCallsiteRegistry;
-    this.clockOrigin = options.clockOrigin ?? hostNowNs();
+    this.clock = new GuestClock(options.clockOrigin ?? hostNowNs());
+    KEEP_DECODER_SHAPES.reader = this.reader;
+    KEEP_DECODER_SHAPES.rec = this.rec;
+    KEEP_DECODER_SHAPES.clock = this.clock;
     for (const cs of options.metadata?.callsites ?? []) this.callsites.set(cs.id, this.slotFor(cs));
     this.firstSpanId = this.nextSpanId = firstSpanId(carried);
     for (const p of carried?.spans ?? []) {
@@ -376,6 +390,7 @@ export class TracingEventReceiver {
         if (!resynced) break; // not msgpack any more: the rest of the frame cannot be delimited
       }
     }
+    reader.release(); // the receiver may outlive its frames (see KEEP_DECODER_SHAPES)
     this.stats.applied += result.applied;
     return result;
   }
@@ -411,7 +426,7 @@ export class TracingEventReceiver {
    */
   persist(): PersistedSpans {
     this.assertOpen();
-    const time = this.lastTime();
+    const time = this.clock.lastTime();
     const stack: number[] = [];
     const entered = new Map<SpanEntry, number>();
     for (const e of this.stack) {
@@ -438,7 +453,7 @@ export class TracingEventReceiver {
    */
   end(): number {
     this.assertOpen();
-    const time = this.lastTime();
+    const time = this.clock.lastTime();
     this.exitAll(time);
     this.commitCarried();
     const forced: ForcedClose = { cause: 'rollback', message: 'execution ended without persist()' };
@@ -586,7 +601,7 @@ export class TracingEventReceiver {
         if (rec.version !== PROTOCOL_VERSION) {
           throw new ReceiveError('UNSUPPORTED_VERSION', `guest speaks protocol version ${rec.version}; this host speaks ${PROTOCOL_VERSION}`);
         }
-        this.clockOrigin = rec.clockOrigin;
+        this.clock.setOrigin(rec.clockOrigin);
         this.guest = { kind: rec.guestKind, sdkVersion: rec.sdkVersion };
         return;
       case Tag.dropped:
@@ -677,10 +692,10 @@ export class TracingEventReceiver {
       if (enabled) reader.readValues(rec);
       else reader.skipRest(rec);
     }
-    this.observe(rec.time);
+    this.clock.observe(rec.time);
     if (!enabled) return;
     const parent = this.resolveParent(rec.parent, parentEntry);
-    const event: EventInfo = { meta, parent, values: pairs(meta, rec), time: this.unixTime(rec.time), executionId: this.executionId };
+    const event: EventInfo = { meta, parent, values: pairs(meta, rec), time: this.clock.unixTime(rec.time), executionId: this.executionId };
     // Under a carried span, an event belongs to the step's commit: a failed step's never shows.
     if (this.carriedHosts.size > 0 && typeof parent === 'number' && this.carriedHosts.has(parent)) {
       if (this.pendingEvents.length >= this.limits.maxPendingEvents) {
@@ -698,20 +713,20 @@ export class TracingEventReceiver {
   private onEnter(rec: RawRecord): void {
     const entry = this.span(rec.id);
     this.checkEnterLimit(rec.id);
-    this.observe(rec.time);
+    this.clock.observe(rec.time);
     const host = this.hostOf(entry);
     entry.entered++;
     this.pushStack(entry);
-    if (host > 0 && this.enterExit) this.collector.enter(host, this.unixTime(rec.time));
+    if (host > 0 && this.enterExit) this.collector.enter(host, this.clock.unixTime(rec.time));
   }
 
   private onExit(rec: RawRecord): void {
     const entry = this.span(rec.id);
     if (entry.entered === 0) throw new ReceiveError('NOT_ENTERED', `span ${rec.id} exited but it is not entered`);
-    this.observe(rec.time);
+    this.clock.observe(rec.time);
     this.popStack(entry);
     if (entry.entered-- <= entry.carried) entry.carried--;
-    else if (entry.host > 0 && this.enterExit) this.collector.exit(entry.host, this.unixTime(rec.time));
+    else if (entry.host > 0 && this.enterExit) this.collector.exit(entry.host, this.clock.unixTime(rec.time));
   }
 
   private onClone(rec: RawRecord): void {
@@ -722,10 +737,10 @@ export class TracingEventReceiver {
 
   private onDrop(rec: RawRecord): void {
     const entry = this.span(rec.id);
-    this.observe(rec.time);
+    this.clock.observe(rec.time);
     if (--entry.refs > 0) return;
     // Last reference: a span dropped while still entered is exited first.
-    const time = this.unixTime(rec.time);
+    const time = this.clock.unixTime(rec.time);
     const host = this.hostOf(entry);
     while (entry.entered > 0) {
       this.popStack(entry);
@@ -939,7 +954,7 @@ export class TracingEventReceiver {
 
   private closeLocal(forced: ForcedClose): number {
     this.assertOpen();
-    const time = this.lastTime();
+    const time = this.clock.lastTime();
     this.exitAll(time);
     const local: SpanEntry[] = [];
     for (const entry of this.spans.values()) if (entry.local) local.push(entry);
@@ -968,30 +983,10 @@ export class TracingEventReceiver {
     this.carriedHosts.clear();
   }
 
-  /** Unix ns for a guest-monotonic time; a record without one takes the last time seen. */
+  /** Unix ns for a guest-monotonic time (noting it); a record without one takes the last time seen. */
   private timeOf(mono: number): bigint {
-    this.observe(mono);
-    return this.unixTime(mono);
-  }
-
-  /** Notes the guest's clock (cheap: a number) so force-closes know the last time seen. */
-  private observe(mono: number): void {
-    if (mono > this.lastMono) this.lastMono = mono;
-  }
-
-  /**
-   * Builds the bigint only when a collector call needs one (it allocates). A record without a
-   * time takes the last guest time seen, or guest time 0 before the guest's first timestamp: a
-   * guest's records stay on the guest's clock, never the host's time of ingestion.
-   */
-  private unixTime(mono: number): bigint {
-    if (mono >= 0) return this.clockOrigin + BigInt(mono);
-    return this.lastMono < 0 ? this.clockOrigin : this.clockOrigin + BigInt(this.lastMono);
-  }
-
-  /** The last time observed from the guest, or the host's clock when the guest sent none. */
-  private lastTime(): bigint {
-    return this.lastMono < 0 ? hostNowNs() : this.clockOrigin + BigInt(this.lastMono);
+    this.clock.observe(mono);
+    return this.clock.unixTime(mono);
   }
 
   private tooManyRecords(): never {
@@ -1098,6 +1093,13 @@ export class TracingEventReceiver {
     }
   }
 }
+
+/**
+ * One receiver that never dies, for its own class (see KEEP_DECODER_SHAPES): the receiver's
+ * methods are most of the decode path. Every receiver assigns its fields in the same order, so
+ * this one has the class the others have.
+ */
+export const KEEP_RECEIVER_SHAPE = new TracingEventReceiver({ collector: new NullCollector() });
 
 /** Removes the link field from the values and parses it; a malformed traceparent is dropped. */
 function takeLink(values: Values, index: number): TraceParent[] | undefined {
