@@ -57,7 +57,7 @@ export { PipelineCollector, SPAN_STARTED, type TelemetryHandlers, type PipelineO
 export { SEVERITY, type SpanRecord, type LogRecord, type MetricPoint, type SpanEventRecord, type SpanLink } from './pipeline/telemetry-records.js';
 export { BatchingManager, type BatchingConfig, type BatchingStats, type FlushEvent, type RecordKind, type DropReason, type ExportFailure } from './batching/batching-manager.js';
 export { OtlpHttpExporter, ExportError, type ExporterStats } from './export/otlp-http-exporter.js';
-export type { Exporter, ExportResult, ExportFailureReason } from './export/exporter.js';
+export type { Exporter, ExportResult, ExportFailureReason, RecordEncoder, EncodedRecord } from './export/exporter.js';
 export { FileExporter } from './export/otlp-json.js';
 export { startViewer, type Viewer } from './viewer/view-server.js';
 export { resolveConfig, InvalidEndpointError, ConfigError, type ExporterOptions, type Signal } from './export/exporter-config.js';
