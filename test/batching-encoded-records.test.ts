@@ -265,6 +265,30 @@ describe('records queued as encoded bytes', () => {
     assert.equal(b.getStats().exported.spans, taken);
   });
 
+  test('evicting the last spans of the chunk a new span was to join charges the chunk it gets instead: the bound holds and memory returns to 0', async () => {
+    // Chunks of 256 B. Ordinary spans fill the bound; an error span that fits what the current
+    // chunk has left evicts them newest first. Across these bounds, the last ordinary span taken
+    // is sometimes alone in its chunk: evicting it frees that chunk, and the error span gets a
+    // new one, which must be charged.
+    const small = (error: boolean): SpanRecord => ({ ...richSpan(1), name: 'n', parentSpanId: undefined, attributes: [], events: [], links: [], status: error ? { code: 'error', message: '' } : { code: 'unset' } });
+    for (let max = 2000; max <= 3200; max += 20) {
+      assert.equal(chunkBytesFor(max), 256);
+      const b = new BatchingManager(exporter(), { maxBatchSize: 1000, maxMemoryBytes: max, flushIntervalMs: 60_000 });
+      while (b.addSpan(small(false)));
+      let errors = 0;
+      for (let i = 0; i < 30; i++) {
+        if (b.addSpan(small(true))) errors++;
+        const s = b.getStats();
+        assert.ok(s.memoryBytes >= 0 && s.memoryBytes <= max, `${s.memoryBytes} charged under a ${max}-byte bound after error span ${i}`);
+      }
+      assert.ok(errors >= 5 && b.getStats().queued.spans === errors, `bound ${max}: ${errors} error spans taken, every ordinary one evicted`);
+      await b.shutdown();
+      const end = b.getStats();
+      assert.equal(end.exported.spans, errors);
+      assert.equal(end.memoryBytes, 0, `bound ${max}: every chunk charged once and let go once`);
+    }
+  });
+
   test('an encoder that throws or returns no bytes loses that span alone, counted as failed with why', async () => {
     const sent: EncodedRecord[][] = [];
     const w = new ProtoWriter(256);

@@ -363,6 +363,30 @@ describe('the host thread while guests spin', () => {
     assert.ok(largest <= 300, `largest gap ${largest.toFixed(1)} ms while ${ms(took)} of frames were applied`);
   });
 
+  // The guest returns well within its deadline, but the host takes seconds to apply its frames:
+  // the deadline and the stop grace pass while the guest's `done` waits in the inbox behind them.
+  test('a guest that returned in time is not terminated while the host is still applying its frames', async (t) => {
+    class SlowCollector extends NullCollector {
+      spans = 0;
+      override newSpan(): number {
+        const until = performance.now() + 0.1; // 0.1 ms of host work per span: 4 s for the run, in some 40 frames
+        while (performance.now() < until);
+        this.spans++;
+        return super.newSpan();
+      }
+    }
+    await using own = new SandboxPool({ size: 1 });
+    const collector = new SlowCollector();
+    const deadlineMs = 1_500;
+    const result = await runQuickJS(`const t = Date.now(); for (let i = 0; i < 40000; i++) tracing.span('s', { i }).close(); Date.now() - t`, { pool: own, collector, deadlineMs });
+    t.diagnostic(`the guest took ${String(result.value)} ms`);
+    assert.equal(result.ok, true, JSON.stringify(result.summary.termination));
+    assert.ok(Number(result.value) < deadlineMs, 'the guest returned within its deadline');
+    assert.equal(collector.spans, 40001);
+    const stats = own.stats;
+    assert.deepEqual([stats.terminated, stats.workers], [0, 1], 'its worker was kept');
+  });
+
   test('an HTTP server on 127.0.0.1 answers while a guest spins', async (t) => {
     const server = http.createServer((_req, res) => res.end('pong'));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

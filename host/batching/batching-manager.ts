@@ -462,8 +462,15 @@ export class BatchingManager {
     if (!(bytes instanceof Uint8Array)) return this.encodeFailed(kind, `the encoder returned ${typeof bytes}, not bytes`);
     const chunks = this.chunks[kind];
     const charge = encodedCharge(bytes.length);
-    const chunk = chunks.costOf(bytes.length);
+    let chunk = chunks.costOf(bytes.length);
     if (!this.admit(kind, charge + chunk, p)) return false;
+    // Making room may have evicted the last records of the chunk this one was to join, letting
+    // that chunk go: the record then needs a new chunk, charged like any other.
+    const after = chunks.costOf(bytes.length);
+    if (after !== chunk) {
+      if (!this.admit(kind, charge + after, p)) return false;
+      chunk = after;
+    }
     ring.push(chunks.add(bytes, scope), charge, this.seq++);
     this.memory += charge + chunk;
     return true;

@@ -96,16 +96,6 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-/**
- * The info of the latest span opened without a parent span in a pipeline collector (a run's
- * execution span, which the runner makes once per run). newSpan's optimized code, and the
- * receiver code it is inlined into, depend on the hidden class of that object as they do on the
- * receiver's own; the runner's object dies right after the call, and a full GC with no object of
- * that class left drops the class and deoptimizes them (measured on the replay bench: two of
- * fifteen replays 2-3x slower after the GCs between them). Holding the latest one keeps the
- * class alive; what it holds (the execution span's few values) is held until the next run's.
- */
-export const KEEP_ROOT_INFO_SHAPE: { info: NewSpanInfo | undefined } = { info: undefined };
 
 export class PipelineCollector extends LevelFilteredCollector implements Collector {
   /** enter and exit do nothing here: the receiver need not call them (nor make their timestamps). */
@@ -145,7 +135,6 @@ export class PipelineCollector extends LevelFilteredCollector implements Collect
 
   newSpan(info: NewSpanInfo): number {
     const parent = typeof info.parent === 'number' ? this.find(info.parent)?.record : undefined;
-    if (parent === undefined) KEEP_ROOT_INFO_SHAPE.info = info;
     const remote = parent === undefined ? info.remoteParent : undefined;
     const traceId = parent?.traceId ?? (remote !== undefined ? hexBytes(remote.traceId) : this.rootTraceId(info.executionId, info.guestSpanId));
     const record: SpanRecord = {

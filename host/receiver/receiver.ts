@@ -436,6 +436,7 @@ export class TracingEventReceiver {
     }
     // Committed from here on, whatever a collector throws below: a rollback must not take back what was handed on.
     this._state = 'persisted';
+    this.letGoOfGuestData();
     this.exitAll(time);
     this.commitCarried();
     const spans: PersistedSpan[] = [];
@@ -471,6 +472,7 @@ export class TracingEventReceiver {
     this.lastSpan = undefined;
     this.carriedHosts.clear();
     this._state = 'ended';
+    this.letGoOfGuestData();
     return closed;
   }
 
@@ -522,6 +524,7 @@ export class TracingEventReceiver {
     if (this._state !== 'open') return 0;
     const n = this.closeLocal({ cause: 'rollback', message: 'execution ended without persist()' });
     this._state = 'rolledBack';
+    this.letGoOfGuestData();
     return n;
   }
 
@@ -535,6 +538,7 @@ export class TracingEventReceiver {
     if (this._state !== 'open') return 0;
     const n = this.closeLocal({ cause: cause.kind, message: describeCause(cause) });
     this._state = 'terminated';
+    this.letGoOfGuestData();
     return n;
   }
 
@@ -569,6 +573,22 @@ export class TracingEventReceiver {
 
   [Symbol.dispose](): void {
     this.rollback();
+  }
+
+  /**
+   * Lets go of what the guest sent last, once nothing more is received: the scratch record's
+   * values and the reader's frame. The newest receiver's record and reader outlive it
+   * (KEEP_DECODER_SHAPES): without this they would hold a finished run's last values (up to
+   * maxValues × maxStringBytes of them) until another receiver is made.
+   */
+  private letGoOfGuestData(): void {
+    this.reader.release();
+    const rec = this.rec;
+    rec.values.length = 0; // never handed on (collectors get copies), so emptied in place: same elements kind
+    rec.indices.length = 0;
+    rec.count = 0;
+    rec.attributes = undefined;
+    rec.fields = []; // handed on to callsites: replaced, not emptied
   }
 
   // ---- applying records --------------------------------------------------------------------

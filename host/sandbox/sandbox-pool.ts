@@ -314,7 +314,8 @@ export class SandboxPool {
    * The grace counts from the stop request or from the guest's start, whichever is later: a
    * worker still starting sees the stop as its guest begins, and must get the whole grace then.
    * A guest that has returned is not killed while its worker drains and reports (a loaded machine
-   * can make that slow), up to RETURNED_GRACE_MS more: killing it would lose what it buffered.
+   * can make that slow), up to RETURNED_GRACE_MS more: killing it would lose what it buffered;
+   * nor while the host has not yet applied what its worker posted (the inbox is not empty).
    */
   private armGrace(slot: Slot, active: ActiveJob, delayMs = this.graceMs, extendedMs = 0): void {
     active.graceTimer = setTimeout(() => {
@@ -323,7 +324,11 @@ export class SandboxPool {
       const sinceStart = monotonicMs() - started;
       if (started === 0) this.armGrace(slot, active);
       else if (sinceStart < this.graceMs) this.armGrace(slot, active, this.graceMs - sinceStart, extendedMs);
-      else if (Atomics.load(slot.control, Control.RETURNED) === 1 && extendedMs < RETURNED_GRACE_MS) this.armGrace(slot, active, this.graceMs, extendedMs + this.graceMs);
+      else if (Atomics.load(slot.control, Control.RETURNED) === 1 && (extendedMs < RETURNED_GRACE_MS || slot.inbox.length > 0)) {
+        // While what it posted still waits in the inbox, the delay is the host's, not the guest's:
+        // killing the worker would only apply that backlog at once and cost a new worker.
+        this.armGrace(slot, active, this.graceMs, extendedMs + this.graceMs);
+      }
       else void this.kill(slot);
     }, delayMs);
   }
