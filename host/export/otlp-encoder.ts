@@ -273,8 +273,13 @@ function span(w: ProtoWriter, s: SpanRecord): void {
  * valid until `w` writes again. `encodeEncodedTraces` puts such entries into a request.
  */
 export function encodeSpanEntry(s: SpanRecord, w: ProtoWriter): Uint8Array {
+  return entry(w, span, s);
+}
+
+/** What `write` writes for one record, from the start of `w`, as a view into it. */
+function entry<R>(w: ProtoWriter, write: (w: ProtoWriter, record: R) => void, record: R): Uint8Array {
   w.pos = 0;
-  span(w, s);
+  write(w, record);
   const n = w.pos;
   w.pos = 0;
   return w.buf.subarray(0, n);
@@ -290,11 +295,7 @@ export function encodeEncodedTraces(spans: readonly EncodedRecord[], res: Resour
 
 /** One log record as the entry of a ScopeLogs: a view into `w`, valid until `w` writes again. */
 export function encodeLogEntry(l: LogRecord, w: ProtoWriter): Uint8Array {
-  w.pos = 0;
-  logRecord(w, l);
-  const n = w.pos;
-  w.pos = 0;
-  return w.buf.subarray(0, n);
+  return entry(w, logRecord, l);
 }
 
 /** ExportLogsServiceRequest from log records that `encodeLogEntry` encoded: byte for byte what `encodeLogs` writes. */
