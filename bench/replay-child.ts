@@ -17,11 +17,15 @@ import { PipelineCollector } from '../host/pipeline/pipeline-collector.js';
 import { CallsiteRegistry } from '../host/receiver/callsite-registry.js';
 import { TracingEventReceiver } from '../host/receiver/receiver.js';
 import { hostNowNs } from '../host/clock.js';
+import type { Values } from '../shared/records.js';
 
 export interface ReplayResult {
   ns: number[];
   records: number;
 }
+
+/** The newest execution span info, kept alive between replays as the runner keeps its own. */
+const kept: { info?: unknown } = {};
 
 export function replay(frames: Uint8Array[], runs: number, registry = new CallsiteRegistry()): ReplayResult {
   const noop = () => {};
@@ -34,7 +38,9 @@ export function replay(frames: Uint8Array[], runs: number, registry = new Callsi
     const executionId = `replay-${r}`;
     // What the runner does before the guest starts: its execution span, parent of the guest's root spans.
     const meta = registry.intern({ kind: 'span', name: 'sandtrace.execution', target: 'sandtrace', level: 'info', fields: ['execution.id', 'guest.kind', 'guest.source'] });
-    const root = collector.newSpan({ meta, parent: undefined, values: [['execution.id', executionId], ['guest.kind', 'wasm'], ['guest.source', 'replay']], time: hostNowNs(), executionId, guestSpanId: undefined });
+    const info = { meta, parent: undefined, values: [['execution.id', executionId], ['guest.kind', 'wasm'], ['guest.source', 'replay']] as Values, time: hostNowNs(), executionId, guestSpanId: undefined };
+    kept.info = info; // as the runner keeps its execution span's info between runs (KEEP_EXECUTION_INFO in execution.ts)
+    const root = collector.newSpan(info);
     const receiver = new TracingEventReceiver({ collector, registry, executionId, rootParent: root });
     const t = process.hrtime.bigint();
     for (const f of frames) receiver.receiveBatch(f);
