@@ -96,7 +96,6 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-
 export class PipelineCollector extends LevelFilteredCollector implements Collector {
   /** enter and exit do nothing here: the receiver need not call them (nor make their timestamps). */
   readonly wantsEnterExit = false;
