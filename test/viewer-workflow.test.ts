@@ -252,7 +252,7 @@ describe('sandtrace view: durable workflows', () => {
       await page.waitForSelector('.trace');
       assert.equal(await page.locator('.trace').count(), 3);
       assert.equal(await page.locator('.trace', { hasText: 'in progress' }).count(), 2);
-      assert.match(await page.locator('.trace', { hasText: 'billing' }).innerText(), /1 duplicate/);
+      assert.match(await textMatching(page.locator('.trace', { hasText: 'billing' }), /1 duplicate/), /1 duplicate/);
       await page.selectOption('#filter-status', 'running');
       assert.equal(await page.locator('.trace').count(), 2);
 
@@ -266,7 +266,7 @@ describe('sandtrace view: durable workflows', () => {
       // `ship` is drawn under the workflow root, indented one level.
       assert.equal(await ship.locator('.name').evaluate((el) => (el as HTMLElement).style.paddingLeft), '16px');
       await ship.click();
-      const details = await page.locator('#details').innerText();
+      const details = await textMatching(page.locator('#details'), /running: started, not ended/);
       assert.match(details, /running: started, not ended/);
       assert.match(details, /carrier = "ups"/);
 
