@@ -10,12 +10,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { chromium, type Locator } from 'playwright-core';
+import { chromium } from 'playwright-core';
 import type { Values } from '../shared/records.js';
 import { FileExporter } from '../host/export/otlp-json.js';
 import { SEVERITY, type LogRecord, type SpanRecord } from '../host/pipeline/telemetry-records.js';
 import { loadStore, summarize, type TraceSummary, type ViewLog, type ViewSpan } from '../host/viewer/trace-store.js';
 import { startViewer, type Viewer } from '../host/viewer/view-server.js';
+import { textMatching } from './helpers/page-text.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const bytes = (hex: string) => Uint8Array.from(Buffer.from(hex, 'hex'));
@@ -107,20 +108,6 @@ async function finishA(folder: string): Promise<void> {
 }
 
 const byName = (spans: ViewSpan[], name: string) => spans.find((s) => s.name === name)!;
-
-/**
- * The text of `locator` once it matches `re`, else its last text after 10 s. The page draws the
- * open trace again when the store changes and, while the store is first indexed, every second; a
- * row read in the middle of that can come back empty (seen once in CI).
- */
-async function textMatching(locator: Locator, re: RegExp): Promise<string> {
-  const until = Date.now() + 10_000;
-  for (;;) {
-    const text = await locator.innerText();
-    if (re.test(text) || Date.now() > until) return text;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 const trace = (traces: TraceSummary[], id: string) => traces.find((t) => t.traceId === id)!;
 
 let folder = '';

@@ -12,6 +12,7 @@ import { PipelineCollector } from '../host/pipeline/pipeline-collector.js';
 import { runQuickJS } from '../host/sandbox/quickjs-runner.js';
 import { startViewer, type Viewer } from '../host/viewer/view-server.js';
 import type { TraceSummary } from '../host/viewer/trace-store.js';
+import { textMatching } from './helpers/page-text.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 let folder = '';
@@ -64,16 +65,16 @@ describe('sandtrace view', () => {
       await page.locator('.trace', { hasText: 'deadline' }).click();
       const crashed = page.locator('.row', { hasText: 'resize images' });
       await crashed.waitFor();
-      assert.match(await crashed.innerText(), /✖ deadline/);
+      assert.match(await textMatching(crashed, /✖ deadline/), /✖ deadline/);
       await crashed.click();
-      assert.match(await page.locator('#details').innerText(), /deadline exceeded/);
+      assert.match(await textMatching(page.locator('#details'), /deadline exceeded/), /deadline exceeded/);
 
       await page.fill('#filter-execution', 'view-ok');
       assert.equal(await page.locator('.trace').count(), 1);
       await page.fill('#filter-execution', '');
       await page.selectOption('#filter-status', 'forced');
       assert.equal(await page.locator('.trace').count(), 1);
-      assert.match(await page.locator('.trace').innerText(), /deadline/);
+      assert.match(await textMatching(page.locator('.trace'), /deadline/), /deadline/);
 
       await page.selectOption('#filter-status', 'all');
       await page.locator('.trace', { hasText: 'deadline' }).click();
