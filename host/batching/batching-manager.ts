@@ -457,7 +457,9 @@ export class BatchingManager {
       bytes = encoder.encode(record);
     } catch (e) {
       // An exporter that cannot encode a record (a bug in it, or a value it refuses) loses that record alone.
-      return this.encodeFailed(kind, e instanceof Error ? e.message : String(e));
+      // Whatever was thrown is counted; its text is taken only from an Error (String() of a
+      // thrown object can itself throw).
+      return this.encodeFailed(kind, e instanceof Error ? e.message : `a thrown ${typeof e}`);
     }
     if (!(bytes instanceof Uint8Array)) return this.encodeFailed(kind, `the encoder returned ${typeof bytes}, not bytes`);
     const chunks = this.chunks[kind];

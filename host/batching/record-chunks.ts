@@ -26,11 +26,14 @@ export class RecordChunk {
 export class QueuedRecord implements EncodedRecord {
   constructor(
     readonly chunk: RecordChunk,
-    readonly buf: Uint8Array,
     readonly start: number,
     readonly end: number,
     readonly scope: string,
   ) {}
+
+  get buf(): Uint8Array {
+    return this.chunk.buf;
+  }
 }
 
 /**
@@ -72,7 +75,7 @@ export class RecordChunks {
     c.buf.set(bytes, start);
     c.pos = start + len;
     c.live++;
-    return new QueuedRecord(c, c.buf, start, c.pos, scope);
+    return new QueuedRecord(c, start, c.pos, scope);
   }
 
   /**

@@ -270,7 +270,7 @@ function span(w: ProtoWriter, s: SpanRecord): void {
 
 /**
  * One span as the entry of a ScopeSpans (its tag, length and Span message): a view into `w`,
- * valid until `w` writes again. `encodeEncodedTraces` puts such entries into a request.
+ * valid until `w` writes again. `encodeEncodedRequest` puts such entries into a request.
  */
 export function encodeSpanEntry(s: SpanRecord, w: ProtoWriter): Uint8Array {
   return entry(w, span, s);
@@ -285,26 +285,17 @@ function entry<R>(w: ProtoWriter, write: (w: ProtoWriter, record: R) => void, re
   return w.buf.subarray(0, n);
 }
 
-/**
- * ExportTraceServiceRequest from spans that `encodeSpanEntry` encoded: byte for byte what
- * `encodeTraces` writes for the same spans in the same order.
- */
-export function encodeEncodedTraces(spans: readonly EncodedRecord[], res: ResourceAttributes, w = new ProtoWriter()): Uint8Array {
-  return encodedRequest(spans, res, w);
-}
-
 /** One log record as the entry of a ScopeLogs: a view into `w`, valid until `w` writes again. */
 export function encodeLogEntry(l: LogRecord, w: ProtoWriter): Uint8Array {
   return entry(w, logRecord, l);
 }
 
-/** ExportLogsServiceRequest from log records that `encodeLogEntry` encoded: byte for byte what `encodeLogs` writes. */
-export function encodeEncodedLogs(logs: readonly EncodedRecord[], res: ResourceAttributes, w = new ProtoWriter()): Uint8Array {
-  return encodedRequest(logs, res, w);
-}
-
-/** A request of one Resource{Spans,Logs} (field 1) of Scope{Spans,Logs} (field 2) of encoded entries. */
-function encodedRequest(records: readonly EncodedRecord[], res: ResourceAttributes, w: ProtoWriter): Uint8Array {
+/**
+ * An Export{Trace,Logs}ServiceRequest from entries that `encodeSpanEntry` or `encodeLogEntry`
+ * encoded (both requests nest the same way: Resource{Spans,Logs} field 1, Scope{Spans,Logs}
+ * field 2): byte for byte what `encodeTraces` or `encodeLogs` writes for the same records.
+ */
+export function encodeEncodedRequest(records: readonly EncodedRecord[], res: ResourceAttributes, w: ProtoWriter): Uint8Array {
   const rs = w.begin(1);
   resource(w, res);
   if (sameScope(records)) scopeOfEncoded(w, records[0]!.scope, records);

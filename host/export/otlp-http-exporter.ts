@@ -10,10 +10,10 @@
 import type { Agent, ClientRequest, IncomingHttpHeaders } from 'node:http';
 import type { LogRecord, SpanRecord } from '../pipeline/telemetry-records.js';
 import { parseEndpoints, resolveConfig, sdkVersion, type ExporterOptions, type ResolvedConfig, type Signal } from './exporter-config.js';
-import type { EncodedRecord, ExportFailureReason, ExportResult, Exporter, RecordEncoder } from './exporter.js';
+import type { ExportFailureReason, ExportResult, Exporter, RecordEncoder } from './exporter.js';
 import type { MetricSeries } from './metric-aggregation.js';
 
-import { encodeEncodedLogs, encodeEncodedTraces, encodeLogEntry, encodeLogs, encodeMetrics, encodeSpanEntry, encodeTraces, ProtoWriter, type ResourceAttributes } from './otlp-encoder.js';
+import { encodeEncodedRequest, encodeLogEntry, encodeLogs, encodeMetrics, encodeSpanEntry, encodeTraces, ProtoWriter, type ResourceAttributes } from './otlp-encoder.js';
 import { logsJson, metricsJson, tracesJson } from './otlp-json.js';
 
 const utf8 = new TextEncoder();
@@ -142,22 +142,22 @@ export class OtlpHttpExporter implements Exporter {
    * with a writer of their own, so an export encoding meanwhile never shares it.
    */
   spanEncoder(): RecordEncoder<SpanRecord> | undefined {
-    return this.json('traces') ? undefined : this.encoder('traces', encodeSpanEntry, encodeEncodedTraces);
+    return this.json('traces') ? undefined : this.encoder('traces', encodeSpanEntry);
   }
 
   /** As `spanEncoder`, for log records. */
   logEncoder(): RecordEncoder<LogRecord> | undefined {
-    return this.json('logs') ? undefined : this.encoder('logs', encodeLogEntry, encodeEncodedLogs);
+    return this.json('logs') ? undefined : this.encoder('logs', encodeLogEntry);
   }
 
-  private encoder<R>(signal: Signal, entry: (r: R, w: ProtoWriter) => Uint8Array, request: (records: readonly EncodedRecord[], res: ResourceAttributes, w: ProtoWriter) => Uint8Array): RecordEncoder<R> {
+  private encoder<R>(signal: Signal, entry: (r: R, w: ProtoWriter) => Uint8Array): RecordEncoder<R> {
     let w = new ProtoWriter(4096);
     return {
       encode: (record) => {
         if (w.buf.length > KEPT_WRITER_BYTES) w = new ProtoWriter(4096); // one huge record does not pin its buffer
         return entry(record, w);
       },
-      exportEncoded: (records) => this.track(signal, records, (r) => this.proto(request, r)),
+      exportEncoded: (records) => this.track(signal, records, (r) => this.proto(encodeEncodedRequest, r)),
     };
   }
 
